@@ -1,0 +1,52 @@
+use std::path::PathBuf;
+
+use runtrust_attestation::DenialCode;
+
+/// Why a TPM operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TpmError {
+    #[error("cannot reach the TPM at {tcti:?}: {source}\n  hint: {hint}")]
+    Unreachable {
+        tcti: String,
+        hint: String,
+        source: tss_esapi::Error,
+    },
+    #[error("invalid TCTI {tcti:?}: {reason} (examples: device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321)")]
+    BadTcti { tcti: String, reason: String },
+    #[error("TPM command {command} failed: {source}")]
+    Command {
+        command: &'static str,
+        source: tss_esapi::Error,
+    },
+    #[error("the TPM returned a structure runtrust cannot use ({what}): {detail}")]
+    Unexpected { what: &'static str, detail: String },
+    #[error("PCR bank {bank} is not active on this TPM (active banks: {active})")]
+    BankNotActive { bank: HashAlg, active: String },
+    #[error("the PCRs kept changing while quoting ({attempts} attempts); try again when the system is idle")]
+    PcrsUnstable { attempts: u32 },
+    #[error("nonce is {len} bytes; a TPM2B_DATA qualifying nonce holds 1 to 64")]
+    BadNonce { len: usize },
+    #[error("the AK in {dir} belongs to a different TPM (its EK Name differs); use another --state-dir or remove {dir}/ak-*")]
+    ForeignAk { dir: PathBuf },
+    #[error("state directory {path}: {source}")]
+    State { path: PathBuf, source: std::io::Error },
+    #[error("AK blob {path} is corrupt: {detail}")]
+    CorruptAk { path: PathBuf, detail: String },
+}
+
+use runtrust_attestation::HashAlg;
+
+impl TpmError {
+    /// A TPM that cannot be reached is "unavailable" (exit code 4); everything else is an error.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, TpmError::Unreachable { .. })
+    }
+
+    pub fn code(&self) -> DenialCode {
+        if self.is_unavailable() {
+            DenialCode::VerifierUnavailable
+        } else {
+            DenialCode::InternalError
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Host-side TPM access: the attester's half of DESIGN §4–§5.
+//!
+//! Everything goes through the [`Tpm`] trait so that callers can be tested with a mock; [`TssTpm`] is the
+//! real implementation on tss-esapi (any TCTI: `/dev/tpmrm0`, swtpm, mssim, tabrmd).
+
+mod error;
+mod state;
+mod tcti;
+mod tss;
+
+use runtrust_attestation::{HashAlg, PcrSelection, PcrValues, Public};
+
+pub use error::TpmError;
+pub use state::{default_state_dir, AkBlobs};
+pub use tcti::{resolve_tcti, DEFAULT_TCTI};
+pub use tss::{TpmOptions, TssTpm};
+
+/// Key algorithm for the EK and the AK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlg {
+    /// RSA-2048 (EK: TCG template L-1; AK: RSASSA-SHA256).
+    #[default]
+    Rsa,
+    /// ECC NIST P-256 (EK: TCG template L-2; AK: ECDSA-SHA256).
+    Ecc,
+    /// ECC NIST P-384 (EK: TCG template H-4, the ECC EK swtpm certifies; AK: ECDSA-SHA384).
+    Ecc384,
+}
+
+impl KeyAlg {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlg::Rsa => "rsa",
+            KeyAlg::Ecc => "ecc",
+            KeyAlg::Ecc384 => "ecc384",
+        }
+    }
+}
+
+/// A quote exactly as the TPM produced it, with the PCR values that match its pcrDigest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quote {
+    /// TPMS_ATTEST bytes.
+    pub attest: Vec<u8>,
+    /// TPMT_SIGNATURE bytes.
+    pub signature: Vec<u8>,
+    /// Values of the quoted PCRs, read after the quote and checked against its pcrDigest.
+    pub pcrs: PcrValues,
+}
+
+/// What `runtrust tpm info` reports.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TpmInfo {
+    pub tcti: String,
+    pub manufacturer: String,
+    pub vendor: String,
+    pub firmware_version: String,
+    pub spec_revision: String,
+    /// Banks with at least one PCR allocated.
+    pub pcr_banks: Vec<HashAlg>,
+    pub ek_algorithm: KeyAlg,
+    /// Whether the EK certificate NV index for `ek_algorithm` holds a certificate.
+    pub ek_certificate_present: bool,
+    /// Hex of the AK's Name, when an AK exists in the state directory.
+    pub ak_name: Option<String>,
+}
+
+/// The TPM operations runtrust needs on a host.
+#[cfg_attr(test, mockall::automock)]
+pub trait Tpm {
+    /// Manufacturer, firmware, banks and key status.
+    fn info(&mut self) -> Result<TpmInfo, TpmError>;
+    /// Reads the selected PCRs.
+    fn pcr_read(&mut self, selection: &PcrSelection) -> Result<PcrValues, TpmError>;
+    /// Extends `index` in `bank` with `digest` (TPM2_PCR_Extend, Part 3 §22.2).
+    fn pcr_extend(&mut self, bank: HashAlg, index: u8, digest: &[u8]) -> Result<(), TpmError>;
+    /// The EK public area (TPMT_PUBLIC), created from the TCG default template.
+    fn ek_public(&mut self) -> Result<Public, TpmError>;
+    /// The EK certificate (DER, NV padding removed), if the TPM's NV holds one.
+    fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TpmError>;
+    /// The AK public area; the AK is created under the EK on first use and reloaded afterwards.
+    fn ak_public(&mut self) -> Result<Public, TpmError>;
+    /// Quotes `selection` under `nonce` with the AK and reads the matching PCR values.
+    fn quote(&mut self, nonce: &[u8], selection: &PcrSelection) -> Result<Quote, TpmError>;
+}

@@ -1,0 +1,501 @@
+//! [`Tpm`] on tss-esapi. Every transient object and session this type creates is flushed: sessions right
+//! after each command, the EK and AK when the `TssTpm` is dropped — so it runs without a resource manager.
+
+use std::convert::TryFrom;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use runtrust_attestation::ak::check_ak;
+use runtrust_attestation::{Attest, HashAlg, PcrSelection, PcrValues, Public, Signature};
+use tss_esapi::abstraction::{ak, ek, AsymmetricAlgorithmSelection, DefaultKey};
+use tss_esapi::constants::{CapabilityType, PropertyTag};
+use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle};
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, SignatureSchemeAlgorithm};
+use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
+use tss_esapi::structures::{
+    CapabilityData, Data, Digest, DigestValues, PcrSelectionListBuilder, PcrSlot, Private, SignatureScheme,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::Context;
+
+use super::state::AkBlobs;
+use super::{KeyAlg, Quote, Tpm, TpmError, TpmInfo};
+
+/// EK certificate NV indices (TCG EK Credential Profile §2.2.1.5.2).
+const EK_CERT_NV_RSA_2048: u32 = 0x01c0_0002;
+const EK_CERT_NV_ECC_P256: u32 = 0x01c0_000a;
+const EK_CERT_NV_ECC_P384: u32 = 0x01c0_0016;
+/// How often a quote is retried when a PCR changes between TPM2_Quote and TPM2_PCR_Read.
+const QUOTE_ATTEMPTS: u32 = 5;
+
+/// How to reach the TPM and which keys to use.
+#[derive(Clone, Debug)]
+pub struct TpmOptions {
+    pub tcti: String,
+    pub state_dir: PathBuf,
+    pub ek_alg: KeyAlg,
+    pub ak_alg: KeyAlg,
+}
+
+/// A TPM reached through a TCTI.
+pub struct TssTpm {
+    ctx: Context,
+    opts: TpmOptions,
+    ek: Option<KeyHandle>,
+    ak: Option<(KeyHandle, Public)>,
+}
+
+fn cmd(command: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
+    move |source| TpmError::Command { command, source }
+}
+
+fn unexpected(what: &'static str) -> impl FnOnce(String) -> TpmError {
+    move |detail| TpmError::Unexpected { what, detail }
+}
+
+fn hashing_algorithm(h: HashAlg) -> HashingAlgorithm {
+    match h {
+        HashAlg::Sha1 => HashingAlgorithm::Sha1,
+        HashAlg::Sha256 => HashingAlgorithm::Sha256,
+        HashAlg::Sha384 => HashingAlgorithm::Sha384,
+        HashAlg::Sha512 => HashingAlgorithm::Sha512,
+    }
+}
+
+fn hash_alg(h: HashingAlgorithm) -> Option<HashAlg> {
+    match h {
+        HashingAlgorithm::Sha1 => Some(HashAlg::Sha1),
+        HashingAlgorithm::Sha256 => Some(HashAlg::Sha256),
+        HashingAlgorithm::Sha384 => Some(HashAlg::Sha384),
+        HashingAlgorithm::Sha512 => Some(HashAlg::Sha512),
+        _ => None,
+    }
+}
+
+fn key_selection(alg: KeyAlg) -> AsymmetricAlgorithmSelection {
+    match alg {
+        KeyAlg::Rsa => AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+        KeyAlg::Ecc => AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256),
+        KeyAlg::Ecc384 => AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP384),
+    }
+}
+
+fn ek_cert_nv_index(alg: KeyAlg) -> u32 {
+    match alg {
+        KeyAlg::Rsa => EK_CERT_NV_RSA_2048,
+        KeyAlg::Ecc => EK_CERT_NV_ECC_P256,
+        KeyAlg::Ecc384 => EK_CERT_NV_ECC_P384,
+    }
+}
+
+fn tss_selection(banks: &[(HashAlg, Vec<u8>)]) -> Result<tss_esapi::structures::PcrSelectionList, TpmError> {
+    let mut builder = PcrSelectionListBuilder::new();
+    for (bank, pcrs) in banks {
+        let slots = pcrs
+            .iter()
+            .map(|&i| PcrSlot::try_from(1u32 << i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TpmError::Unexpected {
+                what: "PCR index",
+                detail: e.to_string(),
+            })?;
+        builder = builder.with_selection(hashing_algorithm(*bank), &slots);
+    }
+    builder.build().map_err(|e| TpmError::Unexpected {
+        what: "PCR selection",
+        detail: e.to_string(),
+    })
+}
+
+/// The DER element at the start of `nv` (EK certificate NV indices may be padded past the certificate).
+pub(crate) fn der_prefix(nv: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = nv.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (len, header) = match first {
+        n if n < 0x80 => (usize::from(n), 2),
+        0x81..=0x83 => {
+            let k = usize::from(first & 0x7f);
+            let bytes = rest.get(..k)?;
+            (bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b)), 2 + k)
+        }
+        _ => return None,
+    };
+    nv.get(..header.checked_add(len)?)
+}
+
+impl TssTpm {
+    /// Connects to the TPM. Nothing is created until an operation needs it.
+    pub fn open(opts: TpmOptions) -> Result<Self, TpmError> {
+        let conf = TctiNameConf::from_str(&opts.tcti).map_err(|e| TpmError::BadTcti {
+            tcti: opts.tcti.clone(),
+            reason: e.to_string(),
+        })?;
+        let ctx = Context::new(conf).map_err(|source| {
+            let hint = if opts.tcti.starts_with("device") {
+                "is there a TPM (ls -l /dev/tpmrm0) and may this user open it (group tss)? For a simulated TPM: scripts/swtpm.sh start"
+            } else {
+                "is the simulator running and listening there? scripts/swtpm.sh start prints a working TCTI"
+            };
+            TpmError::Unreachable { tcti: opts.tcti.clone(), hint: hint.to_owned(), source }
+        })?;
+        Ok(Self {
+            ctx,
+            opts,
+            ek: None,
+            ak: None,
+        })
+    }
+
+    fn ek_handle(&mut self) -> Result<KeyHandle, TpmError> {
+        if let Some(h) = self.ek {
+            return Ok(h);
+        }
+        let h = ek::create_ek_object_2(&mut self.ctx, key_selection(self.opts.ek_alg), DefaultKey)
+            .map_err(cmd("TPM2_CreatePrimary (EK)"))?;
+        self.ek = Some(h);
+        Ok(h)
+    }
+
+    fn read_public(&mut self, handle: KeyHandle) -> Result<Public, TpmError> {
+        let (public, _, _) = self.ctx.read_public(handle).map_err(cmd("TPM2_ReadPublic"))?;
+        let bytes = public.marshall().map_err(|e| TpmError::Unexpected {
+            what: "TPMT_PUBLIC",
+            detail: e.to_string(),
+        })?;
+        Public::from_tpmt(&bytes).map_err(|e| TpmError::Unexpected {
+            what: "TPMT_PUBLIC",
+            detail: e.to_string(),
+        })
+    }
+
+    /// Loads the AK from the state dir, creating and storing it on first use.
+    fn ak_handle(&mut self) -> Result<KeyHandle, TpmError> {
+        if let Some((h, _)) = &self.ak {
+            return Ok(*h);
+        }
+        let ek = self.ek_handle()?;
+        let ek_name = self.read_public(ek)?.name();
+        let (dir, ek_alg, ak_alg) = (self.opts.state_dir.clone(), self.opts.ek_alg, self.opts.ak_alg);
+        let blobs = match AkBlobs::load(&dir, ek_alg, ak_alg)? {
+            Some(b) if b.ek_name != ek_name => return Err(TpmError::ForeignAk { dir }),
+            Some(b) => b,
+            None => {
+                let (sign, hash) = match ak_alg {
+                    KeyAlg::Rsa => (SignatureSchemeAlgorithm::RsaSsa, HashingAlgorithm::Sha256),
+                    KeyAlg::Ecc => (SignatureSchemeAlgorithm::EcDsa, HashingAlgorithm::Sha256),
+                    KeyAlg::Ecc384 => (SignatureSchemeAlgorithm::EcDsa, HashingAlgorithm::Sha384),
+                };
+                let created = ak::create_ak_2(&mut self.ctx, ek, hash, key_selection(ak_alg), sign, None, DefaultKey)
+                    .map_err(cmd("TPM2_Create (AK)"))?;
+                let tpmt = created.out_public.marshall().map_err(|e| TpmError::Unexpected {
+                    what: "AK TPMT_PUBLIC",
+                    detail: e.to_string(),
+                })?;
+                let private = created.out_private.value();
+                let mut tpm2b_private = (private.len() as u16).to_be_bytes().to_vec();
+                tpm2b_private.extend_from_slice(private);
+                let mut tpm2b_public = (tpmt.len() as u16).to_be_bytes().to_vec();
+                tpm2b_public.extend_from_slice(&tpmt);
+                let blobs = AkBlobs {
+                    public: tpm2b_public,
+                    private: tpm2b_private,
+                    ek_name,
+                };
+                blobs.store(&dir, ek_alg, ak_alg)?;
+                blobs
+            }
+        };
+        let corrupt = |detail: String| TpmError::CorruptAk {
+            path: dir.clone(),
+            detail,
+        };
+        let ak_public = Public::from_tpm2b(&blobs.public).map_err(|e| corrupt(e.to_string()))?;
+        // Fail closed on an AK that could not attest (e.g. a tampered blob): the same check the verifier makes.
+        check_ak(&ak_public, false).map_err(|e| corrupt(e.to_string()))?;
+        let tss_public =
+            tss_esapi::structures::Public::unmarshall(ak_public.tpmt_bytes()).map_err(|e| corrupt(e.to_string()))?;
+        let private = blobs
+            .private
+            .get(2..)
+            .filter(|p| {
+                blobs.private.len() >= 2 && u16::from_be_bytes([blobs.private[0], blobs.private[1]]) as usize == p.len()
+            })
+            .ok_or_else(|| corrupt("TPM2B_PRIVATE size does not match the file".into()))
+            .and_then(|p| Private::try_from(p.to_vec()).map_err(|e| corrupt(e.to_string())))?;
+        let h = ak::load_ak(&mut self.ctx, ek, None, private, tss_public).map_err(cmd("TPM2_Load (AK)"))?;
+        self.ak = Some((h, ak_public));
+        Ok(h)
+    }
+
+    fn active_banks(&mut self) -> Result<Vec<HashAlg>, TpmError> {
+        let (data, _) = self
+            .ctx
+            .execute_without_session(|c| c.get_capability(CapabilityType::AssignedPcr, 0, 16))
+            .map_err(cmd("TPM2_GetCapability (PCRs)"))?;
+        let CapabilityData::AssignedPcr(list) = data else {
+            return Err(TpmError::Unexpected {
+                what: "TPM2_GetCapability",
+                detail: "not a PCR list".into(),
+            });
+        };
+        Ok(list
+            .get_selections()
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| hash_alg(s.hashing_algorithm()))
+            .collect())
+    }
+
+    fn nv_index_defined(&mut self, index: u32) -> Result<bool, TpmError> {
+        let (data, _) = self
+            .ctx
+            .execute_without_session(|c| c.get_capability(CapabilityType::Handles, index, 1))
+            .map_err(cmd("TPM2_GetCapability (NV)"))?;
+        Ok(matches!(data, CapabilityData::Handles(list) if list.iter().any(|h| u32::from(*h) == index)))
+    }
+
+    fn property_string(&mut self, tag: PropertyTag) -> Result<String, TpmError> {
+        let v = self
+            .ctx
+            .get_tpm_property(tag)
+            .map_err(cmd("TPM2_GetCapability (properties)"))?
+            .unwrap_or(0);
+        Ok(v.to_be_bytes()
+            .iter()
+            .filter(|b| b.is_ascii_graphic())
+            .map(|&b| char::from(b))
+            .collect())
+    }
+}
+
+impl Drop for TssTpm {
+    fn drop(&mut self) {
+        let handles = self.ak.take().map(|(h, _)| h).into_iter().chain(self.ek.take());
+        for h in handles.collect::<Vec<_>>() {
+            if let Err(e) = self.ctx.flush_context(ObjectHandle::from(h)) {
+                tracing::warn!("flushing a transient TPM object failed: {e}");
+            }
+        }
+    }
+}
+
+impl Tpm for TssTpm {
+    fn info(&mut self) -> Result<TpmInfo, TpmError> {
+        let manufacturer = self.property_string(PropertyTag::Manufacturer)?;
+        let vendor = tss_esapi::utils::get_tpm_vendor(&mut self.ctx).map_err(cmd("TPM2_GetCapability (vendor)"))?;
+        let fw1 = self
+            .ctx
+            .get_tpm_property(PropertyTag::FirmwareVersion1)
+            .map_err(cmd("TPM2_GetCapability"))?;
+        let fw2 = self
+            .ctx
+            .get_tpm_property(PropertyTag::FirmwareVersion2)
+            .map_err(cmd("TPM2_GetCapability"))?;
+        let firmware_version = match (fw1, fw2) {
+            (Some(a), Some(b)) => format!("{}.{}.{}.{}", a >> 16, a & 0xffff, b >> 16, b & 0xffff),
+            _ => "unknown".into(),
+        };
+        let rev = self
+            .ctx
+            .get_tpm_property(PropertyTag::Revision)
+            .map_err(cmd("TPM2_GetCapability"))?
+            .unwrap_or(0);
+        let pcr_banks = self.active_banks()?;
+        let ek_certificate_present = self.nv_index_defined(ek_cert_nv_index(self.opts.ek_alg))?;
+        let ak_name = AkBlobs::load(&self.opts.state_dir, self.opts.ek_alg, self.opts.ak_alg)?
+            .and_then(|b| Public::from_tpm2b(&b.public).ok())
+            .map(|p| hex::encode(p.name()));
+        Ok(TpmInfo {
+            tcti: self.opts.tcti.clone(),
+            manufacturer,
+            vendor,
+            firmware_version,
+            spec_revision: format!("{}.{:02}", rev / 100, rev % 100),
+            pcr_banks,
+            ek_algorithm: self.opts.ek_alg,
+            ek_certificate_present,
+            ak_name,
+        })
+    }
+
+    fn pcr_read(&mut self, selection: &PcrSelection) -> Result<PcrValues, TpmError> {
+        let mut remaining: Vec<(HashAlg, Vec<u8>)> = selection
+            .banks()
+            .iter()
+            .filter(|b| !b.pcrs().is_empty())
+            .map(|b| (b.hash, b.pcrs().to_vec()))
+            .collect();
+        let mut values = PcrValues::new();
+        // TPM2_PCR_Read returns at most 8 digests per call (Part 3 §22.4); repeat until all are read.
+        while !remaining.is_empty() {
+            let (_, read, digests) = self
+                .ctx
+                .execute_without_session(|c| {
+                    c.pcr_read(
+                        tss_selection(&remaining)
+                            .map_err(|_| tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::InvalidParam))?,
+                    )
+                })
+                .map_err(cmd("TPM2_PCR_Read"))?;
+            let mut digests = digests.value().iter();
+            let mut progress = false;
+            for sel in read.get_selections() {
+                let Some(bank) = hash_alg(sel.hashing_algorithm()) else {
+                    continue;
+                };
+                let mut slots: Vec<u8> = sel
+                    .selected()
+                    .into_iter()
+                    .map(|s| u32::from(s).trailing_zeros() as u8)
+                    .collect();
+                slots.sort_unstable();
+                for index in slots {
+                    let d = digests.next().ok_or_else(|| TpmError::Unexpected {
+                        what: "TPM2_PCR_Read",
+                        detail: "fewer digests than PCRs".into(),
+                    })?;
+                    values
+                        .insert(bank, index, d.value().to_vec())
+                        .map_err(|e| TpmError::Unexpected {
+                            what: "TPM2_PCR_Read",
+                            detail: e.to_string(),
+                        })?;
+                    if let Some((_, pcrs)) = remaining.iter_mut().find(|(b, _)| *b == bank) {
+                        pcrs.retain(|&i| i != index);
+                    }
+                    progress = true;
+                }
+            }
+            remaining.retain(|(_, pcrs)| !pcrs.is_empty());
+            if !progress {
+                if let Some((bank, _)) = remaining.first() {
+                    let active = self
+                        .active_banks()?
+                        .iter()
+                        .map(|b| b.name())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(TpmError::BankNotActive { bank: *bank, active });
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    fn pcr_extend(&mut self, bank: HashAlg, index: u8, digest: &[u8]) -> Result<(), TpmError> {
+        let handle = PcrHandle::try_from(u32::from(index)).map_err(cmd("TPM2_PCR_Extend"))?;
+        let digest = Digest::try_from(digest.to_vec()).map_err(cmd("TPM2_PCR_Extend"))?;
+        let mut values = DigestValues::new();
+        values.set(hashing_algorithm(bank), digest);
+        self.ctx
+            .execute_with_nullauth_session(|c| c.pcr_extend(handle, values))
+            .map_err(cmd("TPM2_PCR_Extend"))
+    }
+
+    fn ek_public(&mut self) -> Result<Public, TpmError> {
+        let ek = self.ek_handle()?;
+        self.read_public(ek)
+    }
+
+    fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TpmError> {
+        let index = ek_cert_nv_index(self.opts.ek_alg);
+        if !self.nv_index_defined(index)? {
+            return Ok(None);
+        }
+        let nv = ek::retrieve_ek_pubcert(&mut self.ctx, key_selection(self.opts.ek_alg))
+            .map_err(cmd("TPM2_NV_Read (EK certificate)"))?;
+        let der = der_prefix(&nv).ok_or_else(|| TpmError::Unexpected {
+            what: "EK certificate",
+            detail: format!("NV index {index:#010x} does not start with a DER certificate"),
+        })?;
+        Ok(Some(der.to_vec()))
+    }
+
+    fn ak_public(&mut self) -> Result<Public, TpmError> {
+        self.ak_handle()?;
+        match &self.ak {
+            Some((_, p)) => Ok(p.clone()),
+            None => Err(TpmError::Unexpected {
+                what: "AK",
+                detail: "not loaded".into(),
+            }),
+        }
+    }
+
+    fn quote(&mut self, nonce: &[u8], selection: &PcrSelection) -> Result<Quote, TpmError> {
+        if nonce.is_empty() || nonce.len() > 64 {
+            return Err(TpmError::BadNonce { len: nonce.len() });
+        }
+        let ak = self.ak_handle()?;
+        let banks: Vec<(HashAlg, Vec<u8>)> = selection.banks().iter().map(|b| (b.hash, b.pcrs().to_vec())).collect();
+        let tss_sel = tss_selection(&banks)?;
+        let data = Data::try_from(nonce.to_vec()).map_err(cmd("TPM2_Quote"))?;
+        for _ in 0..QUOTE_ATTEMPTS {
+            let (attest, signature) = self
+                .ctx
+                .execute_with_nullauth_session(|c| c.quote(ak, data.clone(), SignatureScheme::Null, tss_sel.clone()))
+                .map_err(cmd("TPM2_Quote"))?;
+            let attest = attest
+                .marshall()
+                .map_err(|e| unexpected("TPMS_ATTEST")(e.to_string()))?;
+            let signature = signature
+                .marshall()
+                .map_err(|e| unexpected("TPMT_SIGNATURE")(e.to_string()))?;
+            let parsed = Attest::parse_quote(&attest).map_err(|e| unexpected("TPMS_ATTEST")(e.to_string()))?;
+            let hash = Signature::parse(&signature)
+                .map_err(|e| unexpected("TPMT_SIGNATURE")(e.to_string()))?
+                .scheme()
+                .hash();
+            let signed = &parsed.quote.pcr_select;
+            if !signed.same_pcrs(selection) {
+                // The TPM drops PCRs of banks it has not allocated (Part 3 §18.4).
+                let missing = selection
+                    .banks()
+                    .iter()
+                    .find(|b| !signed.banks().iter().any(|s| s.hash == b.hash && s.pcrs() == b.pcrs()));
+                let bank = missing.map_or(HashAlg::Sha256, |b| b.hash);
+                let active = self
+                    .active_banks()?
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(TpmError::BankNotActive { bank, active });
+            }
+            let pcrs = self.pcr_read(signed)?;
+            if pcrs.digest(signed, hash).as_deref() == Some(parsed.quote.pcr_digest.as_slice()) {
+                return Ok(Quote {
+                    attest,
+                    signature,
+                    pcrs,
+                });
+            }
+            tracing::debug!("PCRs changed between TPM2_Quote and TPM2_PCR_Read; quoting again");
+        }
+        Err(TpmError::PcrsUnstable {
+            attempts: QUOTE_ATTEMPTS,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::der_prefix;
+
+    #[test]
+    fn der_prefix_strips_nv_padding() {
+        let mut nv = vec![0x30, 0x82, 0x00, 0x03, 1, 2, 3];
+        nv.extend_from_slice(&[0xff; 20]);
+        assert_eq!(der_prefix(&nv), Some(&nv[..7]));
+        assert_eq!(der_prefix(&[0x30, 0x02, 1, 2, 0, 0]), Some(&[0x30, 0x02, 1, 2][..]));
+        assert_eq!(der_prefix(&[0x30, 0x82, 0x01]), None, "truncated length");
+        assert_eq!(der_prefix(&[0x30, 0x05, 1]), None, "shorter than its length");
+        assert_eq!(der_prefix(&[0x04, 0x01, 1]), None, "not a SEQUENCE");
+        assert_eq!(der_prefix(&[0x30, 0x84, 0, 0, 0, 1, 0]), None, "absurd length form");
+    }
+}
