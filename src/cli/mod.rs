@@ -1,1 +1,168 @@
-//! CLI
+//! The `runtrust` command line (DESIGN §9, a contract). The only place that prints or exits.
+
+mod args;
+mod quote_cmd;
+mod tpm2_tools;
+mod tpm_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use runtrust_attestation::DenialCode;
+
+use crate::tpm::{default_state_dir, resolve_tcti, KeyAlg, TpmError, TpmOptions, DEFAULT_TCTI};
+
+/// Exit codes (DESIGN §9).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const DENIED: u8 = 3;
+    pub const UNAVAILABLE: u8 = 4;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "runtrust",
+    version,
+    about = "Attestation-gated execution: a TPM quote in, a short-lived execution token out",
+    long_about = "runtrust establishes trust before execution begins. A host's TPM quotes its PCRs; runtrust \
+verifies the quote strictly and fails closed with a precise denial code.\n\n\
+Exit codes: 0 success, 1 error, 2 usage, 3 denied or did not verify (the denial code is on stderr, and in \
+--json output as \"code\"), 4 unavailable (TPM or service unreachable).",
+    after_help = "Examples:\n  runtrust tpm info\n  runtrust tpm quote --nonce $(openssl rand -hex 32) --pcrs 0-7 --out q/\n  \
+runtrust quote verify --ak-public q/ak.pub --attest q/attest --signature q/signature --nonce HEX --pcrs q/pcrs.json"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by every command (flag > environment > default).
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// TPM connection. Default: $RUNTRUST_TCTI, then $TPM2TOOLS_TCTI, then $TCTI, then device:/dev/tpmrm0.
+    /// Examples: device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321
+    #[arg(long, global = true, value_name = "CONF")]
+    tcti: Option<String>,
+    /// Host-side state (AK blobs). Default: /var/lib/runtrust as root, else ~/.local/state/runtrust.
+    #[arg(long, global = true, env = "RUNTRUST_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Endorsement key algorithm (rsa: RSA-2048, ecc: P-256, ecc384: P-384).
+    #[arg(long, global = true, env = "RUNTRUST_EK_ALG", value_enum, default_value_t = KeyAlg::Rsa)]
+    ek_alg: KeyAlg,
+    /// Attestation key algorithm (rsa: RSASSA-SHA256, ecc: ECDSA-P256-SHA256, ecc384: ECDSA-P384-SHA384).
+    #[arg(long, global = true, env = "RUNTRUST_AK_ALG", value_enum, default_value_t = KeyAlg::Rsa)]
+    ak_alg: KeyAlg,
+}
+
+impl GlobalOpts {
+    fn tpm_options(&self) -> TpmOptions {
+        TpmOptions {
+            tcti: resolve_tcti(self.tcti.as_deref(), |k| std::env::var(k).ok()),
+            state_dir: self.state_dir.clone().unwrap_or_else(default_state_dir),
+            ek_alg: self.ek_alg,
+            ak_alg: self.ak_alg,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Use this host's TPM: information, PCRs, quotes.
+    #[command(subcommand)]
+    Tpm(tpm_cmd::TpmCommand),
+    /// Verify TPM quotes offline.
+    #[command(subcommand)]
+    Quote(quote_cmd::QuoteCommand),
+}
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Did not verify / denied: exit 3, code on stderr.
+    Denied { code: DenialCode, detail: String },
+    /// TPM or service unreachable: exit 4.
+    Unavailable(anyhow::Error),
+    /// Anything else: exit 1.
+    Other(anyhow::Error),
+}
+
+impl CliError {
+    pub fn denied(code: DenialCode, detail: impl ToString) -> Self {
+        CliError::Denied {
+            code,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        CliError::Other(e)
+    }
+}
+
+impl From<TpmError> for CliError {
+    fn from(e: TpmError) -> Self {
+        if e.is_unavailable() {
+            CliError::Unavailable(e.into())
+        } else {
+            CliError::Other(e.into())
+        }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// Prints a value as pretty JSON on stdout.
+pub(crate) fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let result = match cli.command {
+        Command::Tpm(c) => tpm_cmd::run(c, &cli.global),
+        Command::Quote(c) => quote_cmd::run(c, &cli.global),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(CliError::Denied { code, detail }) => {
+            if json {
+                print_json(&serde_json::json!({ "valid": false, "code": code, "detail": detail }));
+            }
+            eprintln!("runtrust: denied: {code}: {detail}");
+            ExitCode::from(exit::DENIED)
+        }
+        Err(CliError::Unavailable(e)) => {
+            eprintln!("runtrust: unavailable: {e:#}");
+            ExitCode::from(exit::UNAVAILABLE)
+        }
+        Err(CliError::Other(e)) => {
+            eprintln!("runtrust: error: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+/// The TCTI a command will use when none is configured, for help texts.
+pub const TCTI_DEFAULT_HELP: &str = DEFAULT_TCTI;
