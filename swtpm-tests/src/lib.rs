@@ -1,1 +1,254 @@
+//! A real software TPM per test: `swtpm_setup` (EK and platform certificates from a private local CA)
+//! into a temp dir, then `swtpm socket` on free loopback ports, killed when the fixture drops.
+//!
+//! Missing tools fail the test with an install hint: these tests never pass by skipping.
 
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const INSTALL_HINT: &str = "install it with: sudo apt-get install swtpm swtpm-tools tpm2-tools \
+(or run scripts/install-deps.sh)";
+
+/// Checks that `tools` are on `path` (a PATH value); the error says how to install them.
+pub fn check_tools(tools: &[&str], path: &str) -> Result<(), String> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !std::env::split_paths(path).any(|d| d.join(t).is_file()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} not found on PATH: {INSTALL_HINT}", missing.join(", ")))
+    }
+}
+
+fn require(tools: &[&str]) {
+    let path = std::env::var("PATH").unwrap_or_default();
+    if let Err(e) = check_tools(tools, &path) {
+        panic!("swtpm-tests need a software TPM and tpm2-tools: {e}");
+    }
+}
+
+/// Options for a new simulated TPM.
+#[derive(Clone, Debug)]
+pub struct SwTpmBuilder {
+    banks: String,
+}
+
+impl Default for SwTpmBuilder {
+    fn default() -> Self {
+        Self { banks: "sha1,sha256".into() }
+    }
+}
+
+impl SwTpmBuilder {
+    /// PCR banks to activate (swtpm_setup --pcr-banks), e.g. "sha256".
+    pub fn banks(mut self, banks: &str) -> Self {
+        self.banks = banks.into();
+        self
+    }
+
+    pub fn start(self) -> SwTpm {
+        require(&["swtpm", "swtpm_setup", "swtpm_localca"]);
+        let dir = tempfile::Builder::new().prefix("runtrust-swtpm-").tempdir().expect("temp dir");
+        let root = dir.path().to_path_buf();
+        let (state, ca) = (root.join("state"), root.join("localca"));
+        std::fs::create_dir_all(&state).expect("state dir");
+        std::fs::create_dir_all(&ca).expect("ca dir");
+        write(
+            &root.join("swtpm-localca.conf"),
+            &format!(
+                "statedir = {0}\nsigningkey = {0}/signkey.pem\nissuercert = {0}/issuercert.pem\ncertserial = {0}/certserial\n",
+                ca.display()
+            ),
+        );
+        write(
+            &root.join("swtpm-localca.options"),
+            "--platform-manufacturer runtrust\n--platform-version 2.1\n--platform-model swtpm\n",
+        );
+        write(
+            &root.join("swtpm_setup.conf"),
+            &format!(
+                "create_certs_tool = swtpm_localca\ncreate_certs_tool_config = {0}/swtpm-localca.conf\n\
+                 create_certs_tool_options = {0}/swtpm-localca.options\n",
+                root.display()
+            ),
+        );
+        let out = Command::new("swtpm_setup")
+            .args(["--tpm2", "--create-ek-cert", "--create-platform-cert", "--overwrite"])
+            .arg("--tpmstate")
+            .arg(&state)
+            .arg("--config")
+            .arg(root.join("swtpm_setup.conf"))
+            .args(["--pcr-banks", &self.banks])
+            .output()
+            .expect("run swtpm_setup");
+        assert!(
+            out.status.success(),
+            "swtpm_setup failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for _ in 0..20 {
+            // The swtpm TCTI reaches the control channel at port + 1.
+            let Some(port) = free_port_pair() else { continue };
+            let ctrl = port + 1;
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+                .arg("--tpmstate")
+                .arg(format!("dir={}", state.display()))
+                .arg("--server")
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn swtpm");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken in the meantime: try others
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return SwTpm { dir, child, port };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("could not start swtpm on a free loopback port");
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// A port P such that P and P + 1 are both free right now.
+fn free_port_pair() -> Option<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").ok()?;
+    let port = l.local_addr().ok()?.port();
+    let next = port.checked_add(1)?;
+    TcpListener::bind(("127.0.0.1", next)).ok()?;
+    Some(port)
+}
+
+/// A running swtpm, killed on drop.
+pub struct SwTpm {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+}
+
+impl SwTpm {
+    /// A new TPM with sha1 and sha256 banks and RSA-2048 + ECC P-384 EK certificates.
+    pub fn start() -> SwTpm {
+        SwTpmBuilder::default().start()
+    }
+
+    pub fn builder() -> SwTpmBuilder {
+        SwTpmBuilder::default()
+    }
+
+    /// The TCTI string for tss-esapi and tpm2-tools.
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// A host state directory (AK blobs) that belongs to this TPM.
+    pub fn host_state_dir(&self) -> PathBuf {
+        self.dir.path().join("host-state")
+    }
+
+    /// The local CA's self-signed root certificate (PEM).
+    pub fn ca_root(&self) -> PathBuf {
+        self.dir.path().join("localca/swtpm-localca-rootca-cert.pem")
+    }
+
+    /// The local CA's intermediate, which signed the EK certificates (PEM).
+    pub fn ca_intermediate(&self) -> PathBuf {
+        self.dir.path().join("localca/issuercert.pem")
+    }
+
+    /// A scratch directory that lives as long as this TPM.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join("scratch").join(name);
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        p
+    }
+
+    /// Runs a tpm2-tools command against this TPM; panics with its output on failure.
+    pub fn tpm2(&self, tool: &str, args: &[&str], cwd: &Path) -> Vec<u8> {
+        require(&[tool]);
+        let out = Command::new(tool)
+            .args(args)
+            .current_dir(cwd)
+            .env("TPM2TOOLS_TCTI", self.tcti())
+            .output()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(out.status.success(), "{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+}
+
+impl Drop for SwTpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `runtrust` binary of this workspace, built on first use if a plain `cargo test` has not.
+pub fn runtrust_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<test-exe> → target/<profile>/runtrust
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+        let bin = profile_dir.join("runtrust");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "-p", "runtrust", "--bin", "runtrust"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build runtrust");
+        assert!(status.success(), "building the runtrust binary failed");
+        assert!(bin.is_file(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Output of a `runtrust` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl SwTpm {
+    /// Runs `runtrust ARGS` against this TPM with this TPM's host state dir.
+    pub fn runtrust(&self, args: &[&str]) -> Run {
+        let out = Command::new(runtrust_bin())
+            .args(args)
+            .env("RUNTRUST_TCTI", self.tcti())
+            .env("RUNTRUST_STATE_DIR", self.host_state_dir())
+            .env_remove("TPM2TOOLS_TCTI")
+            .output()
+            .expect("run runtrust");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}

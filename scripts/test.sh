@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: installs missing dependencies, then format check, clippy (warnings are errors), and
+# every test of the workspace, including the swtpm end-to-end tests (one swtpm per test, in parallel).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install-deps.sh
+[[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -D warnings" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test --workspace" >&2
+cargo test --workspace --locked
