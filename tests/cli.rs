@@ -20,14 +20,32 @@ fn vector(name: &str, file: &str) -> String {
 }
 
 fn nonce(name: &str) -> String {
-    std::fs::read_to_string(vector(name, "nonce.hex")).unwrap().trim().to_owned()
+    std::fs::read_to_string(vector(name, "nonce.hex"))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 fn verify(name: &str, extra: &[&str], pcrs: &str) -> (i32, String, String) {
-    let (ak, attest, sig, pcrs) =
-        (vector(name, "ak.pub"), vector(name, "attest"), vector(name, "signature"), vector(name, pcrs));
+    let (ak, attest, sig, pcrs) = (
+        vector(name, "ak.pub"),
+        vector(name, "attest"),
+        vector(name, "signature"),
+        vector(name, pcrs),
+    );
     let n = nonce(name);
-    let mut args = vec!["quote", "verify", "--ak-public", &ak, "--attest", &attest, "--signature", &sig, "--pcrs", &pcrs];
+    let mut args = vec![
+        "quote",
+        "verify",
+        "--ak-public",
+        &ak,
+        "--attest",
+        &attest,
+        "--signature",
+        &sig,
+        "--pcrs",
+        &pcrs,
+    ];
     args.extend_from_slice(extra);
     if !extra.contains(&"--nonce") {
         args.extend_from_slice(&["--nonce", &n]);
@@ -88,13 +106,30 @@ fn denials_exit_3_with_the_code_on_stderr() {
 
     // A garbage AK is ak_invalid; a missing file is an error (1), not a denial.
     let (code, _, err) = runtrust(&[
-        "quote", "verify", "--ak-public", &vector("rsa", "attest"), "--attest", &vector("rsa", "attest"),
-        "--signature", &vector("rsa", "signature"), "--nonce", &nonce("rsa"),
+        "quote",
+        "verify",
+        "--ak-public",
+        &vector("rsa", "attest"),
+        "--attest",
+        &vector("rsa", "attest"),
+        "--signature",
+        &vector("rsa", "signature"),
+        "--nonce",
+        &nonce("rsa"),
     ]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("ak_invalid"), "{err}");
     let (code, _, err) = runtrust(&[
-        "quote", "verify", "--ak-public", "/nonexistent", "--attest", "a", "--signature", "s", "--nonce", "00",
+        "quote",
+        "verify",
+        "--ak-public",
+        "/nonexistent",
+        "--attest",
+        "a",
+        "--signature",
+        "s",
+        "--nonce",
+        "00",
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("/nonexistent"), "{err}");

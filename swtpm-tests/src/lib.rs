@@ -41,7 +41,9 @@ pub struct SwTpmBuilder {
 
 impl Default for SwTpmBuilder {
     fn default() -> Self {
-        Self { banks: "sha1,sha256".into() }
+        Self {
+            banks: "sha1,sha256".into(),
+        }
     }
 }
 
@@ -54,7 +56,10 @@ impl SwTpmBuilder {
 
     pub fn start(self) -> SwTpm {
         require(&["swtpm", "swtpm_setup", "swtpm_localca"]);
-        let dir = tempfile::Builder::new().prefix("runtrust-swtpm-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("runtrust-swtpm-")
+            .tempdir()
+            .expect("temp dir");
         let root = dir.path().to_path_buf();
         let (state, ca) = (root.join("state"), root.join("localca"));
         std::fs::create_dir_all(&state).expect("state dir");
@@ -195,7 +200,11 @@ impl SwTpm {
             .env("TPM2TOOLS_TCTI", self.tcti())
             .output()
             .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(out.status.success(), "{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 }
