@@ -6,7 +6,9 @@
 
 pub mod ak;
 pub mod clock;
+pub mod credential;
 pub mod denial;
+pub mod ek;
 pub mod quote;
 pub mod signing;
 pub mod tpm2;

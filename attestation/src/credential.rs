@@ -1,0 +1,1 @@
+//! Software TPM2_MakeCredential (in progress).

@@ -1,0 +1,1 @@
+//! EK certificate path validation (in progress).
