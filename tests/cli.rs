@@ -20,32 +20,15 @@ fn vector(name: &str, file: &str) -> String {
 }
 
 fn nonce(name: &str) -> String {
-    std::fs::read_to_string(vector(name, "nonce.hex"))
-        .unwrap()
-        .trim()
-        .to_owned()
+    std::fs::read_to_string(vector(name, "nonce.hex")).unwrap().trim().to_owned()
 }
 
 fn verify(name: &str, extra: &[&str], pcrs: &str) -> (i32, String, String) {
-    let (ak, attest, sig, pcrs) = (
-        vector(name, "ak.pub"),
-        vector(name, "attest"),
-        vector(name, "signature"),
-        vector(name, pcrs),
-    );
+    let (ak, attest, sig, pcrs) =
+        (vector(name, "ak.pub"), vector(name, "attest"), vector(name, "signature"), vector(name, pcrs));
     let n = nonce(name);
-    let mut args = vec![
-        "quote",
-        "verify",
-        "--ak-public",
-        &ak,
-        "--attest",
-        &attest,
-        "--signature",
-        &sig,
-        "--pcrs",
-        &pcrs,
-    ];
+    let mut args =
+        vec!["quote", "verify", "--ak-public", &ak, "--attest", &attest, "--signature", &sig, "--pcrs", &pcrs];
     args.extend_from_slice(extra);
     if !extra.contains(&"--nonce") {
         args.extend_from_slice(&["--nonce", &n]);

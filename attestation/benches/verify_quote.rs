@@ -20,9 +20,7 @@ struct Vector {
 }
 
 fn load(name: &str) -> Vector {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors")
-        .join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name);
     let read = |f: &str| std::fs::read(dir.join(f)).expect("vector file");
     Vector {
         ak: Public::from_tpm2b(&read("ak.pub")).expect("ak"),
@@ -37,11 +35,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("quote");
     for name in ["rsa", "ecc"] {
         let v = load(name);
-        let ev = QuoteEvidence {
-            attest: &v.attest,
-            signature: &v.signature,
-            pcrs: &v.pcrs,
-        };
+        let ev = QuoteEvidence { attest: &v.attest, signature: &v.signature, pcrs: &v.pcrs };
         let opts = QuoteOptions::default();
         verify_quote(&v.ak, &ev, &v.nonce, &opts).expect("vector verifies");
         g.bench_function(format!("verify_quote/{name}"), |b| {
@@ -50,18 +44,9 @@ fn bench(c: &mut Criterion) {
 
         match (&v.ak.key, Signature::parse(&v.signature).expect("sig")) {
             (PublicKey::Rsa { modulus, .. }, Signature::Rsa { sig, .. }) => {
-                let key = RsaPublicKeyComponents {
-                    n: modulus.clone(),
-                    e: vec![1, 0, 1],
-                };
+                let key = RsaPublicKeyComponents { n: modulus.clone(), e: vec![1, 0, 1] };
                 g.bench_function(format!("ring_raw_verify/{name}"), |b| {
-                    b.iter(|| {
-                        key.verify(
-                            &signature::RSA_PKCS1_2048_8192_SHA256,
-                            black_box(&v.attest),
-                            black_box(&sig),
-                        )
-                    })
+                    b.iter(|| key.verify(&signature::RSA_PKCS1_2048_8192_SHA256, black_box(&v.attest), black_box(&sig)))
                 });
             }
             (PublicKey::Ecc { curve, x, y }, Signature::Ecc { r, s, .. }) => {

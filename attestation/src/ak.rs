@@ -46,22 +46,14 @@ pub fn check_ak(ak: &Public, allow_sha1: bool) -> Result<(), AkError> {
     if ak.name_alg == HashAlg::Sha1 && !allow_sha1 {
         return Err(AkError::Sha1NameAlg);
     }
-    let scheme = ak
-        .signing_scheme()
-        .ok_or_else(|| AkError::NoSigningScheme(ak.key.describe()))?;
+    let scheme = ak.signing_scheme().ok_or_else(|| AkError::NoSigningScheme(ak.key.describe()))?;
     let fits = matches!(
         (&ak.key, scheme),
-        (
-            PublicKey::Rsa { .. },
-            crate::tpm2::SigScheme::RsaSsa(_) | crate::tpm2::SigScheme::RsaPss(_)
-        ) | (PublicKey::Ecc { .. }, crate::tpm2::SigScheme::EcDsa(_))
+        (PublicKey::Rsa { .. }, crate::tpm2::SigScheme::RsaSsa(_) | crate::tpm2::SigScheme::RsaPss(_))
+            | (PublicKey::Ecc { .. }, crate::tpm2::SigScheme::EcDsa(_))
     );
     if !fits || (scheme.hash() == HashAlg::Sha1 && !allow_sha1) {
-        return Err(AkError::NoSigningScheme(format!(
-            "{} with {}",
-            ak.key.describe(),
-            scheme.name()
-        )));
+        return Err(AkError::NoSigningScheme(format!("{} with {}", ak.key.describe(), scheme.name())));
     }
     Ok(())
 }

@@ -8,11 +8,7 @@ pub enum ClockError {
     #[error("TPMS_CLOCK_INFO.safe is NO: the TPM clock may have run backwards")]
     Unsafe,
     #[error("TPMS_CLOCK_INFO.{field} went backwards: {current} after {previous}")]
-    Regressed {
-        field: &'static str,
-        previous: u64,
-        current: u64,
-    },
+    Regressed { field: &'static str, previous: u64, current: u64 },
 }
 
 impl ClockError {
@@ -31,28 +27,16 @@ pub fn check_clock(current: &ClockInfo, previous: Option<&ClockInfo>) -> Result<
         return Err(ClockError::Unsafe);
     }
     let Some(prev) = previous else { return Ok(()) };
-    let regressed = |field, previous: u64, current: u64| ClockError::Regressed {
-        field,
-        previous,
-        current,
-    };
+    let regressed = |field, previous: u64, current: u64| ClockError::Regressed { field, previous, current };
     if current.reset_count != prev.reset_count {
         return if current.reset_count < prev.reset_count {
-            Err(regressed(
-                "resetCount",
-                prev.reset_count.into(),
-                current.reset_count.into(),
-            ))
+            Err(regressed("resetCount", prev.reset_count.into(), current.reset_count.into()))
         } else {
             Ok(())
         };
     }
     if current.restart_count < prev.restart_count {
-        return Err(regressed(
-            "restartCount",
-            prev.restart_count.into(),
-            current.restart_count.into(),
-        ));
+        return Err(regressed("restartCount", prev.restart_count.into(), current.restart_count.into()));
     }
     if current.restart_count == prev.restart_count && current.clock < prev.clock {
         return Err(regressed("clock", prev.clock, current.clock));
@@ -65,12 +49,7 @@ mod tests {
     use super::*;
 
     fn ci(clock: u64, reset_count: u32, restart_count: u32) -> ClockInfo {
-        ClockInfo {
-            clock,
-            reset_count,
-            restart_count,
-            safe: true,
-        }
+        ClockInfo { clock, reset_count, restart_count, safe: true }
     }
 
     #[test]
@@ -78,42 +57,23 @@ mod tests {
         let prev = ci(1000, 5, 2);
         assert!(check_clock(&ci(1000, 5, 2), Some(&prev)).is_ok());
         assert!(check_clock(&ci(1001, 5, 2), Some(&prev)).is_ok());
-        assert!(
-            check_clock(&ci(10, 6, 0), Some(&prev)).is_ok(),
-            "a reset may restart clock and restartCount"
-        );
-        assert!(
-            check_clock(&ci(10, 5, 3), Some(&prev)).is_ok(),
-            "a restart may restart the clock"
-        );
+        assert!(check_clock(&ci(10, 6, 0), Some(&prev)).is_ok(), "a reset may restart clock and restartCount");
+        assert!(check_clock(&ci(10, 5, 3), Some(&prev)).is_ok(), "a restart may restart the clock");
         assert_eq!(
             check_clock(&ci(999, 5, 2), Some(&prev)),
-            Err(ClockError::Regressed {
-                field: "clock",
-                previous: 1000,
-                current: 999
-            })
+            Err(ClockError::Regressed { field: "clock", previous: 1000, current: 999 })
         );
         assert!(matches!(
             check_clock(&ci(2000, 4, 9), Some(&prev)),
-            Err(ClockError::Regressed {
-                field: "resetCount",
-                ..
-            })
+            Err(ClockError::Regressed { field: "resetCount", .. })
         ));
         assert!(matches!(
             check_clock(&ci(2000, 5, 1), Some(&prev)),
-            Err(ClockError::Regressed {
-                field: "restartCount",
-                ..
-            })
+            Err(ClockError::Regressed { field: "restartCount", .. })
         ));
         let mut unsafe_clock = ci(2000, 5, 2);
         unsafe_clock.safe = false;
         assert_eq!(check_clock(&unsafe_clock, None), Err(ClockError::Unsafe));
-        assert_eq!(
-            check_clock(&unsafe_clock, None).unwrap_err().code(),
-            DenialCode::ClockRegressed
-        );
+        assert_eq!(check_clock(&unsafe_clock, None).unwrap_err().code(), DenialCode::ClockRegressed);
     }
 }

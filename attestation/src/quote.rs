@@ -55,17 +55,9 @@ pub enum QuoteError {
     #[error("the signed PCR selection {signed} is not the requested selection {expected}")]
     SelectionNotRequested { signed: String, expected: String },
     #[error("the claimed PCR values do not cover exactly the signed selection {signed}: missing {missing:?}, not signed {unsigned:?}")]
-    PcrSelectionMismatch {
-        signed: String,
-        missing: Vec<String>,
-        unsigned: Vec<String>,
-    },
+    PcrSelectionMismatch { signed: String, missing: Vec<String>, unsigned: Vec<String> },
     #[error("pcrDigest {quoted} does not equal {hash}(claimed PCR values) {computed}")]
-    PcrDigestMismatch {
-        hash: HashAlg,
-        quoted: String,
-        computed: String,
-    },
+    PcrDigestMismatch { hash: HashAlg, quoted: String, computed: String },
     #[error("the signed PCR selection is empty")]
     EmptySelection,
     #[error(transparent)]
@@ -154,28 +146,19 @@ pub fn verify_quote_with_key(
 /// The claimed values must name exactly the signed (bank, index) pairs: a list relabelled to other
 /// indices, or padded with unsigned extras, is refused rather than silently re-mapped.
 fn covered_values(signed: &PcrSelection, claimed: &PcrValues) -> Result<PcrValues, QuoteError> {
-    let missing: Vec<String> = signed
-        .iter()
-        .filter(|&(b, i)| claimed.get(b, i).is_none())
-        .map(|(b, i)| format!("{b}:{i}"))
-        .collect();
+    let missing: Vec<String> =
+        signed.iter().filter(|&(b, i)| claimed.get(b, i).is_none()).map(|(b, i)| format!("{b}:{i}")).collect();
     let unsigned: Vec<String> = claimed
         .iter()
         .filter(|&(b, i, _)| !signed.iter().any(|s| s == (b, i)))
         .map(|(b, i, _)| format!("{b}:{i}"))
         .collect();
     if !missing.is_empty() || !unsigned.is_empty() {
-        return Err(QuoteError::PcrSelectionMismatch {
-            signed: signed.to_string(),
-            missing,
-            unsigned,
-        });
+        return Err(QuoteError::PcrSelectionMismatch { signed: signed.to_string(), missing, unsigned });
     }
-    claimed
-        .restrict(signed)
-        .ok_or_else(|| QuoteError::PcrSelectionMismatch {
-            signed: signed.to_string(),
-            missing: Vec::new(),
-            unsigned: Vec::new(),
-        })
+    claimed.restrict(signed).ok_or_else(|| QuoteError::PcrSelectionMismatch {
+        signed: signed.to_string(),
+        missing: Vec::new(),
+        unsigned: Vec::new(),
+    })
 }

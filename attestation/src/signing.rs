@@ -39,10 +39,7 @@ pub fn check_scheme(
     let scheme = sig.scheme();
     if let Some(fixed) = key_scheme {
         if fixed != scheme {
-            return Err(SignatureError::SchemeMismatch {
-                signature: scheme.name(),
-                key: fixed.name(),
-            });
+            return Err(SignatureError::SchemeMismatch { signature: scheme.name(), key: fixed.name() });
         }
     }
     let fits = matches!(
@@ -50,10 +47,7 @@ pub fn check_scheme(
         (PublicKey::Rsa { .. }, Signature::Rsa { .. }) | (PublicKey::Ecc { .. }, Signature::Ecc { .. })
     );
     if !fits {
-        return Err(SignatureError::UnsupportedScheme {
-            scheme: scheme.name(),
-            key: key.describe(),
-        });
+        return Err(SignatureError::UnsupportedScheme { scheme: scheme.name(), key: key.describe() });
     }
     if scheme.hash() == HashAlg::Sha1 && !allow_sha1 {
         return Err(SignatureError::Sha1NotAllowed);
@@ -63,10 +57,7 @@ pub fn check_scheme(
 
 /// Verifies `sig` over `message` with `key`. Call [`check_scheme`] first.
 pub fn verify_signature(key: &PublicKey, sig: &Signature, message: &[u8]) -> Result<(), SignatureError> {
-    let unsupported = || SignatureError::UnsupportedScheme {
-        scheme: sig.scheme().name(),
-        key: key.describe(),
-    };
+    let unsupported = || SignatureError::UnsupportedScheme { scheme: sig.scheme().name(), key: key.describe() };
     let invalid = || SignatureError::Invalid(key.describe());
     match (key, sig) {
         (PublicKey::Rsa { exponent, modulus, .. }, Signature::Rsa { scheme, sig }) => {
@@ -82,12 +73,9 @@ pub fn verify_signature(key: &PublicKey, sig: &Signature, message: &[u8]) -> Res
             };
             let e = PublicKey::rsa_exponent(*exponent).to_be_bytes();
             let first = e.iter().position(|&b| b != 0).unwrap_or(e.len() - 1);
-            RsaPublicKeyComponents {
-                n: modulus.as_slice(),
-                e: &e[first..],
-            }
-            .verify(params, message, sig)
-            .map_err(|_| invalid())
+            RsaPublicKeyComponents { n: modulus.as_slice(), e: &e[first..] }
+                .verify(params, message, sig)
+                .map_err(|_| invalid())
         }
         (PublicKey::Ecc { curve, x, y }, Signature::Ecc { scheme, r, s }) => {
             let alg = match (curve, scheme) {
@@ -105,9 +93,7 @@ pub fn verify_signature(key: &PublicKey, sig: &Signature, message: &[u8]) -> Res
                 }
                 dst[n - src.len()..].copy_from_slice(src);
             }
-            UnparsedPublicKey::new(alg, point)
-                .verify(message, &fixed)
-                .map_err(|_| invalid())
+            UnparsedPublicKey::new(alg, point).verify(message, &fixed).map_err(|_| invalid())
         }
         _ => Err(unsupported()),
     }

@@ -25,9 +25,7 @@ struct Vector {
 }
 
 fn load(name: &'static str) -> Vector {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors")
-        .join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name);
     let read = |f: &str| fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{name}/{f}: {e}"));
     Vector {
         name,
@@ -46,11 +44,7 @@ impl Vector {
     }
 
     fn verify_with(&self, attest: &[u8], signature: &[u8], pcrs: &PcrValues, nonce: &[u8]) -> Result<(), QuoteError> {
-        let ev = QuoteEvidence {
-            attest,
-            signature,
-            pcrs,
-        };
+        let ev = QuoteEvidence { attest, signature, pcrs };
         verify_quote(&self.ak(), &ev, nonce, &QuoteOptions::default()).map(|_| ())
     }
 }
@@ -66,11 +60,7 @@ fn genuine_quotes_verify() {
         check_ak(&ak, false).unwrap_or_else(|e| panic!("{}: {e}", v.name));
         assert_eq!(ak.name(), v.ak_name, "{}: Name", v.name);
         assert_eq!(ak.to_tpm2b(), v.ak, "{}: TPM2B_PUBLIC round trip", v.name);
-        let ev = QuoteEvidence {
-            attest: &v.attest,
-            signature: &v.signature,
-            pcrs: &v.pcrs,
-        };
+        let ev = QuoteEvidence { attest: &v.attest, signature: &v.signature, pcrs: &v.pcrs };
         let q =
             verify_quote(&ak, &ev, &v.nonce, &QuoteOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", v.name));
         assert_eq!(q.pcrs, v.pcrs, "{}", v.name);
@@ -111,9 +101,7 @@ fn wrong_nonce_fails() {
         );
         let short = &v.nonce[..31];
         assert_eq!(
-            v.verify_with(&v.attest, &v.signature, &v.pcrs, short)
-                .unwrap_err()
-                .code(),
+            v.verify_with(&v.attest, &v.signature, &v.pcrs, short).unwrap_err().code(),
             DenialCode::NonceMismatch
         );
     }
@@ -142,14 +130,8 @@ fn relabelled_pcr_list_fails() {
         for (bank, index, value) in v.pcrs.iter() {
             relabelled.insert(bank, index + 8, value.to_vec()).unwrap();
         }
-        let err = v
-            .verify_with(&v.attest, &v.signature, &relabelled, &v.nonce)
-            .unwrap_err();
-        assert!(
-            matches!(err, QuoteError::PcrSelectionMismatch { .. }),
-            "{}: {err}",
-            v.name
-        );
+        let err = v.verify_with(&v.attest, &v.signature, &relabelled, &v.nonce).unwrap_err();
+        assert!(matches!(err, QuoteError::PcrSelectionMismatch { .. }), "{}: {err}", v.name);
         assert_eq!(err.code(), DenialCode::PcrMismatch);
 
         // Two values swapped between indices: the set is right, the digest is not.
@@ -196,11 +178,7 @@ fn every_signature_byte_matters() {
         let last = sig.len() - 1;
         sig[last] ^= 0x80;
         let err = v.verify_with(&v.attest, &sig, &v.pcrs, &v.nonce).unwrap_err();
-        assert!(
-            matches!(err, QuoteError::Signature(SignatureError::Invalid(_))),
-            "{}: {err}",
-            v.name
-        );
+        assert!(matches!(err, QuoteError::Signature(SignatureError::Invalid(_))), "{}: {err}", v.name);
     }
 }
 
@@ -225,25 +203,11 @@ fn selection_other_than_requested_fails() {
     for v in all() {
         let signed = Attest::parse_quote(&v.attest).unwrap().quote.pcr_select;
         let other = PcrSelection::new(vec![PcrBank::new(HashAlg::Sha256, 0..=6).unwrap()]).unwrap();
-        let ev = QuoteEvidence {
-            attest: &v.attest,
-            signature: &v.signature,
-            pcrs: &v.pcrs,
-        };
-        let opts = QuoteOptions {
-            expected_selection: Some(&other),
-            ..Default::default()
-        };
+        let ev = QuoteEvidence { attest: &v.attest, signature: &v.signature, pcrs: &v.pcrs };
+        let opts = QuoteOptions { expected_selection: Some(&other), ..Default::default() };
         let err = verify_quote(&v.ak(), &ev, &v.nonce, &opts).unwrap_err();
-        assert!(
-            matches!(err, QuoteError::SelectionNotRequested { .. }),
-            "{}: {err}",
-            v.name
-        );
-        let opts = QuoteOptions {
-            expected_selection: Some(&signed),
-            ..Default::default()
-        };
+        assert!(matches!(err, QuoteError::SelectionNotRequested { .. }), "{}: {err}", v.name);
+        let opts = QuoteOptions { expected_selection: Some(&signed), ..Default::default() };
         verify_quote(&v.ak(), &ev, &v.nonce, &opts).unwrap();
     }
 }
@@ -253,27 +217,14 @@ fn quote_by_another_ak_fails() {
     let rsa = load("rsa");
     let pss = load("rsapss");
     // rsapss's AK fixes RSAPSS; an RSASSA quote is refused before any maths.
-    let ev = QuoteEvidence {
-        attest: &rsa.attest,
-        signature: &rsa.signature,
-        pcrs: &rsa.pcrs,
-    };
+    let ev = QuoteEvidence { attest: &rsa.attest, signature: &rsa.signature, pcrs: &rsa.pcrs };
     let err = verify_quote(&pss.ak(), &ev, &rsa.nonce, &QuoteOptions::default()).unwrap_err();
-    assert!(
-        matches!(err, QuoteError::Signature(SignatureError::SchemeMismatch { .. })),
-        "{err}"
-    );
+    assert!(matches!(err, QuoteError::Signature(SignatureError::SchemeMismatch { .. })), "{err}");
     // An ECC quote under an RSA AK.
     let ecc = load("ecc");
-    let ev = QuoteEvidence {
-        attest: &ecc.attest,
-        signature: &ecc.signature,
-        pcrs: &ecc.pcrs,
-    };
+    let ev = QuoteEvidence { attest: &ecc.attest, signature: &ecc.signature, pcrs: &ecc.pcrs };
     assert_eq!(
-        verify_quote(&rsa.ak(), &ev, &ecc.nonce, &QuoteOptions::default())
-            .unwrap_err()
-            .code(),
+        verify_quote(&rsa.ak(), &ev, &ecc.nonce, &QuoteOptions::default()).unwrap_err().code(),
         DenialCode::SignatureInvalid
     );
 }
@@ -282,25 +233,12 @@ fn quote_by_another_ak_fails() {
 fn clock_must_not_regress() {
     let v = load("rsa");
     let clock = Attest::parse_quote(&v.attest).unwrap().clock_info;
-    let ev = QuoteEvidence {
-        attest: &v.attest,
-        signature: &v.signature,
-        pcrs: &v.pcrs,
-    };
-    let later = ClockInfo {
-        clock: clock.clock + 1,
-        ..clock
-    };
-    let opts = QuoteOptions {
-        previous_clock: Some(&later),
-        ..Default::default()
-    };
+    let ev = QuoteEvidence { attest: &v.attest, signature: &v.signature, pcrs: &v.pcrs };
+    let later = ClockInfo { clock: clock.clock + 1, ..clock };
+    let opts = QuoteOptions { previous_clock: Some(&later), ..Default::default() };
     let err = verify_quote(&v.ak(), &ev, &v.nonce, &opts).unwrap_err();
     assert_eq!(err.code(), DenialCode::ClockRegressed);
-    let opts = QuoteOptions {
-        previous_clock: Some(&clock),
-        ..Default::default()
-    };
+    let opts = QuoteOptions { previous_clock: Some(&clock), ..Default::default() };
     verify_quote(&v.ak(), &ev, &v.nonce, &opts).unwrap();
 }
 
@@ -309,17 +247,13 @@ fn truncation_and_trailing_bytes_never_panic() {
     for v in all() {
         for n in 0..v.attest.len() {
             assert_eq!(
-                v.verify_with(&v.attest[..n], &v.signature, &v.pcrs, &v.nonce)
-                    .unwrap_err()
-                    .code(),
+                v.verify_with(&v.attest[..n], &v.signature, &v.pcrs, &v.nonce).unwrap_err().code(),
                 DenialCode::QuoteMalformed
             );
         }
         for n in 0..v.signature.len() {
             assert_eq!(
-                v.verify_with(&v.attest, &v.signature[..n], &v.pcrs, &v.nonce)
-                    .unwrap_err()
-                    .code(),
+                v.verify_with(&v.attest, &v.signature[..n], &v.pcrs, &v.nonce).unwrap_err().code(),
                 DenialCode::QuoteMalformed
             );
         }
@@ -330,16 +264,11 @@ fn truncation_and_trailing_bytes_never_panic() {
         long.push(0);
         assert!(matches!(
             v.verify_with(&long, &v.signature, &v.pcrs, &v.nonce),
-            Err(QuoteError::AttestMalformed(
-                runtrust_attestation::ParseError::TrailingBytes { count: 1, .. }
-            ))
+            Err(QuoteError::AttestMalformed(runtrust_attestation::ParseError::TrailingBytes { count: 1, .. }))
         ));
         let mut long = v.signature.clone();
         long.push(0);
-        assert!(matches!(
-            v.verify_with(&v.attest, &long, &v.pcrs, &v.nonce),
-            Err(QuoteError::SignatureMalformed(_))
-        ));
+        assert!(matches!(v.verify_with(&v.attest, &long, &v.pcrs, &v.nonce), Err(QuoteError::SignatureMalformed(_))));
         let mut long = v.ak.clone();
         long.push(0);
         assert!(Public::from_tpm2b(&long).is_err());
@@ -358,21 +287,12 @@ fn ak_attributes_are_enforced() {
         b[attr_at..attr_at + 4].copy_from_slice(&attrs.to_be_bytes());
         Public::from_tpm2b(&b).unwrap()
     };
-    for bit in [
-        A::RESTRICTED,
-        A::SIGN_ENCRYPT,
-        A::FIXED_TPM,
-        A::FIXED_PARENT,
-        A::SENSITIVE_DATA_ORIGIN,
-    ] {
+    for bit in [A::RESTRICTED, A::SIGN_ENCRYPT, A::FIXED_TPM, A::FIXED_PARENT, A::SENSITIVE_DATA_ORIGIN] {
         let err = check_ak(&with(orig & !bit), false).unwrap_err();
         assert!(matches!(err, AkError::MissingAttribute(..)), "{err}");
         assert_eq!(err.code(), DenialCode::AkInvalid);
     }
-    assert!(matches!(
-        check_ak(&with(orig | A::DECRYPT), false),
-        Err(AkError::ForbiddenAttribute("decrypt", _))
-    ));
+    assert!(matches!(check_ak(&with(orig | A::DECRYPT), false), Err(AkError::ForbiddenAttribute("decrypt", _))));
     // Reserved bits do not even parse.
     let mut b = v.ak.clone();
     b[attr_at..attr_at + 4].copy_from_slice(&(orig | 1 << 3).to_be_bytes());
@@ -385,13 +305,7 @@ fn sha1_needs_explicit_permission() {
     use runtrust_attestation::tpm2::SigScheme;
     let v = load("rsa");
     let ak = v.ak();
-    let sig = Signature::Rsa {
-        scheme: SigScheme::RsaSsa(HashAlg::Sha1),
-        sig: vec![0; 256],
-    };
-    assert_eq!(
-        check_scheme(&ak.key, None, &sig, false),
-        Err(SignatureError::Sha1NotAllowed)
-    );
+    let sig = Signature::Rsa { scheme: SigScheme::RsaSsa(HashAlg::Sha1), sig: vec![0; 256] };
+    assert_eq!(check_scheme(&ak.key, None, &sig, false), Err(SignatureError::Sha1NotAllowed));
     assert!(check_scheme(&ak.key, None, &sig, true).is_ok());
 }

@@ -1,7 +1,10 @@
 //! The `runtrust` command line (DESIGN §9, a contract). The only place that prints or exits.
 
+mod admin_cmd;
 mod args;
+mod enroll_cmd;
 mod quote_cmd;
+mod service_cmd;
 mod tpm2_tools;
 mod tpm_cmd;
 
@@ -60,9 +63,28 @@ pub struct GlobalOpts {
     /// Attestation key algorithm (rsa: RSASSA-SHA256, ecc: ECDSA-P256-SHA256, ecc384: ECDSA-P384-SHA384).
     #[arg(long, global = true, env = "RUNTRUST_AK_ALG", value_enum, default_value_t = KeyAlg::Rsa)]
     ak_alg: KeyAlg,
+    /// The runtrust service, https://HOST:PORT.
+    #[arg(long, global = true, env = "RUNTRUST_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// CA certificate that signed the service's TLS certificate (init writes it to DATA_DIR/tls/ca.pem).
+    #[arg(long, global = true, env = "RUNTRUST_SERVER_CA", value_name = "FILE")]
+    server_ca: Option<PathBuf>,
+    /// File holding this principal's bearer credential (init writes the first admin's to
+    /// DATA_DIR/admin.credential).
+    #[arg(long, global = true, env = "RUNTRUST_CREDENTIAL_FILE", value_name = "FILE")]
+    credential: Option<PathBuf>,
 }
 
 impl GlobalOpts {
+    fn client(&self) -> Result<crate::client::Client, CliError> {
+        let opts = crate::client::ClientOptions {
+            server: self.server.clone(),
+            server_ca: self.server_ca.clone(),
+            credential: self.credential.clone(),
+        };
+        crate::client::Client::new(&opts).map_err(CliError::from)
+    }
+
     fn tpm_options(&self) -> TpmOptions {
         TpmOptions {
             tcti: resolve_tcti(self.tcti.as_deref(), |k| std::env::var(k).ok()),
@@ -81,13 +103,25 @@ enum Command {
     /// Verify TPM quotes offline.
     #[command(subcommand)]
     Quote(quote_cmd::QuoteCommand),
+    /// Create a service data directory: config, issuer key, TLS material, first admin credential.
+    Init(service_cmd::InitArgs),
+    /// Run the service (HTTPS; SIGTERM or SIGINT stop it gracefully).
+    Serve(service_cmd::ServeArgs),
+    /// Enroll this host: prove to the service that its AK lives in this genuine TPM. Prints the host id.
+    Enroll(enroll_cmd::EnrollArgs),
+    /// Manage principals (admin).
+    #[command(subcommand)]
+    Principal(admin_cmd::PrincipalCommand),
+    /// Enrolled hosts (admin, auditor).
+    #[command(subcommand)]
+    Hosts(admin_cmd::HostsCommand),
 }
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug)]
 pub enum CliError {
     /// Did not verify / denied: exit 3, code on stderr.
-    Denied { code: DenialCode, detail: String },
+    Denied { code: String, detail: String },
     /// TPM or service unreachable: exit 4.
     Unavailable(anyhow::Error),
     /// Anything else: exit 1.
@@ -96,10 +130,7 @@ pub enum CliError {
 
 impl CliError {
     pub fn denied(code: DenialCode, detail: impl ToString) -> Self {
-        CliError::Denied {
-            code,
-            detail: detail.to_string(),
-        }
+        CliError::Denied { code: code.as_str().to_owned(), detail: detail.to_string() }
     }
 }
 
@@ -119,6 +150,20 @@ impl From<TpmError> for CliError {
     }
 }
 
+impl From<crate::client::ClientError> for CliError {
+    fn from(e: crate::client::ClientError) -> Self {
+        use crate::client::ClientError;
+        match e {
+            ClientError::Unavailable { .. } => CliError::Unavailable(e.into()),
+            ClientError::Denied(p) if p.code.parse::<DenialCode>().is_ok() => {
+                let p = *p;
+                CliError::Denied { code: p.code, detail: p.detail }
+            }
+            e => CliError::Other(e.into()),
+        }
+    }
+}
+
 pub type CliResult = Result<(), CliError>;
 
 /// Prints a value as pretty JSON on stdout.
@@ -126,23 +171,33 @@ pub(crate) fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
 }
 
-fn init_tracing() {
+/// Logs go to stderr; RUST_LOG filters them (default: `default`).
+pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Json => builder.json().try_init(),
+        crate::config::LogFormat::Text => builder.try_init(),
+    };
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing("warn", crate::config::LogFormat::Text);
+    }
     let json = cli.global.json;
+    let g = &cli.global;
     let result = match cli.command {
-        Command::Tpm(c) => tpm_cmd::run(c, &cli.global),
-        Command::Quote(c) => quote_cmd::run(c, &cli.global),
+        Command::Tpm(c) => tpm_cmd::run(c, g),
+        Command::Quote(c) => quote_cmd::run(c, g),
+        Command::Init(a) => service_cmd::init(a, g),
+        Command::Serve(a) => service_cmd::serve(a),
+        Command::Enroll(a) => enroll_cmd::run(a, g),
+        Command::Principal(c) => admin_cmd::principal(c, g),
+        Command::Hosts(c) => admin_cmd::hosts(c, g),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -20,11 +20,9 @@ pub enum QuoteCommand {
     /// Verify a TPM quote: AK signature, nonce, signed PCR selection, pcrDigest, clock.
     ///
     /// Exit 0 when the quote is genuine; 3 with the denial code on stderr when it is not.
-    #[command(
-        after_help = "Interoperates with tpm2-tools:\n  tpm2_createak -C ek.ctx -c ak.ctx -u ak.pub\n  \
+    #[command(after_help = "Interoperates with tpm2-tools:\n  tpm2_createak -C ek.ctx -c ak.ctx -u ak.pub\n  \
 tpm2_quote -c ak.ctx -l sha256:0-7 -q NONCE -m attest -s signature -o pcrs.bin\n  \
-runtrust quote verify --ak-public ak.pub --attest attest --signature signature --nonce NONCE --pcrs pcrs.bin"
-    )]
+runtrust quote verify --ak-public ak.pub --attest attest --signature signature --nonce NONCE --pcrs pcrs.bin")]
     Verify {
         /// The AK: TPM2B_PUBLIC (tpm2_createak -u, runtrust tpm quote's ak.pub) or a PEM public key.
         #[arg(long, value_name = "FILE")]
@@ -64,11 +62,7 @@ fn pem_key(pem: &[u8]) -> Result<PublicKey, String> {
             let exponent = u32::try_from(rsa.try_exponent().map_err(|e| e.to_string())?)
                 .map_err(|_| "RSA exponent too large".to_string())?;
             let key_bits = u16::try_from(modulus.len() * 8).map_err(|_| "RSA key too large".to_string())?;
-            Ok(PublicKey::Rsa {
-                key_bits,
-                exponent,
-                modulus,
-            })
+            Ok(PublicKey::Rsa { key_bits, exponent, modulus })
         }
         Spki::EC(point) => {
             let curve_oid = spki
@@ -88,25 +82,14 @@ fn pem_key(pem: &[u8]) -> Result<PublicKey, String> {
             if data.len() != 1 + 2 * n || data[0] != 4 {
                 return Err("EC point is not uncompressed".into());
             }
-            Ok(PublicKey::Ecc {
-                curve,
-                x: data[1..=n].to_vec(),
-                y: data[1 + n..].to_vec(),
-            })
+            Ok(PublicKey::Ecc { curve, x: data[1..=n].to_vec(), y: data[1 + n..].to_vec() })
         }
         _ => Err("unsupported public key type (RSA or EC expected)".into()),
     }
 }
 
 pub fn run(cmd: QuoteCommand, g: &GlobalOpts) -> CliResult {
-    let QuoteCommand::Verify {
-        ak_public,
-        attest,
-        signature,
-        nonce: Hex(nonce),
-        pcrs,
-        allow_sha1,
-    } = cmd;
+    let QuoteCommand::Verify { ak_public, attest, signature, nonce: Hex(nonce), pcrs, allow_sha1 } = cmd;
     let ak_bytes = read_file(&ak_public, "AK public")?;
     let attest = read_file(&attest, "attest")?;
     let signature = read_file(&signature, "signature")?;
@@ -128,15 +111,8 @@ pub fn run(cmd: QuoteCommand, g: &GlobalOpts) -> CliResult {
         (ak.key.clone(), ak.signing_scheme(), Some(name))
     };
 
-    let evidence = QuoteEvidence {
-        attest: &attest,
-        signature: &signature,
-        pcrs: &claimed,
-    };
-    let opts = QuoteOptions {
-        allow_sha1,
-        ..Default::default()
-    };
+    let evidence = QuoteEvidence { attest: &attest, signature: &signature, pcrs: &claimed };
+    let opts = QuoteOptions { allow_sha1, ..Default::default() };
     let verified = match verify_quote_with_key(&key, scheme, &evidence, &nonce, &opts) {
         Ok(v) => v,
         // Without --pcrs, the values are simply unknown: everything else has been checked by then.
@@ -178,11 +154,7 @@ fn report(
         println!("quote valid: signed by AK {}", ak_name.unwrap_or("(PEM key)"));
         println!(
             "  PCRs {sel}: {}",
-            if pcrs.is_some() {
-                "values match pcrDigest"
-            } else {
-                "values not given (--pcrs)"
-            }
+            if pcrs.is_some() { "values match pcrDigest" } else { "values not given (--pcrs)" }
         );
         println!("  pcrDigest {}", hex::encode(&a.quote.pcr_digest));
         println!(

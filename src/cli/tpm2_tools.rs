@@ -60,25 +60,16 @@ pub fn parse_serialized_pcrs(b: &[u8]) -> Result<PcrValues, String> {
             if size > 64 {
                 return Err(bad(&format!("digest of {size} bytes")));
             }
-            digests.push(
-                b.get(slot + 2..slot + 2 + size)
-                    .ok_or_else(|| bad("truncated digest"))?,
-            );
+            digests.push(b.get(slot + 2..slot + 2 + size).ok_or_else(|| bad("truncated digest"))?);
         }
     }
     let pairs: Vec<(HashAlg, u8)> = selection.iter().collect();
     if pairs.len() != digests.len() {
-        return Err(bad(&format!(
-            "{} PCRs selected but {} digests",
-            pairs.len(),
-            digests.len()
-        )));
+        return Err(bad(&format!("{} PCRs selected but {} digests", pairs.len(), digests.len())));
     }
     let mut values = PcrValues::new();
     for ((bank, index), d) in pairs.into_iter().zip(digests) {
-        values
-            .insert(bank, index, d.to_vec())
-            .map_err(|e| bad(&e.to_string()))?;
+        values.insert(bank, index, d.to_vec()).map_err(|e| bad(&e.to_string()))?;
     }
     Ok(values)
 }
@@ -97,10 +88,8 @@ mod tests {
     use super::*;
 
     fn vector(name: &str, file: &str) -> Vec<u8> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("attestation/tests/vectors")
-            .join(name)
-            .join(file);
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors").join(name).join(file);
         std::fs::read(p).unwrap()
     }
 

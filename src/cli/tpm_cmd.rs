@@ -75,11 +75,7 @@ pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
                 println!("PCR banks:        {}", banks.join(", "));
                 println!(
                     "EK certificate:   {} ({} EK)",
-                    if info.ek_certificate_present {
-                        "present"
-                    } else {
-                        "absent"
-                    },
+                    if info.ek_certificate_present { "present" } else { "absent" },
                     info.ek_algorithm.name()
                 );
                 println!(
@@ -99,12 +95,7 @@ pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
                 }
             }
         }
-        TpmCommand::Quote {
-            nonce: Hex(nonce),
-            bank,
-            pcrs,
-            out,
-        } => {
+        TpmCommand::Quote { nonce: Hex(nonce), bank, pcrs, out } => {
             let sel = parse_selection(bank, &pcrs).map_err(|e| anyhow::anyhow!("--pcrs: {e}"))?;
             let ak = tpm.ak_public()?;
             let quote = tpm.quote(&nonce, &sel)?;
@@ -129,12 +120,7 @@ pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
                 println!("wrote {0}/attest {0}/signature {0}/ak.pub {0}/pcrs.json", out.display());
             }
         }
-        TpmCommand::Extend {
-            bank,
-            pcr,
-            digest,
-            data,
-        } => {
+        TpmCommand::Extend { bank, pcr, digest, data } => {
             let digest = match (digest, data) {
                 (Some(Hex(d)), _) => d,
                 (None, Some(s)) => bank.digest(s.as_bytes()),

@@ -6,18 +6,11 @@ use runtrust_attestation::DenialCode;
 #[derive(Debug, thiserror::Error)]
 pub enum TpmError {
     #[error("cannot reach the TPM at {tcti:?}: {source}\n  hint: {hint}")]
-    Unreachable {
-        tcti: String,
-        hint: String,
-        source: tss_esapi::Error,
-    },
+    Unreachable { tcti: String, hint: String, source: tss_esapi::Error },
     #[error("invalid TCTI {tcti:?}: {reason} (examples: device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321)")]
     BadTcti { tcti: String, reason: String },
     #[error("TPM command {command} failed: {source}")]
-    Command {
-        command: &'static str,
-        source: tss_esapi::Error,
-    },
+    Command { command: &'static str, source: tss_esapi::Error },
     #[error("the TPM returned a structure runtrust cannot use ({what}): {detail}")]
     Unexpected { what: &'static str, detail: String },
     #[error("PCR bank {bank} is not active on this TPM (active banks: {active})")]

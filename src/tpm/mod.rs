@@ -83,4 +83,7 @@ pub trait Tpm {
     fn ak_public(&mut self) -> Result<Public, TpmError>;
     /// Quotes `selection` under `nonce` with the AK and reads the matching PCR values.
     fn quote(&mut self, nonce: &[u8], selection: &PcrSelection) -> Result<Quote, TpmError>;
+    /// TPM2_ActivateCredential (Part 3 §12.5) with the AK as the credential's object and the EK as the
+    /// key that decrypts the seed: returns the secret only if both live in this TPM.
+    fn activate_credential(&mut self, credential_blob: &[u8], encrypted_secret: &[u8]) -> Result<Vec<u8>, TpmError>;
 }

@@ -44,23 +44,13 @@ impl AkBlobs {
         let read = |p: &Path| match fs::read(p) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(TpmError::State {
-                path: p.to_owned(),
-                source,
-            }),
+            Err(source) => Err(TpmError::State { path: p.to_owned(), source }),
         };
         match (read(&p_pub)?, read(&p_priv)?, read(&p_ek)?) {
             (Some(public), Some(private), Some(ek_hex)) => {
-                let ek_name =
-                    hex::decode(String::from_utf8_lossy(&ek_hex).trim()).map_err(|e| TpmError::CorruptAk {
-                        path: p_ek,
-                        detail: e.to_string(),
-                    })?;
-                Ok(Some(Self {
-                    public,
-                    private,
-                    ek_name,
-                }))
+                let ek_name = hex::decode(String::from_utf8_lossy(&ek_hex).trim())
+                    .map_err(|e| TpmError::CorruptAk { path: p_ek, detail: e.to_string() })?;
+                Ok(Some(Self { public, private, ek_name }))
             }
             // The private blob is written last: without it, no AK was ever completely stored.
             (_, None, _) => Ok(None),
@@ -74,10 +64,7 @@ impl AkBlobs {
     /// Stores the blobs durably, mode 0600 (private last, so a crash never leaves a half AK that loads).
     pub fn store(&self, dir: &Path, ek: KeyAlg, ak: KeyAlg) -> Result<(), TpmError> {
         fn state(path: &Path) -> impl FnOnce(std::io::Error) -> TpmError + '_ {
-            move |source| TpmError::State {
-                path: path.to_owned(),
-                source,
-            }
+            move |source| TpmError::State { path: path.to_owned(), source }
         }
         fsutil::create_private_dir(dir).map_err(state(dir))?;
         let [p_pub, p_priv, p_ek] = Self::paths(dir, ek, ak);

@@ -12,10 +12,7 @@ pub fn resolve_tcti(flag: Option<&str>, env: impl Fn(&str) -> Option<String>) ->
     if let Some(f) = flag.filter(|f| !f.is_empty()) {
         return f.to_owned();
     }
-    TCTI_ENV
-        .iter()
-        .find_map(|name| env(name).filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| DEFAULT_TCTI.to_owned())
+    TCTI_ENV.iter().find_map(|name| env(name).filter(|v| !v.is_empty())).unwrap_or_else(|| DEFAULT_TCTI.to_owned())
 }
 
 #[cfg(test)]
@@ -32,9 +29,6 @@ mod tests {
         assert_eq!(resolve_tcti(Some("device:/dev/tpm0"), env), "device:/dev/tpm0");
         assert_eq!(resolve_tcti(None, env), "swtpm:port=1");
         assert_eq!(resolve_tcti(None, |_| None), DEFAULT_TCTI);
-        assert_eq!(
-            resolve_tcti(None, |k| (k == "RUNTRUST_TCTI").then(String::new)),
-            DEFAULT_TCTI
-        );
+        assert_eq!(resolve_tcti(None, |k| (k == "RUNTRUST_TCTI").then(String::new)), DEFAULT_TCTI);
     }
 }

@@ -8,13 +8,15 @@ use std::str::FromStr;
 use runtrust_attestation::ak::check_ak;
 use runtrust_attestation::{Attest, HashAlg, PcrSelection, PcrValues, Public, Signature};
 use tss_esapi::abstraction::{ak, ek, AsymmetricAlgorithmSelection, DefaultKey};
-use tss_esapi::constants::{CapabilityType, PropertyTag};
-use tss_esapi::handles::{KeyHandle, ObjectHandle, PcrHandle};
+use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
+use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, PcrHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, SignatureSchemeAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    CapabilityData, Data, Digest, DigestValues, PcrSelectionListBuilder, PcrSlot, Private, SignatureScheme,
+    CapabilityData, Data, Digest, DigestList, DigestValues, EncryptedSecret, IdObject, PcrSelectionListBuilder,
+    PcrSlot, Private, SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -27,6 +29,18 @@ use super::{KeyAlg, Quote, Tpm, TpmError, TpmInfo};
 const EK_CERT_NV_RSA_2048: u32 = 0x01c0_0002;
 const EK_CERT_NV_ECC_P256: u32 = 0x01c0_000a;
 const EK_CERT_NV_ECC_P384: u32 = 0x01c0_0016;
+/// TCG EK Credential Profile 2.5 §B.6: the high-range EK templates' authPolicy is PolicyOR(PolicyA, PolicyC);
+/// PolicyA is PolicySecret(TPM_RH_ENDORSEMENT). These are the branch digests for SHA-384.
+const EK_POLICY_A_SHA384: [u8; 48] = [
+    0x8b, 0xbf, 0x22, 0x66, 0x53, 0x7c, 0x17, 0x1c, 0xb5, 0x6e, 0x40, 0x3c, 0x4d, 0xc1, 0xd4, 0xb6, 0x4f, 0x43, 0x26,
+    0x11, 0xdc, 0x38, 0x6e, 0x6f, 0x53, 0x20, 0x50, 0xc3, 0x27, 0x8c, 0x93, 0x0e, 0x14, 0x3e, 0x8b, 0xb1, 0x13, 0x38,
+    0x24, 0xcc, 0xb4, 0x31, 0x05, 0x38, 0x71, 0xc6, 0xdb, 0x53,
+];
+const EK_POLICY_C_SHA384: [u8; 48] = [
+    0xd6, 0x03, 0x2c, 0xe6, 0x1f, 0x2f, 0xb3, 0xc2, 0x40, 0xeb, 0x3c, 0xf6, 0xa3, 0x32, 0x37, 0xef, 0x2b, 0x6a, 0x16,
+    0xf4, 0x29, 0x3c, 0x22, 0xb4, 0x55, 0xe2, 0x61, 0xcf, 0xfd, 0x21, 0x7a, 0xd5, 0xb4, 0x94, 0x7c, 0x2d, 0x73, 0xe6,
+    0x30, 0x05, 0xee, 0xd2, 0xdc, 0x2b, 0x35, 0x93, 0xd1, 0x65,
+];
 /// How often a quote is retried when a PCR changes between TPM2_Quote and TPM2_PCR_Read.
 const QUOTE_ATTEMPTS: u32 = 5;
 
@@ -97,16 +111,10 @@ fn tss_selection(banks: &[(HashAlg, Vec<u8>)]) -> Result<tss_esapi::structures::
             .iter()
             .map(|&i| PcrSlot::try_from(1u32 << i))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TpmError::Unexpected {
-                what: "PCR index",
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| TpmError::Unexpected { what: "PCR index", detail: e.to_string() })?;
         builder = builder.with_selection(hashing_algorithm(*bank), &slots);
     }
-    builder.build().map_err(|e| TpmError::Unexpected {
-        what: "PCR selection",
-        detail: e.to_string(),
-    })
+    builder.build().map_err(|e| TpmError::Unexpected { what: "PCR selection", detail: e.to_string() })
 }
 
 /// The DER element at the start of `nv` (EK certificate NV indices may be padded past the certificate).
@@ -131,10 +139,8 @@ pub(crate) fn der_prefix(nv: &[u8]) -> Option<&[u8]> {
 impl TssTpm {
     /// Connects to the TPM. Nothing is created until an operation needs it.
     pub fn open(opts: TpmOptions) -> Result<Self, TpmError> {
-        let conf = TctiNameConf::from_str(&opts.tcti).map_err(|e| TpmError::BadTcti {
-            tcti: opts.tcti.clone(),
-            reason: e.to_string(),
-        })?;
+        let conf = TctiNameConf::from_str(&opts.tcti)
+            .map_err(|e| TpmError::BadTcti { tcti: opts.tcti.clone(), reason: e.to_string() })?;
         let ctx = Context::new(conf).map_err(|source| {
             let hint = if opts.tcti.starts_with("device") {
                 "is there a TPM (ls -l /dev/tpmrm0) and may this user open it (group tss)? For a simulated TPM: scripts/swtpm.sh start"
@@ -143,12 +149,7 @@ impl TssTpm {
             };
             TpmError::Unreachable { tcti: opts.tcti.clone(), hint: hint.to_owned(), source }
         })?;
-        Ok(Self {
-            ctx,
-            opts,
-            ek: None,
-            ak: None,
-        })
+        Ok(Self { ctx, opts, ek: None, ak: None })
     }
 
     fn ek_handle(&mut self) -> Result<KeyHandle, TpmError> {
@@ -163,14 +164,9 @@ impl TssTpm {
 
     fn read_public(&mut self, handle: KeyHandle) -> Result<Public, TpmError> {
         let (public, _, _) = self.ctx.read_public(handle).map_err(cmd("TPM2_ReadPublic"))?;
-        let bytes = public.marshall().map_err(|e| TpmError::Unexpected {
-            what: "TPMT_PUBLIC",
-            detail: e.to_string(),
-        })?;
-        Public::from_tpmt(&bytes).map_err(|e| TpmError::Unexpected {
-            what: "TPMT_PUBLIC",
-            detail: e.to_string(),
-        })
+        let bytes =
+            public.marshall().map_err(|e| TpmError::Unexpected { what: "TPMT_PUBLIC", detail: e.to_string() })?;
+        Public::from_tpmt(&bytes).map_err(|e| TpmError::Unexpected { what: "TPMT_PUBLIC", detail: e.to_string() })
     }
 
     /// Loads the AK from the state dir, creating and storing it on first use.
@@ -192,28 +188,21 @@ impl TssTpm {
                 };
                 let created = ak::create_ak_2(&mut self.ctx, ek, hash, key_selection(ak_alg), sign, None, DefaultKey)
                     .map_err(cmd("TPM2_Create (AK)"))?;
-                let tpmt = created.out_public.marshall().map_err(|e| TpmError::Unexpected {
-                    what: "AK TPMT_PUBLIC",
-                    detail: e.to_string(),
-                })?;
+                let tpmt = created
+                    .out_public
+                    .marshall()
+                    .map_err(|e| TpmError::Unexpected { what: "AK TPMT_PUBLIC", detail: e.to_string() })?;
                 let private = created.out_private.value();
                 let mut tpm2b_private = (private.len() as u16).to_be_bytes().to_vec();
                 tpm2b_private.extend_from_slice(private);
                 let mut tpm2b_public = (tpmt.len() as u16).to_be_bytes().to_vec();
                 tpm2b_public.extend_from_slice(&tpmt);
-                let blobs = AkBlobs {
-                    public: tpm2b_public,
-                    private: tpm2b_private,
-                    ek_name,
-                };
+                let blobs = AkBlobs { public: tpm2b_public, private: tpm2b_private, ek_name };
                 blobs.store(&dir, ek_alg, ak_alg)?;
                 blobs
             }
         };
-        let corrupt = |detail: String| TpmError::CorruptAk {
-            path: dir.clone(),
-            detail,
-        };
+        let corrupt = |detail: String| TpmError::CorruptAk { path: dir.clone(), detail };
         let ak_public = Public::from_tpm2b(&blobs.public).map_err(|e| corrupt(e.to_string()))?;
         // Fail closed on an AK that could not attest (e.g. a tampered blob): the same check the verifier makes.
         check_ak(&ak_public, false).map_err(|e| corrupt(e.to_string()))?;
@@ -238,10 +227,7 @@ impl TssTpm {
             .execute_without_session(|c| c.get_capability(CapabilityType::AssignedPcr, 0, 16))
             .map_err(cmd("TPM2_GetCapability (PCRs)"))?;
         let CapabilityData::AssignedPcr(list) = data else {
-            return Err(TpmError::Unexpected {
-                what: "TPM2_GetCapability",
-                detail: "not a PCR list".into(),
-            });
+            return Err(TpmError::Unexpected { what: "TPM2_GetCapability", detail: "not a PCR list".into() });
         };
         Ok(list
             .get_selections()
@@ -249,6 +235,51 @@ impl TssTpm {
             .filter(|s| !s.is_empty())
             .filter_map(|s| hash_alg(s.hashing_algorithm()))
             .collect())
+    }
+
+    /// A policy session that satisfies the EK's authPolicy: PolicySecret(endorsement), then PolicyOR for
+    /// the high-range (SHA-384) templates.
+    fn ek_policy_session(&mut self, ek: KeyHandle) -> Result<AuthSession, TpmError> {
+        let ek_public = self.read_public(ek)?;
+        let aes_bits = match ek_public.symmetric {
+            Some(s) if s.key_bits == 256 => SymmetricDefinition::AES_256_CFB,
+            _ => SymmetricDefinition::AES_128_CFB,
+        };
+        let session = self
+            .ctx
+            .start_auth_session(None, None, None, SessionType::Policy, aes_bits, hashing_algorithm(ek_public.name_alg))
+            .map_err(cmd("TPM2_StartAuthSession"))?
+            .ok_or_else(|| unexpected("TPM2_StartAuthSession")("no session".into()))?;
+        let policy = PolicySession::try_from(session).map_err(cmd("TPM2_StartAuthSession"))?;
+        let result = self
+            .ctx
+            .execute_with_nullauth_session(|c| {
+                c.policy_secret(
+                    policy,
+                    AuthHandle::Endorsement,
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                    None,
+                )
+            })
+            .map_err(cmd("TPM2_PolicySecret"))
+            .and_then(|_| {
+                if ek_public.name_alg != HashAlg::Sha384 {
+                    return Ok(());
+                }
+                let mut branches = DigestList::new();
+                for d in [&EK_POLICY_A_SHA384[..], &EK_POLICY_C_SHA384[..]] {
+                    let d = Digest::try_from(d).map_err(cmd("TPM2_PolicyOR"))?;
+                    branches.add(d).map_err(cmd("TPM2_PolicyOR"))?;
+                }
+                self.ctx.policy_or(policy, branches).map_err(cmd("TPM2_PolicyOR"))
+            });
+        if let Err(e) = result {
+            let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+            return Err(e);
+        }
+        Ok(session)
     }
 
     fn nv_index_defined(&mut self, index: u32) -> Result<bool, TpmError> {
@@ -260,16 +291,8 @@ impl TssTpm {
     }
 
     fn property_string(&mut self, tag: PropertyTag) -> Result<String, TpmError> {
-        let v = self
-            .ctx
-            .get_tpm_property(tag)
-            .map_err(cmd("TPM2_GetCapability (properties)"))?
-            .unwrap_or(0);
-        Ok(v.to_be_bytes()
-            .iter()
-            .filter(|b| b.is_ascii_graphic())
-            .map(|&b| char::from(b))
-            .collect())
+        let v = self.ctx.get_tpm_property(tag).map_err(cmd("TPM2_GetCapability (properties)"))?.unwrap_or(0);
+        Ok(v.to_be_bytes().iter().filter(|b| b.is_ascii_graphic()).map(|&b| char::from(b)).collect())
     }
 }
 
@@ -288,23 +311,13 @@ impl Tpm for TssTpm {
     fn info(&mut self) -> Result<TpmInfo, TpmError> {
         let manufacturer = self.property_string(PropertyTag::Manufacturer)?;
         let vendor = tss_esapi::utils::get_tpm_vendor(&mut self.ctx).map_err(cmd("TPM2_GetCapability (vendor)"))?;
-        let fw1 = self
-            .ctx
-            .get_tpm_property(PropertyTag::FirmwareVersion1)
-            .map_err(cmd("TPM2_GetCapability"))?;
-        let fw2 = self
-            .ctx
-            .get_tpm_property(PropertyTag::FirmwareVersion2)
-            .map_err(cmd("TPM2_GetCapability"))?;
+        let fw1 = self.ctx.get_tpm_property(PropertyTag::FirmwareVersion1).map_err(cmd("TPM2_GetCapability"))?;
+        let fw2 = self.ctx.get_tpm_property(PropertyTag::FirmwareVersion2).map_err(cmd("TPM2_GetCapability"))?;
         let firmware_version = match (fw1, fw2) {
             (Some(a), Some(b)) => format!("{}.{}.{}.{}", a >> 16, a & 0xffff, b >> 16, b & 0xffff),
             _ => "unknown".into(),
         };
-        let rev = self
-            .ctx
-            .get_tpm_property(PropertyTag::Revision)
-            .map_err(cmd("TPM2_GetCapability"))?
-            .unwrap_or(0);
+        let rev = self.ctx.get_tpm_property(PropertyTag::Revision).map_err(cmd("TPM2_GetCapability"))?.unwrap_or(0);
         let pcr_banks = self.active_banks()?;
         let ek_certificate_present = self.nv_index_defined(ek_cert_nv_index(self.opts.ek_alg))?;
         let ak_name = AkBlobs::load(&self.opts.state_dir, self.opts.ek_alg, self.opts.ak_alg)?
@@ -324,12 +337,8 @@ impl Tpm for TssTpm {
     }
 
     fn pcr_read(&mut self, selection: &PcrSelection) -> Result<PcrValues, TpmError> {
-        let mut remaining: Vec<(HashAlg, Vec<u8>)> = selection
-            .banks()
-            .iter()
-            .filter(|b| !b.pcrs().is_empty())
-            .map(|b| (b.hash, b.pcrs().to_vec()))
-            .collect();
+        let mut remaining: Vec<(HashAlg, Vec<u8>)> =
+            selection.banks().iter().filter(|b| !b.pcrs().is_empty()).map(|b| (b.hash, b.pcrs().to_vec())).collect();
         let mut values = PcrValues::new();
         // TPM2_PCR_Read returns at most 8 digests per call (Part 3 §22.4); repeat until all are read.
         while !remaining.is_empty() {
@@ -348,11 +357,8 @@ impl Tpm for TssTpm {
                 let Some(bank) = hash_alg(sel.hashing_algorithm()) else {
                     continue;
                 };
-                let mut slots: Vec<u8> = sel
-                    .selected()
-                    .into_iter()
-                    .map(|s| u32::from(s).trailing_zeros() as u8)
-                    .collect();
+                let mut slots: Vec<u8> =
+                    sel.selected().into_iter().map(|s| u32::from(s).trailing_zeros() as u8).collect();
                 slots.sort_unstable();
                 for index in slots {
                     let d = digests.next().ok_or_else(|| TpmError::Unexpected {
@@ -361,10 +367,7 @@ impl Tpm for TssTpm {
                     })?;
                     values
                         .insert(bank, index, d.value().to_vec())
-                        .map_err(|e| TpmError::Unexpected {
-                            what: "TPM2_PCR_Read",
-                            detail: e.to_string(),
-                        })?;
+                        .map_err(|e| TpmError::Unexpected { what: "TPM2_PCR_Read", detail: e.to_string() })?;
                     if let Some((_, pcrs)) = remaining.iter_mut().find(|(b, _)| *b == bank) {
                         pcrs.retain(|&i| i != index);
                     }
@@ -374,12 +377,7 @@ impl Tpm for TssTpm {
             remaining.retain(|(_, pcrs)| !pcrs.is_empty());
             if !progress {
                 if let Some((bank, _)) = remaining.first() {
-                    let active = self
-                        .active_banks()?
-                        .iter()
-                        .map(|b| b.name())
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let active = self.active_banks()?.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ");
                     return Err(TpmError::BankNotActive { bank: *bank, active });
                 }
             }
@@ -392,9 +390,7 @@ impl Tpm for TssTpm {
         let digest = Digest::try_from(digest.to_vec()).map_err(cmd("TPM2_PCR_Extend"))?;
         let mut values = DigestValues::new();
         values.set(hashing_algorithm(bank), digest);
-        self.ctx
-            .execute_with_nullauth_session(|c| c.pcr_extend(handle, values))
-            .map_err(cmd("TPM2_PCR_Extend"))
+        self.ctx.execute_with_nullauth_session(|c| c.pcr_extend(handle, values)).map_err(cmd("TPM2_PCR_Extend"))
     }
 
     fn ek_public(&mut self) -> Result<Public, TpmError> {
@@ -420,10 +416,7 @@ impl Tpm for TssTpm {
         self.ak_handle()?;
         match &self.ak {
             Some((_, p)) => Ok(p.clone()),
-            None => Err(TpmError::Unexpected {
-                what: "AK",
-                detail: "not loaded".into(),
-            }),
+            None => Err(TpmError::Unexpected { what: "AK", detail: "not loaded".into() }),
         }
     }
 
@@ -440,17 +433,11 @@ impl Tpm for TssTpm {
                 .ctx
                 .execute_with_nullauth_session(|c| c.quote(ak, data.clone(), SignatureScheme::Null, tss_sel.clone()))
                 .map_err(cmd("TPM2_Quote"))?;
-            let attest = attest
-                .marshall()
-                .map_err(|e| unexpected("TPMS_ATTEST")(e.to_string()))?;
-            let signature = signature
-                .marshall()
-                .map_err(|e| unexpected("TPMT_SIGNATURE")(e.to_string()))?;
+            let attest = attest.marshall().map_err(|e| unexpected("TPMS_ATTEST")(e.to_string()))?;
+            let signature = signature.marshall().map_err(|e| unexpected("TPMT_SIGNATURE")(e.to_string()))?;
             let parsed = Attest::parse_quote(&attest).map_err(|e| unexpected("TPMS_ATTEST")(e.to_string()))?;
-            let hash = Signature::parse(&signature)
-                .map_err(|e| unexpected("TPMT_SIGNATURE")(e.to_string()))?
-                .scheme()
-                .hash();
+            let hash =
+                Signature::parse(&signature).map_err(|e| unexpected("TPMT_SIGNATURE")(e.to_string()))?.scheme().hash();
             let signed = &parsed.quote.pcr_select;
             if !signed.same_pcrs(selection) {
                 // The TPM drops PCRs of banks it has not allocated (Part 3 §18.4).
@@ -459,27 +446,30 @@ impl Tpm for TssTpm {
                     .iter()
                     .find(|b| !signed.banks().iter().any(|s| s.hash == b.hash && s.pcrs() == b.pcrs()));
                 let bank = missing.map_or(HashAlg::Sha256, |b| b.hash);
-                let active = self
-                    .active_banks()?
-                    .iter()
-                    .map(|b| b.name())
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let active = self.active_banks()?.iter().map(|b| b.name()).collect::<Vec<_>>().join(", ");
                 return Err(TpmError::BankNotActive { bank, active });
             }
             let pcrs = self.pcr_read(signed)?;
             if pcrs.digest(signed, hash).as_deref() == Some(parsed.quote.pcr_digest.as_slice()) {
-                return Ok(Quote {
-                    attest,
-                    signature,
-                    pcrs,
-                });
+                return Ok(Quote { attest, signature, pcrs });
             }
             tracing::debug!("PCRs changed between TPM2_Quote and TPM2_PCR_Read; quoting again");
         }
-        Err(TpmError::PcrsUnstable {
-            attempts: QUOTE_ATTEMPTS,
-        })
+        Err(TpmError::PcrsUnstable { attempts: QUOTE_ATTEMPTS })
+    }
+
+    fn activate_credential(&mut self, credential_blob: &[u8], encrypted_secret: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let blob = IdObject::try_from(credential_blob.to_vec()).map_err(cmd("TPM2_ActivateCredential"))?;
+        let secret = EncryptedSecret::try_from(encrypted_secret.to_vec()).map_err(cmd("TPM2_ActivateCredential"))?;
+        let ak = self.ak_handle()?;
+        let ek = self.ek_handle()?;
+        let session = self.ek_policy_session(ek)?;
+        // Session 1 authorizes the AK (empty password), session 2 the EK (its policy).
+        let result = self.ctx.execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
+            c.activate_credential(ak, ek, blob, secret)
+        });
+        let _ = self.ctx.flush_context(SessionHandle::from(session).into());
+        Ok(result.map_err(cmd("TPM2_ActivateCredential"))?.value().to_vec())
     }
 }
 

@@ -14,11 +14,8 @@ const INSTALL_HINT: &str = "install it with: sudo apt-get install swtpm swtpm-to
 
 /// Checks that `tools` are on `path` (a PATH value); the error says how to install them.
 pub fn check_tools(tools: &[&str], path: &str) -> Result<(), String> {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| !std::env::split_paths(path).any(|d| d.join(t).is_file()))
-        .collect();
+    let missing: Vec<&str> =
+        tools.iter().copied().filter(|t| !std::env::split_paths(path).any(|d| d.join(t).is_file())).collect();
     if missing.is_empty() {
         Ok(())
     } else {
@@ -41,9 +38,7 @@ pub struct SwTpmBuilder {
 
 impl Default for SwTpmBuilder {
     fn default() -> Self {
-        Self {
-            banks: "sha1,sha256".into(),
-        }
+        Self { banks: "sha1,sha256".into() }
     }
 }
 
@@ -56,10 +51,7 @@ impl SwTpmBuilder {
 
     pub fn start(self) -> SwTpm {
         require(&["swtpm", "swtpm_setup", "swtpm_localca"]);
-        let dir = tempfile::Builder::new()
-            .prefix("runtrust-swtpm-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("runtrust-swtpm-").tempdir().expect("temp dir");
         let root = dir.path().to_path_buf();
         let (state, ca) = (root.join("state"), root.join("localca"));
         std::fs::create_dir_all(&state).expect("state dir");
@@ -200,11 +192,7 @@ impl SwTpm {
             .env("TPM2TOOLS_TCTI", self.tcti())
             .output()
             .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     }
 }
@@ -259,5 +247,140 @@ impl SwTpm {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+}
+
+/// A runtrust service (`runtrust init` + `runtrust serve`) in a temp dir, stopped on drop.
+pub struct Service {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    url: String,
+    credentials: std::cell::Cell<u32>,
+}
+
+impl Service {
+    /// `runtrust init` with these EK trust anchors (PEM files), then `serve`.
+    pub fn start(ek_ca: &[PathBuf]) -> Service {
+        let dir = tempfile::Builder::new().prefix("runtrust-service-").tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let mut args: Vec<String> = vec!["init".into(), "--data-dir".into(), data.display().to_string()];
+        args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        for ca in ek_ca {
+            args.extend(["--ek-ca".into(), ca.display().to_string()]);
+        }
+        let out = Command::new(runtrust_bin()).args(&args).output().expect("runtrust init");
+        assert!(out.status.success(), "runtrust init: {}", String::from_utf8_lossy(&out.stderr));
+        let mut s = Service { dir, child: None, url: String::new(), credentials: std::cell::Cell::new(0) };
+        s.restart();
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// (Re)starts `runtrust serve`; waits until it listens.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new(runtrust_bin())
+            .args(["serve", "--data-dir"])
+            .arg(self.data_dir())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("runtrust serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("runtrust: serving on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => self.url = url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("runtrust serve did not start within 30 s");
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: a crash, no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: a graceful stop.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().expect("wait for serve")
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.data_dir().join("tls/ca.pem")
+    }
+
+    pub fn admin_credential(&self) -> PathBuf {
+        self.data_dir().join("admin.credential")
+    }
+
+    /// Runs `runtrust ARGS` as a client of this service (and, if given, on `tpm`).
+    pub fn client(&self, tpm: Option<&SwTpm>, credential: Option<&Path>, args: &[&str]) -> Run {
+        let mut cmd = Command::new(runtrust_bin());
+        cmd.args(args)
+            .env("RUNTRUST_SERVER", &self.url)
+            .env("RUNTRUST_SERVER_CA", self.ca())
+            .env_remove("RUNTRUST_CREDENTIAL_FILE")
+            .env_remove("TPM2TOOLS_TCTI");
+        if let Some(c) = credential {
+            cmd.env("RUNTRUST_CREDENTIAL_FILE", c);
+        }
+        if let Some(t) = tpm {
+            cmd.env("RUNTRUST_TCTI", t.tcti()).env("RUNTRUST_STATE_DIR", t.host_state_dir());
+        }
+        let out = cmd.output().expect("run runtrust");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `runtrust principal add` as admin; returns the new credential's file.
+    pub fn add_principal(&self, name: &str, role: &str) -> PathBuf {
+        let r = self.client(None, Some(&self.admin_credential()), &["principal", "add", name, "--role", role]);
+        assert_eq!(r.code, 0, "principal add: {r:?}");
+        let credential = r.stdout.lines().last().expect("credential line").trim().to_owned();
+        let n = self.credentials.get() + 1;
+        self.credentials.set(n);
+        let path = self.dir.path().join(format!("{name}-{n}.credential"));
+        std::fs::write(&path, format!("{credential}\n")).expect("write credential");
+        path
+    }
+
+    /// `runtrust hosts list --json` as admin.
+    pub fn hosts(&self) -> Vec<serde_json::Value> {
+        let r = self.client(None, Some(&self.admin_credential()), &["--json", "hosts", "list"]);
+        assert_eq!(r.code, 0, "hosts list: {r:?}");
+        serde_json::from_str(&r.stdout).expect("hosts JSON")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }

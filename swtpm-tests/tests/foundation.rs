@@ -12,13 +12,8 @@ use runtrust_attestation::{verify_quote, DenialCode, HashAlg, PcrValues, Public,
 use swtpm_tests::{check_tools, SwTpm};
 
 fn open(tpm: &SwTpm, ek: KeyAlg, ak: KeyAlg) -> TssTpm {
-    TssTpm::open(TpmOptions {
-        tcti: tpm.tcti(),
-        state_dir: tpm.host_state_dir(),
-        ek_alg: ek,
-        ak_alg: ak,
-    })
-    .expect("open swtpm")
+    TssTpm::open(TpmOptions { tcti: tpm.tcti(), state_dir: tpm.host_state_dir(), ek_alg: ek, ak_alg: ak })
+        .expect("open swtpm")
 }
 
 fn sel(bank: HashAlg, pcrs: impl IntoIterator<Item = u8>) -> PcrSelection {
@@ -30,11 +25,7 @@ fn nonce(tag: u8) -> Vec<u8> {
 }
 
 fn verify(ak: &Public, q: &Quote, nonce: &[u8]) -> Result<(), QuoteError> {
-    let ev = QuoteEvidence {
-        attest: &q.attest,
-        signature: &q.signature,
-        pcrs: &q.pcrs,
-    };
+    let ev = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
     verify_quote(ak, &ev, nonce, &QuoteOptions::default()).map(|_| ())
 }
 
@@ -43,17 +34,12 @@ fn round_trip(ek: KeyAlg, ak_alg: KeyAlg) {
     let mut tpm = open(&sw, ek, ak_alg);
     let ak = tpm.ak_public().unwrap();
     check_ak(&ak, false).unwrap();
-    tpm.pcr_extend(HashAlg::Sha256, 16, &HashAlg::Sha256.digest(b"round trip"))
-        .unwrap();
+    tpm.pcr_extend(HashAlg::Sha256, 16, &HashAlg::Sha256.digest(b"round trip")).unwrap();
     let selection = sel(HashAlg::Sha256, [0, 1, 2, 7, 16]);
     let q = tpm.quote(&nonce(1), &selection).unwrap();
     verify(&ak, &q, &nonce(1)).unwrap();
     assert_eq!(q.pcrs.len(), 5);
-    assert_ne!(
-        q.pcrs.get(HashAlg::Sha256, 16).unwrap(),
-        &[0u8; 32],
-        "PCR 16 was extended"
-    );
+    assert_ne!(q.pcrs.get(HashAlg::Sha256, 16).unwrap(), &[0u8; 32], "PCR 16 was extended");
 }
 
 #[test]
@@ -91,16 +77,7 @@ fn inactive_bank_is_a_clear_error() {
     let sw = SwTpm::builder().banks("sha256").start();
     let mut tpm = open(&sw, KeyAlg::Rsa, KeyAlg::Rsa);
     let err = tpm.quote(&nonce(3), &sel(HashAlg::Sha1, 0..=7)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TpmError::BankNotActive {
-                bank: HashAlg::Sha1,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, TpmError::BankNotActive { bank: HashAlg::Sha1, .. }), "{err}");
     let err = tpm.pcr_read(&sel(HashAlg::Sha384, [0])).unwrap_err();
     assert!(matches!(err, TpmError::BankNotActive { .. }), "{err}");
 }
@@ -127,56 +104,31 @@ fn each_tamper_fails_with_its_own_error() {
     for (b, i, v) in q.pcrs.iter() {
         relabelled.insert(b, i + 8, v.to_vec()).unwrap();
     }
-    let t = Quote {
-        pcrs: relabelled,
-        ..q.clone()
-    };
-    assert!(matches!(
-        verify(&ak, &t, &n),
-        Err(QuoteError::PcrSelectionMismatch { .. })
-    ));
+    let t = Quote { pcrs: relabelled, ..q.clone() };
+    assert!(matches!(verify(&ak, &t, &n), Err(QuoteError::PcrSelectionMismatch { .. })));
 
     // a signature byte
     let mut t = q.clone();
     let last = t.signature.len() - 1;
     t.signature[last] ^= 1;
-    assert!(matches!(
-        verify(&ak, &t, &n),
-        Err(QuoteError::Signature(SignatureError::Invalid(_)))
-    ));
+    assert!(matches!(verify(&ak, &t, &n), Err(QuoteError::Signature(SignatureError::Invalid(_)))));
 
     // an attest byte (the clock)
     let mut t = q.clone();
     let clock_at = t.attest.len() - (2 + 32) - 10 - 8 - 17; // pcrDigest, pcrSelect, firmwareVersion, clockInfo
     t.attest[clock_at] ^= 1;
-    assert!(matches!(
-        verify(&ak, &t, &n),
-        Err(QuoteError::Signature(SignatureError::Invalid(_)))
-    ));
+    assert!(matches!(verify(&ak, &t, &n), Err(QuoteError::Signature(SignatureError::Invalid(_)))));
 
     // selection: a verifier that asked for PCRs 0-6 gets 0-7
     let asked = sel(HashAlg::Sha256, 0..=6);
-    let ev = QuoteEvidence {
-        attest: &q.attest,
-        signature: &q.signature,
-        pcrs: &q.pcrs,
-    };
-    let opts = QuoteOptions {
-        expected_selection: Some(&asked),
-        ..Default::default()
-    };
-    assert!(matches!(
-        verify_quote(&ak, &ev, &n, &opts),
-        Err(QuoteError::SelectionNotRequested { .. })
-    ));
+    let ev = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
+    let opts = QuoteOptions { expected_selection: Some(&asked), ..Default::default() };
+    assert!(matches!(verify_quote(&ak, &ev, &n, &opts), Err(QuoteError::SelectionNotRequested { .. })));
 
     // a quote by another TPM's AK
     let other = SwTpm::start();
     let other_ak = open(&other, KeyAlg::Rsa, KeyAlg::Rsa).ak_public().unwrap();
-    assert_eq!(
-        verify(&other_ak, &q, &n).unwrap_err().code(),
-        DenialCode::SignatureInvalid
-    );
+    assert_eq!(verify(&other_ak, &q, &n).unwrap_err().code(), DenialCode::SignatureInvalid);
 }
 
 #[test]
@@ -191,10 +143,7 @@ fn pcr_extend_changes_the_digest_and_old_expectation_fails() {
     verify(&ak, &after, &nonce(7)).unwrap();
     assert_ne!(before.pcrs, after.pcrs);
     // The new quote with the old (golden) values: the digest no longer matches.
-    let stale = Quote {
-        pcrs: before.pcrs.clone(),
-        ..after.clone()
-    };
+    let stale = Quote { pcrs: before.pcrs.clone(), ..after.clone() };
     let err = verify(&ak, &stale, &nonce(7)).unwrap_err();
     assert!(matches!(err, QuoteError::PcrDigestMismatch { .. }), "{err}");
     assert_eq!(err.code(), DenialCode::PcrMismatch);
@@ -238,12 +187,8 @@ fn ak_is_kept_in_the_state_dir_and_bound_to_its_tpm() {
     }
     // The same state dir against another TPM: refused, not silently replaced.
     let other = SwTpm::start();
-    let opts = TpmOptions {
-        tcti: other.tcti(),
-        state_dir: sw.host_state_dir(),
-        ek_alg: KeyAlg::Rsa,
-        ak_alg: KeyAlg::Rsa,
-    };
+    let opts =
+        TpmOptions { tcti: other.tcti(), state_dir: sw.host_state_dir(), ek_alg: KeyAlg::Rsa, ak_alg: KeyAlg::Rsa };
     let err = TssTpm::open(opts).unwrap().ak_public().unwrap_err();
     assert!(matches!(err, TpmError::ForeignAk { .. }), "{err}");
 }
@@ -253,20 +198,14 @@ fn ek_certificate_and_public_match() {
     let sw = SwTpm::start();
     for alg in [KeyAlg::Rsa, KeyAlg::Ecc384] {
         let mut tpm = open(&sw, alg, KeyAlg::Rsa);
-        let cert = tpm
-            .ek_certificate()
-            .unwrap()
-            .expect("swtpm_setup --create-ek-cert wrote one");
+        let cert = tpm.ek_certificate().unwrap().expect("swtpm_setup --create-ek-cert wrote one");
         let ek = tpm.ek_public().unwrap();
         // The key inside the certificate is the EK the template produced.
         let key_bytes = match &ek.key {
             runtrust_attestation::tpm2::PublicKey::Rsa { modulus, .. } => modulus.clone(),
             runtrust_attestation::tpm2::PublicKey::Ecc { x, .. } => x.clone(),
         };
-        assert!(
-            cert.windows(key_bytes.len()).any(|w| w == key_bytes),
-            "{alg:?}: EK key not in the certificate"
-        );
+        assert!(cert.windows(key_bytes.len()).any(|w| w == key_bytes), "{alg:?}: EK key not in the certificate");
         let dir = sw.scratch(alg.name());
         let nv = if alg == KeyAlg::Rsa { "0x1c00002" } else { "0x1c00016" };
         let from_tools = sw.tpm2("tpm2_nvread", &[nv], &dir);
@@ -284,9 +223,7 @@ fn tpm2_tools_quote_verifies_with_runtrust_and_tampers_exit_3() {
     sw.tpm2("tpm2_createek", &["-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"], &d);
     sw.tpm2(
         "tpm2_createak",
-        &[
-            "-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256", "-s", "rsassa", "-u", "ak.pub",
-        ],
+        &["-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256", "-s", "rsassa", "-u", "ak.pub"],
         &d,
     );
     sw.tpm2("tpm2_flushcontext", &["-t"], &d);
@@ -385,16 +322,7 @@ fn runtrust_quote_verifies_with_tpm2_checkquote() {
         let o = out.to_str().unwrap();
         sw.tpm2(
             "tpm2_checkquote",
-            &[
-                "-u",
-                &format!("{o}/ak.pub"),
-                "-m",
-                &format!("{o}/attest"),
-                "-s",
-                &format!("{o}/signature"),
-                "-q",
-                &n,
-            ],
+            &["-u", &format!("{o}/ak.pub"), "-m", &format!("{o}/attest"), "-s", &format!("{o}/signature"), "-q", &n],
             &d,
         );
         let r = sw.runtrust(&[
@@ -434,10 +362,7 @@ fn cli_tpm_commands_and_unreachable_tpm() {
     assert_eq!(v.get(HashAlg::Sha256, 16).unwrap(), expect.as_slice());
 
     // Usage errors exit 2; a TPM that is not there exits 4 with a hint.
-    assert_eq!(
-        sw.runtrust(&["tpm", "quote", "--nonce", "zz", "--out", "/tmp/x"]).code,
-        2
-    );
+    assert_eq!(sw.runtrust(&["tpm", "quote", "--nonce", "zz", "--out", "/tmp/x"]).code, 2);
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

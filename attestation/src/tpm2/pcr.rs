@@ -33,11 +33,7 @@ impl PcrBank {
         v.sort_unstable();
         v.dedup();
         let size_of_select = v.last().map_or(3, |&max| (max / 8 + 1).max(3));
-        Ok(Self {
-            hash,
-            pcrs: v,
-            size_of_select,
-        })
+        Ok(Self { hash, pcrs: v, size_of_select })
     }
 
     /// Selected PCR indices in ascending order (the order the TPM hashes them, Part 3 §18.4).
@@ -129,11 +125,7 @@ impl PcrSelection {
                     }
                 }
             }
-            banks.push(PcrBank {
-                hash,
-                pcrs,
-                size_of_select,
-            });
+            banks.push(PcrBank { hash, pcrs, size_of_select });
         }
         Ok(Self { banks })
     }
@@ -169,6 +161,60 @@ impl PcrSelection {
     }
 }
 
+impl PcrSelection {
+    /// Parses `0-7`, `0,2,4-6` (in `default_bank`) or tpm2-tools style `sha1:0-7+sha256:0,1`.
+    pub fn parse_spec(default_bank: HashAlg, spec: &str) -> Result<Self, String> {
+        let mut banks = Vec::new();
+        for part in spec.split('+') {
+            let (hash, list) = match part.split_once(':') {
+                Some((h, l)) => (h.trim().parse::<HashAlg>()?, l),
+                None => (default_bank, part),
+            };
+            banks.push(PcrBank::new(hash, parse_indices(list)?).map_err(|e| e.to_string())?);
+        }
+        let sel = PcrSelection::new(banks).map_err(|e| e.to_string())?;
+        if sel.is_empty() {
+            return Err("no PCR selected".into());
+        }
+        Ok(sel)
+    }
+}
+
+fn parse_indices(list: &str) -> Result<Vec<u8>, String> {
+    let index = |s: &str| -> Result<u8, String> {
+        s.trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|&i| i <= MAX_PCR_INDEX)
+            .ok_or_else(|| format!("{s:?} is not a PCR index 0-{MAX_PCR_INDEX}"))
+    };
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (index(a)?, index(b)?);
+                if a > b {
+                    return Err(format!("range {item:?} runs backwards"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(index(item)?),
+        }
+    }
+    Ok(out)
+}
+
+/// The [`fmt::Display`] form, `sha256:0,1,2+sha1:0`; every bank must be named.
+impl std::str::FromStr for PcrSelection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.split('+').any(|part| !part.contains(':')) {
+            return Err(format!("{s:?}: name the bank of every PCR list, e.g. sha256:0-7"));
+        }
+        Self::parse_spec(HashAlg::Sha256, s)
+    }
+}
+
 impl fmt::Display for PcrSelection {
     /// tpm2-tools style: `sha256:0,1,2+sha1:0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -196,12 +242,7 @@ pub enum PcrValuesError {
     #[error("bank {0} selected twice")]
     DuplicateBank(HashAlg),
     #[error("{bank} PCR {index}: value is {actual} bytes, a {bank} digest is {expected}")]
-    WrongLength {
-        bank: HashAlg,
-        index: u8,
-        expected: usize,
-        actual: usize,
-    },
+    WrongLength { bank: HashAlg, index: u8, expected: usize, actual: usize },
 }
 
 /// PCR values as a host read them: bank → index → digest.
@@ -220,12 +261,7 @@ impl PcrValues {
             return Err(PcrValuesError::IndexOutOfRange(index));
         }
         if value.len() != bank.digest_len() {
-            return Err(PcrValuesError::WrongLength {
-                bank,
-                index,
-                expected: bank.digest_len(),
-                actual: value.len(),
-            });
+            return Err(PcrValuesError::WrongLength { bank, index, expected: bank.digest_len(), actual: value.len() });
         }
         self.0.entry(bank).or_default().insert(index, value);
         Ok(())
@@ -237,9 +273,7 @@ impl PcrValues {
 
     /// (bank, index, value), banks in algorithm order, indices ascending.
     pub fn iter(&self) -> impl Iterator<Item = (HashAlg, u8, &[u8])> + '_ {
-        self.0
-            .iter()
-            .flat_map(|(&bank, m)| m.iter().map(move |(&i, v)| (bank, i, v.as_slice())))
+        self.0.iter().flat_map(|(&bank, m)| m.iter().map(move |(&i, v)| (bank, i, v.as_slice())))
     }
 
     pub fn len(&self) -> usize {
@@ -252,11 +286,7 @@ impl PcrValues {
 
     /// The selection these values cover (banks in algorithm order).
     pub fn selection(&self) -> PcrSelection {
-        let banks = self
-            .0
-            .iter()
-            .filter_map(|(&bank, m)| PcrBank::new(bank, m.keys().copied()).ok())
-            .collect();
+        let banks = self.0.iter().filter_map(|(&bank, m)| PcrBank::new(bank, m.keys().copied()).ok()).collect();
         PcrSelection { banks }
     }
 
@@ -290,12 +320,7 @@ impl Serialize for PcrValues {
         let m: BTreeMap<&str, BTreeMap<String, String>> = self
             .0
             .iter()
-            .map(|(bank, vals)| {
-                (
-                    bank.name(),
-                    vals.iter().map(|(i, v)| (i.to_string(), hex::encode(v))).collect(),
-                )
-            })
+            .map(|(bank, vals)| (bank.name(), vals.iter().map(|(i, v)| (i.to_string(), hex::encode(v))).collect()))
             .collect();
         m.serialize(s)
     }
@@ -360,13 +385,24 @@ mod tests {
     }
 
     #[test]
+    fn specs() {
+        let p = |s: &str| PcrSelection::parse_spec(HashAlg::Sha256, s).map(|s| s.to_string());
+        assert_eq!(p("0-7").unwrap(), "sha256:0,1,2,3,4,5,6,7");
+        assert_eq!(p("7,0, 2-3").unwrap(), "sha256:0,2,3,7");
+        assert_eq!(p("sha256:0+sha1:1").unwrap(), "sha256:0+sha1:1");
+        for bad in ["", "8-2", "32", "a", "md5:1", "0+0", "sha1:"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        let sel: PcrSelection = "sha1:0,1+sha256:2".parse().unwrap();
+        assert_eq!(sel.to_string().parse::<PcrSelection>().unwrap(), sel);
+        assert!("0-7".parse::<PcrSelection>().is_err(), "the bank must be named");
+    }
+
+    #[test]
     fn values_json_is_strict() {
         let v: PcrValues = serde_json::from_str(&format!(r#"{{"sha256": {{"3": "{}"}}}}"#, "ab".repeat(32))).unwrap();
         assert_eq!(v.get(HashAlg::Sha256, 3).unwrap(), &[0xab; 32]);
-        assert_eq!(
-            serde_json::to_string(&v).unwrap(),
-            format!(r#"{{"sha256":{{"3":"{}"}}}}"#, "ab".repeat(32))
-        );
+        assert_eq!(serde_json::to_string(&v).unwrap(), format!(r#"{{"sha256":{{"3":"{}"}}}}"#, "ab".repeat(32)));
         for bad in [
             r#"{"sha256": {"3": "abcd"}}"#,
             r#"{"md5": {"3": "00"}}"#,

@@ -56,20 +56,13 @@ impl ObjectAttributes {
 
     /// The spec name of one attribute bit.
     pub fn name_of(bit: u32) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(b, _)| *b == bit)
-            .map_or("reserved", |(_, n)| n)
+        Self::NAMES.iter().find(|(b, _)| *b == bit).map_or("reserved", |(_, n)| n)
     }
 }
 
 impl fmt::Display for ObjectAttributes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set: Vec<&str> = Self::NAMES
-            .iter()
-            .filter(|(b, _)| self.has(*b))
-            .map(|(_, n)| *n)
-            .collect();
+        let set: Vec<&str> = Self::NAMES.iter().filter(|(b, _)| self.has(*b)).map(|(_, n)| *n).collect();
         write!(f, "{:#010x} ({})", self.0, set.join("|"))
     }
 }
@@ -148,11 +141,7 @@ impl Public {
         let inner = r.tpm2b("TPM2B_PUBLIC.size", MAX_PUBLIC)?;
         r.finish("TPM2B_PUBLIC")?;
         if inner.is_empty() {
-            return Err(ParseError::Invalid {
-                field: "TPM2B_PUBLIC.size",
-                offset: 0,
-                reason: "empty public area",
-            });
+            return Err(ParseError::Invalid { field: "TPM2B_PUBLIC.size", offset: 0, reason: "empty public area" });
         }
         Self::from_tpmt(inner)
     }
@@ -200,27 +189,12 @@ impl Public {
                     reason: "modulus length does not match keyBits",
                 });
             }
-            (
-                scheme,
-                None,
-                PublicKey::Rsa {
-                    key_bits,
-                    exponent,
-                    modulus,
-                },
-            )
+            (scheme, None, PublicKey::Rsa { key_bits, exponent, modulus })
         } else {
             let scheme = asym_scheme(
                 r,
                 "TPMS_ECC_PARMS.scheme",
-                &[
-                    alg_id::ECDSA,
-                    alg_id::ECDH,
-                    alg_id::ECDAA,
-                    alg_id::SM2,
-                    alg_id::ECSCHNORR,
-                    alg_id::ECMQV,
-                ],
+                &[alg_id::ECDSA, alg_id::ECDH, alg_id::ECDAA, alg_id::SM2, alg_id::ECSCHNORR, alg_id::ECMQV],
             )?;
             let curve_offset = r.offset();
             let curve_id = r.u16("TPMS_ECC_PARMS.curveID")?;
@@ -229,12 +203,7 @@ impl Public {
             let kdf = asym_scheme(
                 r,
                 "TPMS_ECC_PARMS.kdf",
-                &[
-                    alg_id::MGF1,
-                    alg_id::KDF1_SP800_56A,
-                    alg_id::KDF2,
-                    alg_id::KDF1_SP800_108,
-                ],
+                &[alg_id::MGF1, alg_id::KDF1_SP800_56A, alg_id::KDF2, alg_id::KDF1_SP800_108],
             )?;
             let x = ecc_parameter(r, "TPMS_ECC_POINT.x", curve)?;
             let y = ecc_parameter(r, "TPMS_ECC_POINT.y", curve)?;
@@ -242,16 +211,7 @@ impl Public {
         };
         let end = r.offset();
         let raw = bytes.get(type_offset..end).unwrap_or_default().to_vec();
-        Ok(Self {
-            name_alg,
-            attributes: ObjectAttributes(attributes),
-            auth_policy,
-            symmetric,
-            scheme,
-            kdf,
-            key,
-            raw,
-        })
+        Ok(Self { name_alg, attributes: ObjectAttributes(attributes), auth_policy, symmetric, scheme, kdf, key, raw })
     }
 
     /// The TPMT_PUBLIC bytes.
@@ -307,23 +267,10 @@ fn sym_def_object(r: &mut Reader<'_>) -> Result<Option<SymDef>, ParseError> {
             }
             let mode_offset = r.offset();
             let mode = r.u16("TPMT_SYM_DEF_OBJECT.mode")?;
-            if ![
-                alg_id::CTR,
-                alg_id::OFB,
-                alg_id::CBC,
-                alg_id::CFB,
-                alg_id::ECB,
-                alg_id::NULL,
-            ]
-            .contains(&mode)
-            {
+            if ![alg_id::CTR, alg_id::OFB, alg_id::CBC, alg_id::CFB, alg_id::ECB, alg_id::NULL].contains(&mode) {
                 return Err(r.invalid("TPMT_SYM_DEF_OBJECT.mode", mode_offset, mode));
             }
-            Ok(Some(SymDef {
-                algorithm,
-                key_bits,
-                mode,
-            }))
+            Ok(Some(SymDef { algorithm, key_bits, mode }))
         }
         other => Err(r.invalid("TPMT_SYM_DEF_OBJECT.algorithm", offset, other)),
     }
@@ -340,34 +287,18 @@ fn asym_scheme(r: &mut Reader<'_>, field: &'static str, allowed: &[u16]) -> Resu
         return Err(r.invalid(field, offset, alg));
     }
     if alg == alg_id::RSAES {
-        return Ok(Some(Scheme {
-            alg,
-            hash: None,
-            count: None,
-        }));
+        return Ok(Some(Scheme { alg, hash: None, count: None }));
     }
     let hash = hash(r, field)?;
-    let count = if alg == alg_id::ECDAA {
-        Some(r.u16("TPMS_SCHEME_ECDAA.count")?)
-    } else {
-        None
-    };
-    Ok(Some(Scheme {
-        alg,
-        hash: Some(hash),
-        count,
-    }))
+    let count = if alg == alg_id::ECDAA { Some(r.u16("TPMS_SCHEME_ECDAA.count")?) } else { None };
+    Ok(Some(Scheme { alg, hash: Some(hash), count }))
 }
 
 fn ecc_parameter(r: &mut Reader<'_>, field: &'static str, curve: EccCurve) -> Result<Vec<u8>, ParseError> {
     let offset = r.offset();
     let v = r.tpm2b(field, MAX_ECC_BYTES)?;
     if v.is_empty() || v.len() > curve.coordinate_len() {
-        return Err(ParseError::Invalid {
-            field,
-            offset,
-            reason: "coordinate length does not match the curve",
-        });
+        return Err(ParseError::Invalid { field, offset, reason: "coordinate length does not match the curve" });
     }
     Ok(v.to_vec())
 }

@@ -63,22 +63,14 @@ impl Signature {
             HashAlg::from_alg_id(hash_id).ok_or_else(|| r.invalid("TPMS_SIGNATURE.hash", hash_offset, hash_id))?;
         let sig = match sig_alg {
             alg_id::RSASSA | alg_id::RSAPSS => {
-                let scheme = if sig_alg == alg_id::RSASSA {
-                    SigScheme::RsaSsa(hash)
-                } else {
-                    SigScheme::RsaPss(hash)
-                };
+                let scheme = if sig_alg == alg_id::RSASSA { SigScheme::RsaSsa(hash) } else { SigScheme::RsaPss(hash) };
                 let sig = r.tpm2b("TPMS_SIGNATURE_RSA.sig", MAX_RSA_BYTES)?.to_vec();
                 Signature::Rsa { scheme, sig }
             }
             _ => {
                 let sig_r = r.tpm2b("TPMS_SIGNATURE_ECC.signatureR", MAX_ECC_BYTES)?.to_vec();
                 let sig_s = r.tpm2b("TPMS_SIGNATURE_ECC.signatureS", MAX_ECC_BYTES)?.to_vec();
-                Signature::Ecc {
-                    scheme: SigScheme::EcDsa(hash),
-                    r: sig_r,
-                    s: sig_s,
-                }
+                Signature::Ecc { scheme: SigScheme::EcDsa(hash), r: sig_r, s: sig_s }
             }
         };
         r.finish("TPMT_SIGNATURE")?;

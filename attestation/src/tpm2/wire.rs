@@ -4,36 +4,15 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("{field}: truncated at byte {offset} ({needed} more bytes needed)")]
-    Truncated {
-        field: &'static str,
-        offset: usize,
-        needed: usize,
-    },
+    Truncated { field: &'static str, offset: usize, needed: usize },
     #[error("{field}: size {size} at byte {offset} exceeds the maximum of {max}")]
-    Oversized {
-        field: &'static str,
-        offset: usize,
-        size: usize,
-        max: usize,
-    },
+    Oversized { field: &'static str, offset: usize, size: usize, max: usize },
     #[error("{structure}: {count} trailing bytes after the structure at byte {offset}")]
-    TrailingBytes {
-        structure: &'static str,
-        offset: usize,
-        count: usize,
-    },
+    TrailingBytes { structure: &'static str, offset: usize, count: usize },
     #[error("{field}: unsupported or invalid value {value:#x} at byte {offset}")]
-    InvalidValue {
-        field: &'static str,
-        offset: usize,
-        value: u64,
-    },
+    InvalidValue { field: &'static str, offset: usize, value: u64 },
     #[error("{field}: {reason} at byte {offset}")]
-    Invalid {
-        field: &'static str,
-        offset: usize,
-        reason: &'static str,
-    },
+    Invalid { field: &'static str, offset: usize, reason: &'static str },
 }
 
 /// Reads TPM wire types from a byte slice; never reads past its end.
@@ -56,11 +35,7 @@ impl<'a> Reader<'a> {
     pub fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], ParseError> {
         let rest = &self.buf[self.pos..];
         if rest.len() < len {
-            return Err(ParseError::Truncated {
-                field,
-                offset: self.pos,
-                needed: len - rest.len(),
-            });
+            return Err(ParseError::Truncated { field, offset: self.pos, needed: len - rest.len() });
         }
         let (out, _) = rest.split_at(len);
         self.pos += len;
@@ -94,12 +69,7 @@ impl<'a> Reader<'a> {
         let offset = self.pos;
         let size = usize::from(self.u16(field)?);
         if size > max {
-            return Err(ParseError::Oversized {
-                field,
-                offset,
-                size,
-                max,
-            });
+            return Err(ParseError::Oversized { field, offset, size, max });
         }
         self.take(size, field)
     }
@@ -110,31 +80,19 @@ impl<'a> Reader<'a> {
         match self.u8(field)? {
             0 => Ok(false),
             1 => Ok(true),
-            v => Err(ParseError::InvalidValue {
-                field,
-                offset,
-                value: v.into(),
-            }),
+            v => Err(ParseError::InvalidValue { field, offset, value: v.into() }),
         }
     }
 
     pub fn invalid(&self, field: &'static str, offset: usize, value: impl Into<u64>) -> ParseError {
-        ParseError::InvalidValue {
-            field,
-            offset,
-            value: value.into(),
-        }
+        ParseError::InvalidValue { field, offset, value: value.into() }
     }
 
     /// The whole input must have been consumed.
     pub fn finish(self, structure: &'static str) -> Result<(), ParseError> {
         let count = self.buf.len() - self.pos;
         if count != 0 {
-            return Err(ParseError::TrailingBytes {
-                structure,
-                offset: self.pos,
-                count,
-            });
+            return Err(ParseError::TrailingBytes { structure, offset: self.pos, count });
         }
         Ok(())
     }
@@ -164,23 +122,13 @@ mod tests {
     fn truncation_names_field_and_offset() {
         let mut r = Reader::new(&[0, 1, 2]);
         assert_eq!(r.u16("a").unwrap(), 1);
-        assert_eq!(
-            r.u32("b"),
-            Err(ParseError::Truncated {
-                field: "b",
-                offset: 2,
-                needed: 3
-            })
-        );
+        assert_eq!(r.u32("b"), Err(ParseError::Truncated { field: "b", offset: 2, needed: 3 }));
     }
 
     #[test]
     fn tpm2b_is_bounded() {
         let mut r = Reader::new(&[0, 5, 1, 2, 3, 4, 5]);
-        assert!(matches!(
-            r.clone().tpm2b("x", 4),
-            Err(ParseError::Oversized { size: 5, max: 4, .. })
-        ));
+        assert!(matches!(r.clone().tpm2b("x", 4), Err(ParseError::Oversized { size: 5, max: 4, .. })));
         assert_eq!(r.tpm2b("x", 5).unwrap(), &[1, 2, 3, 4, 5]);
         r.finish("X").unwrap();
     }
@@ -189,14 +137,7 @@ mod tests {
     fn trailing_bytes_rejected() {
         let mut r = Reader::new(&[1, 2]);
         r.u8("a").unwrap();
-        assert!(matches!(
-            r.finish("X"),
-            Err(ParseError::TrailingBytes {
-                count: 1,
-                offset: 1,
-                ..
-            })
-        ));
+        assert!(matches!(r.finish("X"), Err(ParseError::TrailingBytes { count: 1, offset: 1, .. })));
     }
 
     #[test]

@@ -1,0 +1,178 @@
+//! Wire types of the HTTP API (`docs/api.md`), shared by the service and the client. Byte strings are
+//! base64url without padding; hashes and ids are lowercase hex.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use runtrust_attestation::PcrValues;
+use serde::{Deserialize, Serialize};
+
+/// API version prefix.
+pub const V1: &str = "/v1";
+
+/// base64url (no padding) for byte strings on the wire.
+pub mod b64 {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn encode(b: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    pub fn decode(s: &str) -> Result<Vec<u8>, String> {
+        URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|e| format!("not base64url: {e}"))
+    }
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        decode(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub mod opt {
+        use super::*;
+        pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+            match b {
+                Some(b) => s.serialize_some(&encode(b)),
+                None => s.serialize_none(),
+            }
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+            Option::<String>::deserialize(d)?.map(|s| decode(&s).map_err(serde::de::Error::custom)).transpose()
+        }
+    }
+
+    pub mod vec {
+        use super::*;
+        pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(|b| encode(b)))
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+            Vec::<String>::deserialize(d)?.iter().map(|s| decode(s).map_err(serde::de::Error::custom)).collect()
+        }
+    }
+}
+
+/// A quote as the host sends it (DESIGN §4): the TPM's bytes untouched, plus the PCR values it read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteEvidence {
+    /// TPMS_ATTEST.
+    #[serde(with = "b64")]
+    pub attest: Vec<u8>,
+    /// TPMT_SIGNATURE.
+    #[serde(with = "b64")]
+    pub signature: Vec<u8>,
+    pub pcrs: PcrValues,
+}
+
+/// `POST /v1/enroll`: who this TPM is (DESIGN §5 step 1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The EK certificate (DER) from the TPM's NV; absent only for EKs the service trusts explicitly.
+    #[serde(default, with = "b64::opt", skip_serializing_if = "Option::is_none")]
+    pub ek_certificate: Option<Vec<u8>>,
+    /// Intermediate CA certificates (DER) for the EK certificate's path.
+    #[serde(default, with = "b64::vec", skip_serializing_if = "Vec::is_empty")]
+    pub ek_intermediates: Vec<Vec<u8>>,
+    /// The EK's TPM2B_PUBLIC.
+    #[serde(with = "b64")]
+    pub ek_public: Vec<u8>,
+    /// The AK's TPM2B_PUBLIC.
+    #[serde(with = "b64")]
+    pub ak_public: Vec<u8>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// The service's answer: a credential only the TPM holding both the EK and the AK can activate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrollChallenge {
+    pub enrollment_id: String,
+    /// TPM2B_ID_OBJECT contents, for TPM2_ActivateCredential.
+    #[serde(with = "b64")]
+    pub credential_blob: Vec<u8>,
+    /// TPM2B_ENCRYPTED_SECRET contents.
+    #[serde(with = "b64")]
+    pub encrypted_secret: Vec<u8>,
+    /// Nonce for the first quote (hex), whose clock becomes the host's baseline.
+    pub nonce: String,
+    /// PCR selection to quote, tpm2-tools style (`sha256:0,1,…`).
+    pub pcr_selection: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// `POST /v1/enroll/{enrollment_id}`: proof of activation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationAnswer {
+    /// The secret TPM2_ActivateCredential recovered.
+    #[serde(with = "b64")]
+    pub secret: Vec<u8>,
+    pub quote: QuoteEvidence,
+}
+
+/// An enrolled host.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostView {
+    pub host_id: String,
+    pub tags: Vec<String>,
+    pub ak_name: String,
+    pub ek_certificate_sha256: Option<String>,
+    pub enrolled_at: u64,
+    pub revoked: bool,
+}
+
+/// Result of a successful enrollment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Enrolled {
+    pub host_id: String,
+    pub ak_name: String,
+    /// False when this TPM was already enrolled with this AK (re-enrollment is idempotent).
+    pub new: bool,
+}
+
+/// `POST /v1/principals`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPrincipal {
+    pub name: String,
+    pub role: crate::store::Role,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PrincipalView {
+    pub name: String,
+    pub role: crate::store::Role,
+    pub created_at: u64,
+}
+
+/// A new principal and its bearer credential, shown once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedPrincipal {
+    pub name: String,
+    pub role: crate::store::Role,
+    pub credential: String,
+}
+
+/// RFC 9457 problem details, with runtrust's `code` (DESIGN §8).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub diagnostics: serde_json::Value,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

@@ -1,0 +1,54 @@
+//! `runtrust enroll`: this host, with its TPM, in front of the service.
+
+use serde_json::json;
+
+use super::{print_json, CliResult, GlobalOpts};
+use crate::client::enroll::{enroll, EnrollError};
+use crate::tpm::TssTpm;
+
+#[derive(clap::Args, Debug)]
+pub struct EnrollArgs {
+    /// A tag policies can select this host by (e.g. role=web); repeatable.
+    #[arg(long = "tag", value_name = "T")]
+    tags: Vec<String>,
+    /// PEM file of intermediate CA certificates for the EK certificate (vendor intermediates the service
+    /// does not hold as anchors).
+    #[arg(long, value_name = "PEM")]
+    ek_intermediates: Option<std::path::PathBuf>,
+}
+
+pub fn run(a: EnrollArgs, g: &GlobalOpts) -> CliResult {
+    let client = g.client()?;
+    let intermediates = match &a.ek_intermediates {
+        Some(p) => pem_certificates(p)?,
+        None => Vec::new(),
+    };
+    let mut tpm = TssTpm::open(g.tpm_options())?;
+    let enrolled = enroll(&client, &mut tpm, &a.tags, intermediates).map_err(|e| match e {
+        EnrollError::Tpm(e) => e.into(),
+        EnrollError::Client(e) => e.into(),
+        e => super::CliError::Other(e.into()),
+    })?;
+    if g.json {
+        print_json(&json!({ "host_id": enrolled.host_id, "ak_name": enrolled.ak_name, "new": enrolled.new }));
+    } else {
+        if !enrolled.new {
+            eprintln!("runtrust: already enrolled with this AK (nothing changed)");
+        }
+        println!("{}", enrolled.host_id);
+    }
+    Ok(())
+}
+
+/// The DER of every CERTIFICATE block in a PEM file.
+fn pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, super::CliError> {
+    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .map(|c| c.map(|c| c.as_ref().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(anyhow::anyhow!("{}: no CERTIFICATE in it", path.display()).into());
+    }
+    Ok(certs)
+}

@@ -1,0 +1,116 @@
+//! `D/config.toml`: the service's configuration, written by `runtrust init`. Relative paths are relative to
+//! the data directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const CONFIG_FILE: &str = "config.toml";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// `iss` of every token; names this service in logs and health checks.
+    pub service_id: String,
+    /// Address to listen on (port 0: any free port, reported at start).
+    pub listen: String,
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    pub tls: TlsConfig,
+    pub issuer: IssuerConfig,
+    #[serde(default)]
+    pub ek: EkConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+fn default_store() -> PathBuf {
+    PathBuf::from("store")
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA that signed the server certificate; clients pin it with --server-ca.
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Ed25519 PKCS#8 private keys, newest last (rotation keeps old ones for verification).
+    pub keys: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EkConfig {
+    /// PEM files of EK certificate trust anchors (TPM manufacturer roots or intermediates).
+    #[serde(default)]
+    pub anchors: Vec<PathBuf>,
+    /// Host ids (`sha256:…`) whose EK is trusted without a certificate (platforms whose TPM has none).
+    #[serde(default)]
+    pub trusted_hosts: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Lifetime of an enrollment challenge or nonce, in seconds.
+    pub challenge_ttl_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 1 << 20, challenge_ttl_secs: 60 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {detail}")]
+    Invalid { path: PathBuf, detail: String },
+}
+
+impl ServiceConfig {
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+        let cfg: ServiceConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.clone(), detail: e.to_string() })?;
+        if cfg.issuer.keys.is_empty() {
+            return Err(ConfigError::Invalid { path, detail: "issuer.keys is empty".into() });
+        }
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// `p` relative to `data_dir` unless absolute.
+pub fn resolve(data_dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        data_dir.join(p)
+    }
+}

@@ -1,0 +1,184 @@
+//! Enrollment (DESIGN §5): a host proves that its AK lives in a genuine TPM.
+//!
+//! `start`: EK certificate path → EK public matches → AK appraisal → AK not another host's →
+//! MakeCredential challenge. `activate`: the challenge is consumed once → the secret matches → a first
+//! quote by the AK verifies → the host is stored. Any failure is a denial and stores nothing.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use ring::rand::SecureRandom;
+use runtrust_attestation::ak::check_ak;
+use runtrust_attestation::credential::make_credential;
+use runtrust_attestation::ek::verify_ek_certificate;
+use runtrust_attestation::{
+    verify_quote, ClockInfo, DenialCode, HashAlg, PcrSelection, Public, QuoteEvidence, QuoteOptions,
+};
+
+use super::auth::Caller;
+use super::{blocking, AppState, Body, Denial};
+use crate::api::{now_unix, ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
+use crate::store::{EnrollOutcome, HostRecord, PendingEnrollment, Role, StoreError};
+
+/// What the first quote covers; its clock becomes the host's baseline.
+const ENROLLMENT_SELECTION: &str = "sha256:0,1,2,3,4,5,6,7";
+
+/// `sha256:<hex of SHA-256 over the EK's TPMT_PUBLIC>` (DESIGN §5).
+pub fn host_id(ek: &Public) -> String {
+    format!("sha256:{}", hex::encode(HashAlg::Sha256.digest(ek.tpmt_bytes())))
+}
+
+fn random<const N: usize>(state: &AppState) -> Result<[u8; N], Denial> {
+    let mut b = [0u8; N];
+    state.rng.fill(&mut b).map_err(|_| Denial::internal("random generator failed"))?;
+    Ok(b)
+}
+
+/// Step 1: the EK certificate chains to a configured anchor and certifies exactly this EK.
+fn trust_ek(state: &AppState, req: &EnrollRequest, ek: &Public, host_id: &str) -> Result<Option<String>, Denial> {
+    let Some(cert) = &req.ek_certificate else {
+        if state.config.ek.trusted_hosts.iter().any(|h| h == host_id) {
+            return Ok(None);
+        }
+        return Err(Denial::new(
+            DenialCode::EkUntrusted,
+            format!("no EK certificate, and EK {host_id} is not trusted explicitly (ek.trusted_hosts)"),
+        ));
+    };
+    if state.anchors.is_empty() {
+        return Err(Denial::new(DenialCode::EkUntrusted, "no EK trust anchors configured (runtrust init --ek-ca PEM)"));
+    }
+    let now = i64::try_from(now_unix()).unwrap_or(i64::MAX);
+    let verified = verify_ek_certificate(cert, &req.ek_intermediates, &state.anchors, ek, now)
+        .map_err(|e| Denial::new(e.code(), format!("EK certificate: {e}")))?;
+    Ok(Some(hex::encode(verified.fingerprint_sha256)))
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(req): Body<EnrollRequest>,
+) -> Result<Json<EnrollChallenge>, Denial> {
+    caller.require(&[Role::Attester])?;
+    let ek = Public::from_tpm2b(&req.ek_public)
+        .map_err(|e| Denial::new(DenialCode::EkUntrusted, format!("EK public area: {e}")))?;
+    let host_id = host_id(&ek);
+    let ek_certificate_sha256 = trust_ek(&state, &req, &ek, &host_id)?;
+
+    let principal_id = caller.0.id.clone();
+    if let Some(bound) = blocking(&state, move |s| s.principal_host(&principal_id)).await? {
+        if bound != host_id {
+            return Err(Denial::new(
+                DenialCode::RuntimeIdentityMismatch,
+                format!("this credential enrolled host {bound}; a different TPM ({host_id}) cannot enroll under it"),
+            ));
+        }
+    }
+
+    let ak = Public::from_tpm2b(&req.ak_public)
+        .map_err(|e| Denial::new(DenialCode::AkInvalid, format!("AK public area: {e}")))?;
+    check_ak(&ak, false).map_err(|e| Denial::new(e.code(), e.to_string()))?;
+    let ak_name = hex::encode(ak.name());
+    let name = ak_name.clone();
+    if let Some(owner) = blocking(&state, move |s| s.host_by_ak(&name)).await? {
+        if owner.host_id != host_id {
+            return Err(Denial::new(
+                DenialCode::AkInvalid,
+                format!("AK {ak_name} is enrolled as host {}", owner.host_id),
+            ));
+        }
+    }
+
+    let secret: [u8; 32] = random(&state)?;
+    let made = make_credential(&ek, &ak.name(), &secret, &state.rng)
+        .map_err(|e| Denial::new(e.code(), format!("MakeCredential: {e}")))?;
+    let id = hex::encode(random::<16>(&state)?);
+    let nonce = hex::encode(random::<32>(&state)?);
+    let now = now_unix();
+    let expires_at = now + state.config.limits.challenge_ttl_secs;
+    let pending = PendingEnrollment {
+        id: id.clone(),
+        principal_id: caller.0.id.clone(),
+        host: HostRecord {
+            host_id,
+            ek_public: ek.to_tpm2b(),
+            ek_certificate_sha256,
+            ak_public: ak.to_tpm2b(),
+            ak_name,
+            tags: req.tags,
+            enrolled_at: now,
+            updated_at: now,
+            first_clock: ClockInfo::default(),
+            last_clock: ClockInfo::default(),
+            enrolled_by: caller.0.name.clone(),
+        },
+        secret_sha256: hex::encode(HashAlg::Sha256.digest(&secret)),
+        nonce: nonce.clone(),
+        selection: ENROLLMENT_SELECTION.into(),
+        expires_at,
+    };
+    blocking(&state, move |s| s.put_enrollment(&pending)).await?;
+    Ok(Json(EnrollChallenge {
+        enrollment_id: id,
+        credential_blob: made.credential_blob,
+        encrypted_secret: made.encrypted_secret,
+        nonce,
+        pcr_selection: ENROLLMENT_SELECTION.into(),
+        expires_at,
+    }))
+}
+
+pub async fn activate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(answer): Body<ActivationAnswer>,
+) -> Result<Json<Enrolled>, Denial> {
+    caller.require(&[Role::Attester])?;
+    let pending = blocking(&state, move |s| s.take_enrollment(&id))
+        .await?
+        .ok_or_else(|| Denial::new(DenialCode::NonceUnknown, "unknown enrollment: never issued or already answered"))?;
+    if pending.principal_id != caller.0.id {
+        return Err(Denial::new(DenialCode::ActivationFailed, "this enrollment was started by another principal"));
+    }
+    if now_unix() > pending.expires_at {
+        return Err(Denial::new(DenialCode::NonceExpired, "the enrollment challenge expired; enroll again"));
+    }
+    // Only the TPM holding both the EK and this AK can have recovered the secret (Part 1 §24).
+    let answered = hex::encode(HashAlg::Sha256.digest(&answer.secret));
+    if !runtrust_attestation::ct_eq(answered.as_bytes(), pending.secret_sha256.as_bytes()) {
+        return Err(Denial::new(DenialCode::ActivationFailed, "the activated secret does not match the challenge"));
+    }
+
+    let ak = Public::from_tpm2b(&pending.host.ak_public).map_err(Denial::internal)?;
+    let selection: PcrSelection = pending.selection.parse().map_err(Denial::internal)?;
+    let nonce = hex::decode(&pending.nonce).map_err(Denial::internal)?;
+    let q = &answer.quote;
+    let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
+    let options = QuoteOptions { expected_selection: Some(&selection), ..Default::default() };
+    let verified = verify_quote(&ak, &evidence, &nonce, &options)
+        .map_err(|e| Denial::new(e.code(), format!("enrollment quote: {e}")))?;
+
+    let clock = verified.attest.clock_info;
+    let host = HostRecord { first_clock: clock, last_clock: clock, ..pending.host };
+    let (host_id, ak_name) = (host.host_id.clone(), host.ak_name.clone());
+    let principal_id = caller.0.id.clone();
+    let outcome = match blocking(&state, move |s| Ok(s.enroll_host(&host, &principal_id))).await? {
+        Ok(o) => o,
+        Err(StoreError::Conflict(detail)) if detail.contains("credential") => {
+            return Err(Denial::new(DenialCode::RuntimeIdentityMismatch, detail))
+        }
+        Err(StoreError::Conflict(detail)) => return Err(Denial::new(DenialCode::AkInvalid, detail)),
+        Err(e) => return Err(Denial::internal(e)),
+    };
+    tracing::info!(%host_id, %ak_name, ?outcome, by = %caller.0.name, "host enrolled");
+    Ok(Json(Enrolled { host_id, ak_name, new: outcome != EnrollOutcome::Unchanged }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn enrollment_selection_parses() {
+        let s: runtrust_attestation::PcrSelection = super::ENROLLMENT_SELECTION.parse().unwrap();
+        assert_eq!(s.to_string(), super::ENROLLMENT_SELECTION);
+    }
+}

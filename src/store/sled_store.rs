@@ -1,0 +1,284 @@
+//! The embedded default: sled under the data directory. Records are JSON; secondary indices live in their
+//! own trees and are updated in the same transaction as the record.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::{EnrollOutcome, GroupCommit, HostRecord, PendingEnrollment, Principal, Store, StoreError};
+
+pub struct SledStore {
+    db: sled::Db,
+    principals: sled::Tree,
+    principal_names: sled::Tree,
+    hosts: sled::Tree,
+    ak_index: sled::Tree,
+    principal_hosts: sled::Tree,
+    enrollments: sled::Tree,
+    commit: GroupCommit,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), detail: e.to_string() })
+}
+
+fn tx_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    }
+}
+
+fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. sled recovers from a crash on open.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
+        Ok(Self {
+            principals: db.open_tree("principals")?,
+            principal_names: db.open_tree("principal_names")?,
+            hosts: db.open_tree("hosts")?,
+            ak_index: db.open_tree("ak_index")?,
+            principal_hosts: db.open_tree("principal_hosts")?,
+            enrollments: db.open_tree("enrollments")?,
+            commit: GroupCommit::default(),
+            db,
+        })
+    }
+
+    fn durable(&self) -> Result<(), StoreError> {
+        self.commit.durable(|| self.db.flush().map(|_| ()).map_err(StoreError::from))
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
+        tree.get(key.as_bytes())?.map(|v| decode(key.as_bytes(), &v)).transpose()
+    }
+
+    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
+        tree.iter().map(|kv| kv.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v))).collect()
+    }
+}
+
+impl Store for SledStore {
+    fn add_principal(&self, p: &Principal) -> Result<(), StoreError> {
+        let value = encode(p)?;
+        (&self.principals, &self.principal_names)
+            .transaction(|(principals, names)| {
+                if names.get(p.name.as_bytes())?.is_some() {
+                    return abort(StoreError::Conflict(format!("principal {:?} exists", p.name)));
+                }
+                names.insert(p.name.as_bytes(), p.id.as_bytes())?;
+                principals.insert(p.id.as_bytes(), value.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        self.durable()
+    }
+
+    fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
+        Self::get(&self.principals, id)
+    }
+
+    fn principals(&self) -> Result<Vec<Principal>, StoreError> {
+        Self::all(&self.principals)
+    }
+
+    fn remove_principal(&self, name: &str) -> Result<bool, StoreError> {
+        let removed = (&self.principals, &self.principal_names)
+            .transaction(|(principals, names)| {
+                let Some(id) = names.remove(name.as_bytes())? else { return Ok(false) };
+                principals.remove(id)?;
+                Ok(true)
+            })
+            .map_err(tx_error)?;
+        self.durable()?;
+        Ok(removed)
+    }
+
+    fn put_enrollment(&self, e: &PendingEnrollment) -> Result<(), StoreError> {
+        self.enrollments.insert(e.id.as_bytes(), encode(e)?)?;
+        self.durable()
+    }
+
+    fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError> {
+        let Some(v) = self.enrollments.remove(id.as_bytes())? else { return Ok(None) };
+        self.durable()?;
+        decode(id.as_bytes(), &v).map(Some)
+    }
+
+    fn enroll_host(&self, host: &HostRecord, principal_id: &str) -> Result<EnrollOutcome, StoreError> {
+        let outcome = (&self.hosts, &self.ak_index, &self.principal_hosts)
+            .transaction(|(hosts, ak_index, principal_hosts)| {
+                if let Some(bound) = principal_hosts.get(principal_id.as_bytes())? {
+                    if bound.as_ref() != host.host_id.as_bytes() {
+                        return abort(StoreError::Conflict(format!(
+                            "this credential enrolled host {}; a different TPM cannot enroll under it",
+                            String::from_utf8_lossy(&bound)
+                        )));
+                    }
+                }
+                principal_hosts.insert(principal_id.as_bytes(), host.host_id.as_bytes())?;
+                if let Some(owner) = ak_index.get(host.ak_name.as_bytes())? {
+                    if owner.as_ref() != host.host_id.as_bytes() {
+                        return abort(StoreError::Conflict(format!(
+                            "AK {} is enrolled as host {}",
+                            host.ak_name,
+                            String::from_utf8_lossy(&owner)
+                        )));
+                    }
+                }
+                let previous: Option<HostRecord> = match hosts.get(host.host_id.as_bytes())? {
+                    Some(v) => match decode(host.host_id.as_bytes(), &v) {
+                        Ok(h) => Some(h),
+                        Err(e) => return abort(e),
+                    },
+                    None => None,
+                };
+                let (record, outcome) = match previous {
+                    None => (host.clone(), EnrollOutcome::New),
+                    Some(prev) if prev.ak_name == host.ak_name => {
+                        // Idempotent: keep the original enrollment, take the new tags and clock.
+                        let rec = HostRecord {
+                            tags: host.tags.clone(),
+                            updated_at: host.updated_at,
+                            last_clock: host.last_clock,
+                            ..prev
+                        };
+                        (rec, EnrollOutcome::Unchanged)
+                    }
+                    Some(prev) => {
+                        ak_index.remove(prev.ak_name.as_bytes())?;
+                        let rec = HostRecord { enrolled_at: prev.enrolled_at, ..host.clone() };
+                        (rec, EnrollOutcome::AkReplaced)
+                    }
+                };
+                let value = match encode(&record) {
+                    Ok(v) => v,
+                    Err(e) => return abort(e),
+                };
+                hosts.insert(host.host_id.as_bytes(), value)?;
+                ak_index.insert(host.ak_name.as_bytes(), host.host_id.as_bytes())?;
+                Ok(outcome)
+            })
+            .map_err(tx_error)?;
+        self.durable()?;
+        Ok(outcome)
+    }
+
+    fn principal_host(&self, principal_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.principal_hosts.get(principal_id.as_bytes())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn host(&self, host_id: &str) -> Result<Option<HostRecord>, StoreError> {
+        Self::get(&self.hosts, host_id)
+    }
+
+    fn host_by_ak(&self, ak_name: &str) -> Result<Option<HostRecord>, StoreError> {
+        match self.ak_index.get(ak_name.as_bytes())? {
+            Some(id) => self.host(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
+        Self::all(&self.hosts)
+    }
+
+    fn flushes(&self) -> u64 {
+        self.commit.flushes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Role;
+    use runtrust_attestation::ClockInfo;
+
+    fn host(id: &str, ak: &str) -> HostRecord {
+        HostRecord {
+            host_id: id.into(),
+            ek_public: vec![1],
+            ek_certificate_sha256: None,
+            ak_public: vec![2],
+            ak_name: ak.into(),
+            tags: vec![],
+            enrolled_at: 1,
+            updated_at: 1,
+            first_clock: ClockInfo::default(),
+            last_clock: ClockInfo::default(),
+            enrolled_by: "p".into(),
+        }
+    }
+
+    #[test]
+    fn principals_are_unique_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SledStore::open(d.path()).unwrap();
+        let p = Principal {
+            id: "01".into(),
+            name: "a".into(),
+            role: Role::Admin,
+            secret_sha256: "x".into(),
+            created_at: 0,
+        };
+        s.add_principal(&p).unwrap();
+        assert!(matches!(s.add_principal(&Principal { id: "02".into(), ..p.clone() }), Err(StoreError::Conflict(_))));
+        assert_eq!(s.principal("01").unwrap(), Some(p));
+        assert!(s.remove_principal("a").unwrap());
+        assert!(!s.remove_principal("a").unwrap());
+        assert_eq!(s.principal("01").unwrap(), None);
+    }
+
+    #[test]
+    fn enrollment_rules_and_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(d.path()).unwrap();
+            assert_eq!(s.enroll_host(&host("h1", "ak1"), "p1").unwrap(), EnrollOutcome::New);
+            assert_eq!(s.enroll_host(&host("h1", "ak1"), "p1").unwrap(), EnrollOutcome::Unchanged);
+            assert!(matches!(s.enroll_host(&host("h2", "ak1"), "p2"), Err(StoreError::Conflict(_))));
+            assert!(matches!(s.enroll_host(&host("h2", "ak9"), "p1"), Err(StoreError::Conflict(_))), "p1 is h1's");
+            assert_eq!(s.host("h2").unwrap(), None);
+            assert_eq!(s.enroll_host(&host("h1", "ak2"), "p1").unwrap(), EnrollOutcome::AkReplaced);
+            assert_eq!(s.principal_host("p1").unwrap().as_deref(), Some("h1"));
+            assert_eq!(s.host_by_ak("ak1").unwrap(), None);
+            assert_eq!(s.host_by_ak("ak2").unwrap().unwrap().host_id, "h1");
+            assert!(s.flushes() >= 3);
+        }
+        let s = SledStore::open(d.path()).unwrap();
+        assert_eq!(s.hosts().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn pending_enrollments_are_taken_once() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SledStore::open(d.path()).unwrap();
+        let e = PendingEnrollment {
+            id: "e1".into(),
+            principal_id: "p".into(),
+            host: host("h", "ak"),
+            secret_sha256: "s".into(),
+            nonce: "n".into(),
+            selection: "sha256:0".into(),
+            expires_at: 0,
+        };
+        s.put_enrollment(&e).unwrap();
+        assert_eq!(s.take_enrollment("e1").unwrap(), Some(e));
+        assert_eq!(s.take_enrollment("e1").unwrap(), None);
+    }
+}
