@@ -206,6 +206,9 @@ pub fn main() -> ExitCode {
                 print_json(&serde_json::json!({ "valid": false, "code": code, "detail": detail }));
             }
             eprintln!("runtrust: denied: {code}: {detail}");
+            if code == DenialCode::AuthorizationMissing.as_str() && g.credential.is_none() {
+                eprintln!("  hint: pass --credential FILE or set RUNTRUST_CREDENTIAL_FILE");
+            }
             ExitCode::from(exit::DENIED)
         }
         Err(CliError::Unavailable(e)) => {

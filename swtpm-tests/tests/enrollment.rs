@@ -284,3 +284,23 @@ fn kill_9_during_enrollments_loses_no_answered_host() {
     }
     assert!(confirmed >= 2, "only {confirmed} hosts were answered before the kill");
 }
+
+#[test]
+fn oversized_bodies_and_unknown_routes_are_problems() {
+    let svc = Service::start(&[]);
+    let admin = client(&svc, &svc.admin_credential());
+    let huge = serde_json::json!({ "name": "x".repeat(2 << 20), "role": "admin" });
+    let p = denied(admin.post::<_, serde_json::Value>("/v1/principals", &huge));
+    assert_eq!((p.status, p.code.as_str()), (413, "bad_request"), "{p:?}");
+    let p = denied(admin.get::<serde_json::Value>("/v2/nothing"));
+    assert_eq!((p.status, p.code.as_str()), (404, "not_found"), "{p:?}");
+    let p = denied(
+        admin.post::<_, serde_json::Value>("/v1/principals", &serde_json::json!({ "name": "a b", "role": "admin" })),
+    );
+    assert_eq!(p.status, 400, "{p:?}");
+    // With no EK anchors configured, every EK certificate is refused, with the reason.
+    let tpm = SwTpm::start();
+    let r = svc.client(Some(&tpm), Some(&svc.add_principal("h", "attester")), &["enroll"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("no EK trust anchors"), "{r:?}");
+}
