@@ -5,9 +5,12 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod fsutil;
+pub mod policy;
 pub mod principal;
+pub mod scope;
 pub mod service;
 pub mod store;
+pub mod token;
 pub mod tpm;
 
 pub use runtrust_attestation as attestation;

@@ -1,0 +1,1 @@
+//! Policies (DESIGN §10): in progress.

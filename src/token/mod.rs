@@ -1,0 +1,1 @@
+//! Execution tokens (DESIGN §7): in progress.
