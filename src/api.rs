@@ -176,3 +176,67 @@ pub struct Problem {
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
+
+/// `POST /v1/challenge` answer (DESIGN §6): what to quote, under which nonce.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// 32 random bytes, hex; single use.
+    pub nonce: String,
+    pub expires_at: u64,
+    /// tpm2-tools style selection the quote must cover exactly.
+    pub pcr_selection: String,
+    pub host_id: String,
+}
+
+/// `POST /v1/tokens`: the execution request with its evidence (DESIGN §2 stage 1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The challenge nonce (hex) the quote carries.
+    pub nonce: String,
+    pub scope: String,
+    pub audience: String,
+    /// Requested lifetime; the policy's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// Name (hex) of the AK that made the quote: the host's runtime identity.
+    pub ak_name: String,
+    pub quote: QuoteEvidence,
+    /// The parent token (COSE_Sign1), for delegation.
+    #[serde(default, with = "b64::opt", skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Vec<u8>>,
+}
+
+/// An issued execution token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// COSE_Sign1 bytes.
+    #[serde(with = "b64")]
+    pub token: Vec<u8>,
+    pub cti: String,
+    pub expires_at: u64,
+    pub policy_id: String,
+    pub host_id: String,
+    pub audit_index: u64,
+}
+
+/// `POST /v1/policies`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyPolicy {
+    /// The policy file's exact bytes (its hash is their SHA-256).
+    #[serde(with = "b64")]
+    pub policy: Vec<u8>,
+    /// Detached COSE_Sign1 by a policy authority over those bytes.
+    #[serde(default, with = "b64::opt", skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PolicyView {
+    pub id: String,
+    pub hash: String,
+    pub signed_by: Option<String>,
+    pub applied_at: u64,
+    pub applied_by: String,
+}

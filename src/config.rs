@@ -22,6 +22,8 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub ek: EkConfig,
     #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
     pub log_format: LogFormat,
@@ -43,8 +45,39 @@ pub struct TlsConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
-    /// Ed25519 PKCS#8 private keys, newest last (rotation keeps old ones for verification).
-    pub keys: Vec<PathBuf>,
+    /// Token signing keys (PKCS#8), oldest first. The last signs new tokens; the others still verify
+    /// until the tokens they signed expire.
+    pub keys: Vec<IssuerKeyFile>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerKeyFile {
+    pub path: PathBuf,
+    pub alg: TokenAlg,
+}
+
+/// Token signature algorithm (DESIGN §7).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAlg {
+    /// Ed25519 (COSE alg -8).
+    #[default]
+    Eddsa,
+    /// ECDSA P-256 SHA-256 (COSE alg -7).
+    Es256,
+}
+
+/// Policy authority (DESIGN §10).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Refuse policies without a valid policy-authority signature.
+    #[serde(default)]
+    pub require_signed: bool,
+    /// PEM public keys (Ed25519 or P-256) of policy authorities.
+    #[serde(default)]
+    pub authority_keys: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -2,9 +2,13 @@
 
 mod admin_cmd;
 mod args;
+mod audit_cmd;
 mod enroll_cmd;
+mod keys_cmd;
+mod policy_cmd;
 mod quote_cmd;
 mod service_cmd;
+mod token_cmd;
 mod tpm2_tools;
 mod tpm_cmd;
 
@@ -115,13 +119,25 @@ enum Command {
     /// Enrolled hosts (admin, auditor).
     #[command(subcommand)]
     Hosts(admin_cmd::HostsCommand),
+    /// Policies: check, hash, apply, list, capture from a golden host, sign.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+    /// Execution tokens: request, inspect, verify.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
+    /// The service's issuer keys: export, rotate.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 /// How a command failed, which decides the exit code.
 #[derive(Debug)]
 pub enum CliError {
     /// Did not verify / denied: exit 3, code on stderr.
-    Denied { code: String, detail: String },
+    Denied { code: String, detail: String, diagnostics: serde_json::Value },
     /// TPM or service unreachable: exit 4.
     Unavailable(anyhow::Error),
     /// Anything else: exit 1.
@@ -130,7 +146,11 @@ pub enum CliError {
 
 impl CliError {
     pub fn denied(code: DenialCode, detail: impl ToString) -> Self {
-        CliError::Denied { code: code.as_str().to_owned(), detail: detail.to_string() }
+        CliError::Denied {
+            code: code.as_str().to_owned(),
+            detail: detail.to_string(),
+            diagnostics: serde_json::Value::Null,
+        }
     }
 }
 
@@ -157,7 +177,7 @@ impl From<crate::client::ClientError> for CliError {
             ClientError::Unavailable { .. } => CliError::Unavailable(e.into()),
             ClientError::Denied(p) if p.code.parse::<DenialCode>().is_ok() => {
                 let p = *p;
-                CliError::Denied { code: p.code, detail: p.detail }
+                CliError::Denied { code: p.code, detail: p.detail, diagnostics: p.diagnostics }
             }
             e => CliError::Other(e.into()),
         }
@@ -198,14 +218,23 @@ pub fn main() -> ExitCode {
         Command::Enroll(a) => enroll_cmd::run(a, g),
         Command::Principal(c) => admin_cmd::principal(c, g),
         Command::Hosts(c) => admin_cmd::hosts(c, g),
+        Command::Policy(c) => policy_cmd::run(c, g),
+        Command::Token(c) => token_cmd::run(c, g),
+        Command::Keys(c) => keys_cmd::run(c, g),
+        Command::Audit(c) => audit_cmd::run(c, g),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
-        Err(CliError::Denied { code, detail }) => {
+        Err(CliError::Denied { code, detail, diagnostics }) => {
             if json {
-                print_json(&serde_json::json!({ "valid": false, "code": code, "detail": detail }));
+                print_json(
+                    &serde_json::json!({ "valid": false, "code": code, "detail": detail, "diagnostics": diagnostics }),
+                );
             }
             eprintln!("runtrust: denied: {code}: {detail}");
+            if !diagnostics.is_null() {
+                eprintln!("{}", serde_json::to_string_pretty(&diagnostics).unwrap_or_default());
+            }
             if code == DenialCode::AuthorizationMissing.as_str() && g.credential.is_none() {
                 eprintln!("  hint: pass --credential FILE or set RUNTRUST_CREDENTIAL_FILE");
             }

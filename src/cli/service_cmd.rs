@@ -32,6 +32,12 @@ pub struct InitArgs {
     /// Replace an existing data directory (its keys, store and credentials are discarded).
     #[arg(long)]
     force: bool,
+    /// Token signature algorithm.
+    #[arg(long, value_enum, default_value_t = crate::config::TokenAlg::Eddsa)]
+    token_alg: crate::config::TokenAlg,
+    /// PEM public key of a policy authority (repeatable); with any, unsigned policies are refused.
+    #[arg(long, value_name = "PEM")]
+    policy_authority: Vec<PathBuf>,
 }
 
 pub fn init(a: InitArgs, g: &GlobalOpts) -> CliResult {
@@ -42,6 +48,8 @@ pub fn init(a: InitArgs, g: &GlobalOpts) -> CliResult {
         service_id: a.service_id,
         tls_san: a.tls_san,
         force: a.force,
+        token_alg: a.token_alg,
+        policy_authority: a.policy_authority,
     })
     .map_err(anyhow::Error::from)?;
     if g.json {

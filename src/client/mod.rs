@@ -2,6 +2,7 @@
 //! rustls (ring), trusting only the service's CA when `--server-ca` is given.
 
 pub mod enroll;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,6 +141,16 @@ impl Client {
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
         let url = self.url(path);
         Self::answer(self.send(self.http.post(&url).json(body), &url)?, &url)
+    }
+
+    /// GET returning raw bytes (e.g. the COSE_KeySet).
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let url = self.url(path);
+        let resp = self.send(self.http.get(&url), &url)?;
+        if !resp.status().is_success() {
+            return Self::answer::<serde_json::Value>(resp, &url).map(|_| Vec::new());
+        }
+        resp.bytes().map(|b| b.to_vec()).map_err(|e| ClientError::Unavailable { url, detail: error_chain(&e) })
     }
 
     pub fn delete(&self, path: &str) -> Result<(), ClientError> {

@@ -17,7 +17,7 @@ use runtrust_attestation::{
 use super::auth::Caller;
 use super::{blocking, AppState, Body, Denial};
 use crate::api::{now_unix, ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
-use crate::store::{EnrollOutcome, HostRecord, PendingEnrollment, Role, StoreError};
+use crate::store::{AuditEntry, EnrollOutcome, HostRecord, PendingEnrollment, Role, StoreError};
 
 /// What the first quote covers; its clock becomes the host's baseline.
 const ENROLLMENT_SELECTION: &str = "sha256:0,1,2,3,4,5,6,7";
@@ -53,11 +53,32 @@ fn trust_ek(state: &AppState, req: &EnrollRequest, ek: &Public, host_id: &str) -
     Ok(Some(hex::encode(verified.fingerprint_sha256)))
 }
 
+/// Audits a refused enrollment step, then answers with the denial.
+async fn refused(state: &AppState, caller: Option<&Caller>, denial: Denial) -> Denial {
+    super::issue::audit_denial(state, caller, None, "enroll.deny", denial).await
+}
+
 pub async fn start(
     State(state): State<AppState>,
-    caller: Caller,
-    Body(req): Body<EnrollRequest>,
+    caller: Result<Caller, Denial>,
+    body: Result<Body<EnrollRequest>, Denial>,
 ) -> Result<Json<EnrollChallenge>, Denial> {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return Err(refused(&state, None, d).await),
+    };
+    let result = match body {
+        Ok(Body(req)) => start_enrollment(&state, &caller, req).await,
+        Err(d) => Err(d),
+    };
+    match result {
+        Ok(c) => Ok(Json(c)),
+        Err(d) => Err(refused(&state, Some(&caller), d).await),
+    }
+}
+
+async fn start_enrollment(state: &AppState, caller: &Caller, req: EnrollRequest) -> Result<EnrollChallenge, Denial> {
+    let state = state.clone();
     caller.require(&[Role::Attester])?;
     let ek = Public::from_tpm2b(&req.ek_public)
         .map_err(|e| Denial::new(DenialCode::EkUntrusted, format!("EK public area: {e}")))?;
@@ -117,22 +138,43 @@ pub async fn start(
         expires_at,
     };
     blocking(&state, move |s| s.put_enrollment(&pending)).await?;
-    Ok(Json(EnrollChallenge {
+    Ok(EnrollChallenge {
         enrollment_id: id,
         credential_blob: made.credential_blob,
         encrypted_secret: made.encrypted_secret,
         nonce,
         pcr_selection: ENROLLMENT_SELECTION.into(),
         expires_at,
-    }))
+    })
 }
 
 pub async fn activate(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Result<Caller, Denial>,
     Path(id): Path<String>,
-    Body(answer): Body<ActivationAnswer>,
+    body: Result<Body<ActivationAnswer>, Denial>,
 ) -> Result<Json<Enrolled>, Denial> {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return Err(refused(&state, None, d).await),
+    };
+    let result = match body {
+        Ok(Body(answer)) => activate_enrollment(&state, &caller, id, answer).await,
+        Err(d) => Err(d),
+    };
+    match result {
+        Ok(e) => Ok(Json(e)),
+        Err(d) => Err(refused(&state, Some(&caller), d).await),
+    }
+}
+
+async fn activate_enrollment(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    answer: ActivationAnswer,
+) -> Result<Enrolled, Denial> {
+    let state = state.clone();
     caller.require(&[Role::Attester])?;
     let pending = blocking(&state, move |s| s.take_enrollment(&id))
         .await?
@@ -162,7 +204,17 @@ pub async fn activate(
     let host = HostRecord { first_clock: clock, last_clock: clock, ..pending.host };
     let (host_id, ak_name) = (host.host_id.clone(), host.ak_name.clone());
     let principal_id = caller.0.id.clone();
-    let outcome = match blocking(&state, move |s| Ok(s.enroll_host(&host, &principal_id))).await? {
+    let entry = AuditEntry {
+        time: now_unix(),
+        event: "enroll.allow".into(),
+        principal: Some(caller.0.name.clone()),
+        host_id: Some(host_id.clone()),
+        code: None,
+        detail: format!("AK {ak_name}"),
+        cti: None,
+        diagnostics: serde_json::Value::Null,
+    };
+    let outcome = match blocking(&state, move |s| Ok(s.enroll_host(&host, &principal_id, &entry))).await? {
         Ok(o) => o,
         Err(StoreError::Conflict(detail)) if detail.contains("credential") => {
             return Err(Denial::new(DenialCode::RuntimeIdentityMismatch, detail))
@@ -171,7 +223,7 @@ pub async fn activate(
         Err(e) => return Err(Denial::internal(e)),
     };
     tracing::info!(%host_id, %ak_name, ?outcome, by = %caller.0.name, "host enrolled");
-    Ok(Json(Enrolled { host_id, ak_name, new: outcome != EnrollOutcome::Unchanged }))
+    Ok(Enrolled { host_id, ak_name, new: outcome != EnrollOutcome::Unchanged })
 }
 
 #[cfg(test)]

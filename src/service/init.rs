@@ -20,7 +20,10 @@ use ring::signature::Ed25519KeyPair;
 use runtrust_attestation::ek::TrustAnchors;
 
 use crate::api::now_unix;
-use crate::config::{EkConfig, IssuerConfig, Limits, LogFormat, ServiceConfig, TlsConfig, CONFIG_FILE};
+use crate::config::{
+    EkConfig, IssuerConfig, IssuerKeyFile, Limits, LogFormat, PolicyConfig, ServiceConfig, TlsConfig, TokenAlg,
+    CONFIG_FILE,
+};
 use crate::fsutil;
 use crate::principal;
 use crate::store::{Principal, Role, SledStore, Store};
@@ -38,6 +41,10 @@ pub struct InitOptions {
     pub tls_san: Vec<String>,
     /// Replace an existing data directory.
     pub force: bool,
+    /// Token signature algorithm.
+    pub token_alg: TokenAlg,
+    /// PEM public keys of policy authorities; with any, unsigned policies are refused.
+    pub policy_authority: Vec<PathBuf>,
 }
 
 /// Where `init` put things.
@@ -113,10 +120,18 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     }
 
     let rng = SystemRandom::new();
-    let issuer_key = PathBuf::from("keys/issuer-1.pk8");
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(crypto("the issuer key"))?;
-    let p = d.join(&issuer_key);
-    fsutil::write_private(&p, pkcs8.as_ref()).map_err(io(&p))?;
+    let issuer_key = new_issuer_key(d, 1, opts.token_alg, &rng)?;
+
+    let mut authority_keys = Vec::new();
+    for (i, src) in opts.policy_authority.iter().enumerate() {
+        let pem = fs::read(src).map_err(io(src))?;
+        crate::token::KeySet::from_pem(&String::from_utf8_lossy(&pem))
+            .map_err(|e| InitError::EkCa { path: src.clone(), detail: format!("policy authority key: {e}") })?;
+        let rel = PathBuf::from(format!("keys/policy-authority-{}.pem", i + 1));
+        let p = d.join(&rel);
+        fsutil::write_atomic(&p, &pem, 0o644).map_err(io(&p))?;
+        authority_keys.push(rel);
+    }
 
     let tls_names = tls_names(addr, &opts.tls_san);
     let (ca_pem, cert_pem, key_pem) = tls_material(&opts.service_id, &tls_names)?;
@@ -160,6 +175,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         },
         issuer: IssuerConfig { keys: vec![issuer_key.clone()] },
         ek: EkConfig { anchors: ek_anchors.clone(), trusted_hosts: Vec::new() },
+        policy: PolicyConfig { require_signed: !authority_keys.is_empty(), authority_keys },
         limits: Limits::default(),
         log_format: LogFormat::Text,
     };
@@ -172,12 +188,29 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         config: cfg_path,
         listen: addr.to_string(),
         service_id: opts.service_id.clone(),
-        issuer_key: d.join(issuer_key),
+        issuer_key: d.join(&issuer_key.path),
         tls_ca: d.join("tls/ca.pem"),
         tls_names,
         ek_anchors: ek_anchors.iter().map(|a| d.join(a)).collect(),
         admin_credential: cred,
     })
+}
+
+/// Generates issuer key number `n` into `d/keys/` (PKCS#8, 0600).
+pub fn new_issuer_key(d: &Path, n: usize, alg: TokenAlg, rng: &SystemRandom) -> Result<IssuerKeyFile, InitError> {
+    let path = PathBuf::from(format!("keys/issuer-{n}.pk8"));
+    let pkcs8 = match alg {
+        TokenAlg::Eddsa => Ed25519KeyPair::generate_pkcs8(rng).map_err(crypto("the issuer key"))?.as_ref().to_vec(),
+        TokenAlg::Es256 => {
+            ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, rng)
+                .map_err(crypto("the issuer key"))?
+                .as_ref()
+                .to_vec()
+        }
+    };
+    let p = d.join(&path);
+    fsutil::write_private(&p, &pkcs8).map_err(io(&p))?;
+    Ok(IssuerKeyFile { path, alg })
 }
 
 /// localhost and loopback always; the listen address when specific; the host name; and --tls-san.

@@ -2,15 +2,20 @@
 //! graceful shutdown. Every handler either answers or returns a [`Denial`].
 
 mod admin;
+mod audit_route;
 mod auth;
+mod challenge;
 mod enroll;
 pub mod init;
+mod issue;
+mod keys;
+mod policies;
 mod problem;
 mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
@@ -22,8 +27,10 @@ use runtrust_attestation::ek::TrustAnchors;
 
 pub use problem::Denial;
 
-use crate::config::{resolve, ConfigError, ServiceConfig};
+use crate::config::{resolve, ConfigError, IssuerKeyFile, ServiceConfig, TokenAlg};
+use crate::policy::LoadedPolicy;
 use crate::store::{SledStore, Store, StoreError};
+use crate::token::{Claims, IssuerKey, KeySet, SigningAlg};
 
 /// Shared by every request.
 #[derive(Clone)]
@@ -33,9 +40,42 @@ pub struct AppState {
 
 pub struct Inner {
     pub config: ServiceConfig,
+    pub data_dir: PathBuf,
     pub store: Arc<dyn Store>,
     pub anchors: TrustAnchors,
     pub rng: SystemRandom,
+    /// Token signing keys, oldest first; the last one signs.
+    pub issuer: RwLock<Vec<(IssuerKeyFile, IssuerKey)>>,
+    /// Applied policies, parsed once.
+    pub policies: RwLock<Vec<Arc<LoadedPolicy>>>,
+    /// Policy authority public keys.
+    pub authorities: KeySet,
+}
+
+pub fn signing_alg(alg: TokenAlg) -> SigningAlg {
+    match alg {
+        TokenAlg::Eddsa => SigningAlg::EdDsa,
+        TokenAlg::Es256 => SigningAlg::Es256,
+    }
+}
+
+impl Inner {
+    pub fn policies(&self) -> Vec<Arc<LoadedPolicy>> {
+        self.policies.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Signs with the newest issuer key.
+    pub fn sign(&self, claims: &Claims) -> Result<Vec<u8>, Denial> {
+        let keys = self.issuer.read().map_err(|_| Denial::internal("issuer keys lock poisoned"))?;
+        let (_, key) = keys.last().ok_or_else(|| Denial::internal("no issuer key"))?;
+        key.sign(claims, &self.rng).map_err(|e| Denial::internal(format!("signing: {e}")))
+    }
+
+    /// Every issuer public key (old ones verify until their tokens expire).
+    pub fn verifying_keys(&self) -> Result<KeySet, Denial> {
+        let keys = self.issuer.read().map_err(|_| Denial::internal("issuer keys lock poisoned"))?;
+        KeySet::new(keys.iter().map(|(_, k)| k.public()).collect()).map_err(Denial::internal)
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -84,6 +124,12 @@ pub enum ServiceError {
     Anchors(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("issuer key {path}: {detail}")]
+    IssuerKey { path: PathBuf, detail: String },
+    #[error("stored policy {id}: {detail}")]
+    Policy { id: String, detail: String },
+    #[error("policy authority keys: {0}")]
+    Authorities(String),
     #[error("listening on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -103,6 +149,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enroll", post(enroll::start))
         .route("/v1/enroll/{enrollment_id}", post(enroll::activate))
         .route("/v1/hosts", get(admin::list_hosts))
+        .route("/v1/challenge", post(challenge::challenge))
+        .route("/v1/tokens", post(issue::token))
+        .route("/v1/keys", get(keys::keys))
+        .route("/v1/keys/rotate", post(keys::rotate))
+        .route("/v1/policies", get(policies::list).post(policies::apply))
+        .route("/v1/audit", get(audit_route::audit))
         .route("/v1/principals", get(admin::list_principals).post(admin::add_principal))
         .route("/v1/principals/{name}", delete(admin::remove_principal))
         .fallback(not_found)
@@ -125,8 +177,45 @@ pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
     } else {
         TrustAnchors::from_pem(&pem).map_err(|e| ServiceError::Anchors(e.to_string()))?
     };
+    let mut issuer = Vec::new();
+    for k in &config.issuer.keys {
+        let p = resolve(data_dir, &k.path);
+        let detail = |d: String| ServiceError::IssuerKey { path: p.clone(), detail: d };
+        let pkcs8 = std::fs::read(&p).map_err(|e| detail(e.to_string()))?;
+        let key = IssuerKey::from_pkcs8(signing_alg(k.alg), &pkcs8).map_err(|e| detail(e.to_string()))?;
+        issuer.push((k.clone(), key));
+    }
+    let mut authority_pem = Vec::new();
+    for a in &config.policy.authority_keys {
+        let p = resolve(data_dir, a);
+        authority_pem.extend(std::fs::read(&p).map_err(|source| ConfigError::Io { path: p.clone(), source })?);
+        authority_pem.push(b'\n');
+    }
+    let authorities = if authority_pem.is_empty() {
+        KeySet::new(Vec::new()).map_err(|e| ServiceError::Authorities(e.to_string()))?
+    } else {
+        KeySet::from_pem(&String::from_utf8_lossy(&authority_pem))
+            .map_err(|e| ServiceError::Authorities(e.to_string()))?
+    };
     let store = SledStore::open(&resolve(data_dir, &config.store))?;
-    Ok(AppState { inner: Arc::new(Inner { config, store: Arc::new(store), anchors, rng: SystemRandom::new() }) })
+    let mut policies = Vec::new();
+    for stored in store.policies()? {
+        let loaded = crate::policy::parse(&stored.id, &stored.bytes)
+            .map_err(|e| ServiceError::Policy { id: stored.id.clone(), detail: e.to_string() })?;
+        policies.push(Arc::new(loaded));
+    }
+    Ok(AppState {
+        inner: Arc::new(Inner {
+            config,
+            data_dir: data_dir.to_path_buf(),
+            store: Arc::new(store),
+            anchors,
+            rng: SystemRandom::new(),
+            issuer: RwLock::new(issuer),
+            policies: RwLock::new(policies),
+            authorities,
+        }),
+    })
 }
 
 /// Serves until SIGTERM or SIGINT; in-flight requests get 10 s to finish. `ready` receives the bound address.

@@ -79,6 +79,78 @@ pub struct PendingEnrollment {
     pub expires_at: u64,
 }
 
+/// A policy as applied: its exact bytes (the policy hash is their SHA-256).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredPolicy {
+    pub id: String,
+    pub hash: String,
+    #[serde(with = "crate::api::b64")]
+    pub bytes: Vec<u8>,
+    /// kid (hex) of the policy authority key that signed it, if signed.
+    pub signed_by: Option<String>,
+    pub applied_at: u64,
+    pub applied_by: String,
+}
+
+/// A token-request nonce (DESIGN §6): single use, expiring, bound to a host and a principal.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Challenge {
+    pub nonce: String,
+    pub host_id: String,
+    pub principal_id: String,
+    /// The PCR selection the quote must cover.
+    pub selection: String,
+    pub expires_at: u64,
+}
+
+/// What consuming a nonce found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NonceState {
+    /// Issued, unexpired, now consumed.
+    Fresh(Challenge),
+    /// Issued but past its expiry; now consumed.
+    Expired(Challenge),
+    /// Consumed before.
+    Replayed,
+    /// Never issued.
+    Unknown,
+}
+
+/// An issued token, as the service remembers it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub cti: String,
+    pub host_id: String,
+    pub initiator: String,
+    pub scope: String,
+    pub audience: String,
+    pub policy_id: String,
+    pub policy_hash: String,
+    pub parent_cti: Option<String>,
+    pub delegation_depth: u32,
+    pub single_use: bool,
+    pub issued_at: u64,
+    pub expires_at: u64,
+    /// Index of the audit entry that records the issuance.
+    pub audit_index: u64,
+}
+
+/// One decision, appended to the audit log before the answer leaves.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub time: u64,
+    /// e.g. `token.issue`, `token.deny`, `enroll.allow`, `enroll.deny`, `policy.apply`.
+    pub event: String,
+    pub principal: Option<String>,
+    pub host_id: Option<String>,
+    /// The denial code, for denials.
+    pub code: Option<String>,
+    pub detail: String,
+    pub cti: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub diagnostics: serde_json::Value,
+}
+
 /// What `enroll_host` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnrollOutcome {
@@ -127,12 +199,42 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores an enrolled host and binds `principal_id` to it. A Conflict when the AK identifies another
     /// host, or the principal is bound to another host (one attester credential, one TPM).
-    fn enroll_host(&self, host: &HostRecord, principal_id: &str) -> Result<EnrollOutcome, StoreError>;
+    /// `audit` is appended in the same durable step.
+    fn enroll_host(
+        &self,
+        host: &HostRecord,
+        principal_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<EnrollOutcome, StoreError>;
     /// The host an attester principal enrolled, if any.
     fn principal_host(&self, principal_id: &str) -> Result<Option<String>, StoreError>;
     fn host(&self, host_id: &str) -> Result<Option<HostRecord>, StoreError>;
     fn host_by_ak(&self, ak_name: &str) -> Result<Option<HostRecord>, StoreError>;
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError>;
+
+    /// Applies a policy; a policy with the same id is replaced.
+    fn put_policy(&self, p: &StoredPolicy, audit: &AuditEntry) -> Result<u64, StoreError>;
+    fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError>;
+
+    fn put_challenge(&self, c: &Challenge) -> Result<(), StoreError>;
+    /// Consumes a nonce atomically: it is Fresh (or Expired) at most once, Replayed afterwards.
+    fn consume_nonce(&self, nonce: &str, now: u64) -> Result<NonceState, StoreError>;
+
+    /// Records an issued token, its audit entry and the host's new clock in one durable step; returns the
+    /// audit index. Nothing of the token leaves the service before this returns Ok.
+    fn record_issuance(
+        &self,
+        token: &TokenRecord,
+        audit: &AuditEntry,
+        host_id: &str,
+        clock: &ClockInfo,
+    ) -> Result<u64, StoreError>;
+    fn token(&self, cti: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Appends an audit entry durably; returns its index.
+    fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError>;
+    /// Audit entries with index ≥ `from`, at most `limit`.
+    fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError>;
 
     /// How many physical flushes have run (group commit makes this lower than the number of writes).
     fn flushes(&self) -> u64;

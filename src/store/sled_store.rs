@@ -7,7 +7,38 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::{EnrollOutcome, GroupCommit, HostRecord, PendingEnrollment, Principal, Store, StoreError};
+use runtrust_attestation::ClockInfo;
+use sled::transaction::TransactionalTree;
+
+use super::{
+    AuditEntry, Challenge, EnrollOutcome, GroupCommit, HostRecord, NonceState, PendingEnrollment, Principal, Store,
+    StoreError, StoredPolicy, TokenRecord,
+};
+
+/// Key of the next audit index in the meta tree.
+const AUDIT_NEXT: &[u8] = b"audit_next";
+
+/// Appends `entry` at the next dense index inside a transaction.
+fn tx_append(
+    audit: &TransactionalTree,
+    meta: &TransactionalTree,
+    entry: &AuditEntry,
+) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    let next = match meta.get(AUDIT_NEXT)? {
+        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
+            Ok(b) => u64::from_be_bytes(b),
+            Err(_) => return abort(StoreError::Corrupt { key: "meta/audit_next".into(), detail: "not a u64".into() }),
+        },
+        None => 0,
+    };
+    let value = match encode(entry) {
+        Ok(v) => v,
+        Err(e) => return abort(e),
+    };
+    audit.insert(&next.to_be_bytes(), value)?;
+    meta.insert(AUDIT_NEXT, &(next + 1).to_be_bytes())?;
+    Ok(next)
+}
 
 pub struct SledStore {
     db: sled::Db,
@@ -17,6 +48,12 @@ pub struct SledStore {
     ak_index: sled::Tree,
     principal_hosts: sled::Tree,
     enrollments: sled::Tree,
+    policies: sled::Tree,
+    challenges: sled::Tree,
+    used_nonces: sled::Tree,
+    tokens: sled::Tree,
+    audit: sled::Tree,
+    meta: sled::Tree,
     commit: GroupCommit,
 }
 
@@ -55,6 +92,12 @@ impl SledStore {
             ak_index: db.open_tree("ak_index")?,
             principal_hosts: db.open_tree("principal_hosts")?,
             enrollments: db.open_tree("enrollments")?,
+            policies: db.open_tree("policies")?,
+            challenges: db.open_tree("challenges")?,
+            used_nonces: db.open_tree("used_nonces")?,
+            tokens: db.open_tree("tokens")?,
+            audit: db.open_tree("audit")?,
+            meta: db.open_tree("meta")?,
             commit: GroupCommit::default(),
             db,
         })
@@ -120,9 +163,14 @@ impl Store for SledStore {
         decode(id.as_bytes(), &v).map(Some)
     }
 
-    fn enroll_host(&self, host: &HostRecord, principal_id: &str) -> Result<EnrollOutcome, StoreError> {
-        let outcome = (&self.hosts, &self.ak_index, &self.principal_hosts)
-            .transaction(|(hosts, ak_index, principal_hosts)| {
+    fn enroll_host(
+        &self,
+        host: &HostRecord,
+        principal_id: &str,
+        entry: &AuditEntry,
+    ) -> Result<EnrollOutcome, StoreError> {
+        let outcome = (&self.hosts, &self.ak_index, &self.principal_hosts, &self.audit, &self.meta)
+            .transaction(|(hosts, ak_index, principal_hosts, audit, meta)| {
                 if let Some(bound) = principal_hosts.get(principal_id.as_bytes())? {
                     if bound.as_ref() != host.host_id.as_bytes() {
                         return abort(StoreError::Conflict(format!(
@@ -172,6 +220,7 @@ impl Store for SledStore {
                 };
                 hosts.insert(host.host_id.as_bytes(), value)?;
                 ak_index.insert(host.ak_name.as_bytes(), host.host_id.as_bytes())?;
+                tx_append(audit, meta, entry)?;
                 Ok(outcome)
             })
             .map_err(tx_error)?;
@@ -196,6 +245,108 @@ impl Store for SledStore {
 
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
         Self::all(&self.hosts)
+    }
+
+    fn put_policy(&self, p: &StoredPolicy, entry: &AuditEntry) -> Result<u64, StoreError> {
+        let value = encode(p)?;
+        let index = (&self.policies, &self.audit, &self.meta)
+            .transaction(|(policies, audit, meta)| {
+                policies.insert(p.id.as_bytes(), value.as_slice())?;
+                tx_append(audit, meta, entry)
+            })
+            .map_err(tx_error)?;
+        self.durable()?;
+        Ok(index)
+    }
+
+    fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
+        Self::all(&self.policies)
+    }
+
+    fn put_challenge(&self, c: &Challenge) -> Result<(), StoreError> {
+        self.challenges.insert(c.nonce.as_bytes(), encode(c)?)?;
+        self.durable()
+    }
+
+    fn consume_nonce(&self, nonce: &str, now: u64) -> Result<NonceState, StoreError> {
+        let state = (&self.challenges, &self.used_nonces)
+            .transaction(|(challenges, used)| {
+                if used.get(nonce.as_bytes())?.is_some() {
+                    return Ok(NonceState::Replayed);
+                }
+                let Some(v) = challenges.remove(nonce.as_bytes())? else { return Ok(NonceState::Unknown) };
+                let c: Challenge = match decode(nonce.as_bytes(), &v) {
+                    Ok(c) => c,
+                    Err(e) => return abort(e),
+                };
+                used.insert(nonce.as_bytes(), &c.expires_at.to_be_bytes())?;
+                Ok(if now > c.expires_at { NonceState::Expired(c) } else { NonceState::Fresh(c) })
+            })
+            .map_err(tx_error)?;
+        if matches!(state, NonceState::Fresh(_) | NonceState::Expired(_)) {
+            // Durable before the nonce is acted upon: after a crash it cannot be used again.
+            self.durable()?;
+        }
+        Ok(state)
+    }
+
+    fn record_issuance(
+        &self,
+        token: &TokenRecord,
+        entry: &AuditEntry,
+        host_id: &str,
+        clock: &ClockInfo,
+    ) -> Result<u64, StoreError> {
+        let index = (&self.tokens, &self.audit, &self.meta, &self.hosts)
+            .transaction(|(tokens, audit, meta, hosts)| {
+                let index = tx_append(audit, meta, entry)?;
+                let record = TokenRecord { audit_index: index, ..token.clone() };
+                let value = match encode(&record) {
+                    Ok(v) => v,
+                    Err(e) => return abort(e),
+                };
+                tokens.insert(token.cti.as_bytes(), value)?;
+                if let Some(v) = hosts.get(host_id.as_bytes())? {
+                    let mut h: HostRecord = match decode(host_id.as_bytes(), &v) {
+                        Ok(h) => h,
+                        Err(e) => return abort(e),
+                    };
+                    h.last_clock = *clock;
+                    match encode(&h) {
+                        Ok(v) => hosts.insert(host_id.as_bytes(), v)?,
+                        Err(e) => return abort(e),
+                    };
+                }
+                Ok(index)
+            })
+            .map_err(tx_error)?;
+        self.durable()?;
+        Ok(index)
+    }
+
+    fn token(&self, cti: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Self::get(&self.tokens, cti)
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
+        let index =
+            (&self.audit, &self.meta).transaction(|(audit, meta)| tx_append(audit, meta, entry)).map_err(tx_error)?;
+        self.durable()?;
+        Ok(index)
+    }
+
+    fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
+        self.audit
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let index = <[u8; 8]>::try_from(k.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt { key: "audit".into(), detail: "bad index".into() })?;
+                Ok((index, decode(&k, &v)?))
+            })
+            .collect()
     }
 
     fn flushes(&self) -> u64 {
@@ -244,17 +395,33 @@ mod tests {
         assert_eq!(s.principal("01").unwrap(), None);
     }
 
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            time: 1,
+            event: "enroll.allow".into(),
+            principal: None,
+            host_id: None,
+            code: None,
+            detail: String::new(),
+            cti: None,
+            diagnostics: serde_json::Value::Null,
+        }
+    }
+
     #[test]
     fn enrollment_rules_and_reopen() {
         let d = tempfile::tempdir().unwrap();
         {
             let s = SledStore::open(d.path()).unwrap();
-            assert_eq!(s.enroll_host(&host("h1", "ak1"), "p1").unwrap(), EnrollOutcome::New);
-            assert_eq!(s.enroll_host(&host("h1", "ak1"), "p1").unwrap(), EnrollOutcome::Unchanged);
-            assert!(matches!(s.enroll_host(&host("h2", "ak1"), "p2"), Err(StoreError::Conflict(_))));
-            assert!(matches!(s.enroll_host(&host("h2", "ak9"), "p1"), Err(StoreError::Conflict(_))), "p1 is h1's");
+            assert_eq!(s.enroll_host(&host("h1", "ak1"), "p1", &entry()).unwrap(), EnrollOutcome::New);
+            assert_eq!(s.enroll_host(&host("h1", "ak1"), "p1", &entry()).unwrap(), EnrollOutcome::Unchanged);
+            assert!(matches!(s.enroll_host(&host("h2", "ak1"), "p2", &entry()), Err(StoreError::Conflict(_))));
+            assert!(
+                matches!(s.enroll_host(&host("h2", "ak9"), "p1", &entry()), Err(StoreError::Conflict(_))),
+                "p1 is h1's"
+            );
             assert_eq!(s.host("h2").unwrap(), None);
-            assert_eq!(s.enroll_host(&host("h1", "ak2"), "p1").unwrap(), EnrollOutcome::AkReplaced);
+            assert_eq!(s.enroll_host(&host("h1", "ak2"), "p1", &entry()).unwrap(), EnrollOutcome::AkReplaced);
             assert_eq!(s.principal_host("p1").unwrap().as_deref(), Some("h1"));
             assert_eq!(s.host_by_ak("ak1").unwrap(), None);
             assert_eq!(s.host_by_ak("ak2").unwrap().unwrap().host_id, "h1");
@@ -262,6 +429,43 @@ mod tests {
         }
         let s = SledStore::open(d.path()).unwrap();
         assert_eq!(s.hosts().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn nonces_are_consumed_once_and_audit_is_dense() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SledStore::open(d.path()).unwrap();
+        let c = Challenge {
+            nonce: "n1".into(),
+            host_id: "h".into(),
+            principal_id: "p".into(),
+            selection: "sha256:0".into(),
+            expires_at: 100,
+        };
+        s.put_challenge(&c).unwrap();
+        s.put_challenge(&Challenge { nonce: "n2".into(), ..c.clone() }).unwrap();
+        assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Fresh(c.clone()));
+        assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Replayed);
+        assert!(matches!(s.consume_nonce("n2", 101).unwrap(), NonceState::Expired(_)));
+        assert_eq!(s.consume_nonce("n2", 50).unwrap(), NonceState::Replayed);
+        assert_eq!(s.consume_nonce("zz", 50).unwrap(), NonceState::Unknown);
+        let e = AuditEntry {
+            time: 1,
+            event: "token.deny".into(),
+            principal: None,
+            host_id: None,
+            code: Some("pcr_mismatch".into()),
+            detail: "x".into(),
+            cti: None,
+            diagnostics: serde_json::Value::Null,
+        };
+        assert_eq!(s.append_audit(&e).unwrap(), 0);
+        assert_eq!(s.append_audit(&e).unwrap(), 1);
+        drop(s);
+        let s = SledStore::open(d.path()).unwrap();
+        assert_eq!(s.append_audit(&e).unwrap(), 2);
+        assert_eq!(s.audit(1, 10).unwrap().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Replayed, "after reopen too");
     }
 
     #[test]

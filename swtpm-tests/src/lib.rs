@@ -261,6 +261,11 @@ pub struct Service {
 impl Service {
     /// `runtrust init` with these EK trust anchors (PEM files), then `serve`.
     pub fn start(ek_ca: &[PathBuf]) -> Service {
+        Self::start_configured(ek_ca, |_| {})
+    }
+
+    /// As [`Service::start`], with `edit` applied to config.toml's text before `serve`.
+    pub fn start_configured(ek_ca: &[PathBuf], edit: impl FnOnce(&mut String)) -> Service {
         let dir = tempfile::Builder::new().prefix("runtrust-service-").tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let mut args: Vec<String> = vec!["init".into(), "--data-dir".into(), data.display().to_string()];
@@ -270,6 +275,10 @@ impl Service {
         }
         let out = Command::new(runtrust_bin()).args(&args).output().expect("runtrust init");
         assert!(out.status.success(), "runtrust init: {}", String::from_utf8_lossy(&out.stderr));
+        let cfg = data.join("config.toml");
+        let mut text = std::fs::read_to_string(&cfg).expect("config.toml");
+        edit(&mut text);
+        std::fs::write(&cfg, text).expect("config.toml");
         let mut s = Service { dir, child: None, url: String::new(), credentials: std::cell::Cell::new(0) };
         s.restart();
         s
@@ -369,6 +378,13 @@ impl Service {
         let path = self.dir.path().join(format!("{name}-{n}.credential"));
         std::fs::write(&path, format!("{credential}\n")).expect("write credential");
         path
+    }
+
+    /// The audit log as admin (`GET /v1/audit`), via `runtrust audit tail --json`.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let r = self.client(None, Some(&self.admin_credential()), &["--json", "audit", "tail", "-n", "100000"]);
+        assert_eq!(r.code, 0, "audit tail: {r:?}");
+        r.stdout.lines().map(|l| serde_json::from_str(l).expect("audit JSON line")).collect()
     }
 
     /// `runtrust hosts list --json` as admin.

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# runtrust's main job in one command, on a simulated TPM:
+#   a service on the embedded store, a host enrolled with its TPM, a policy captured from that golden host,
+#   an execution token, then a PCR change and the precise denial that follows.
+# It installs what it needs, and leaves nothing running.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+scripts/install-deps.sh
+[[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
+bold "building runtrust (release)"
+cargo build --release --quiet --bin runtrust
+R="$PWD/target/release/runtrust"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/runtrust-quickstart.XXXXXX")"
+export RUNTRUST_SWTPM_DIR="$WORK/swtpm"
+SERVE_PID=""
+cleanup() {
+    local rc=$?
+    [[ -n "$SERVE_PID" ]] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
+    scripts/swtpm.sh stop 2>/dev/null || true
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+
+bold "a simulated TPM (swtpm) with an EK certificate from its own CA"
+eval "$(scripts/swtpm.sh start)"
+export RUNTRUST_STATE_DIR="$WORK/host"
+run "$R" tpm info
+# Something for the golden state to pin besides the (empty) firmware PCRs of a simulator.
+run "$R" tpm extend --pcr 16 --data "quickstart: trusted application stack v1"
+
+bold "the service: init (keys, TLS, admin credential) and serve"
+run "$R" init --data-dir "$WORK/service" --listen 127.0.0.1:0 \
+    --ek-ca "$RUNTRUST_SWTPM_CA" --ek-ca "$RUNTRUST_SWTPM_INTERMEDIATE"
+"$R" serve --data-dir "$WORK/service" >"$WORK/serve.out" 2>"$WORK/serve.log" &
+SERVE_PID=$!
+for _ in $(seq 100); do grep -q "serving on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+URL="$(sed -n 's/^runtrust: serving on //p' "$WORK/serve.out")"
+[[ -n "$URL" ]] || { cat "$WORK/serve.log" >&2; exit 1; }
+echo "serving on $URL"
+export RUNTRUST_SERVER="$URL" RUNTRUST_SERVER_CA="$WORK/service/tls/ca.pem"
+ADMIN="$WORK/service/admin.credential"
+
+bold "a principal for this host, and enrollment (EK certificate, credential activation)"
+"$R" --credential "$ADMIN" principal add quickstart-host --role attester | tail -n 1 >"$WORK/host.credential"
+chmod 600 "$WORK/host.credential"
+export RUNTRUST_CREDENTIAL_FILE="$WORK/host.credential"
+run "$R" enroll --tag env=quickstart
+
+bold "a policy from the golden host's PCRs, applied"
+run "$R" policy capture --id quickstart --pcrs 0-7,16 --tag env=quickstart --scope 'deploy/*' --out "$WORK/policy.toml"
+cat "$WORK/policy.toml"
+run "$R" policy check "$WORK/policy.toml"
+run "$R" --credential "$ADMIN" policy apply "$WORK/policy.toml"
+
+bold "an execution token: challenge, TPM quote, verification, COSE_Sign1"
+run "$R" token request --scope deploy/web --audience gateway.example --ttl 5m --out "$WORK/token.cose"
+run "$R" token inspect "$WORK/token.cose"
+run "$R" token verify "$WORK/token.cose" --audience gateway.example --scope deploy/web
+
+bold "the platform changes: PCR 16 is extended, and the next request is refused"
+run "$R" tpm extend --pcr 16 --data "quickstart: something unexpected"
+set +e
+"$R" token request --scope deploy/web --audience gateway.example --out "$WORK/token2.cose"
+rc=$?
+set -e
+echo "exit code $rc"
+if [[ $rc -ne 3 || -e "$WORK/token2.cose" ]]; then
+    echo "quickstart: expected a denial (exit 3) and no token" >&2
+    exit 1
+fi
+
+bold "the audit log"
+"$R" --credential "$ADMIN" audit tail -n 5
+bold "done: everything this script started is stopped and its files removed"

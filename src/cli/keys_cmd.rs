@@ -1,0 +1,61 @@
+//! `runtrust keys export|rotate`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use super::{print_json, CliResult, GlobalOpts};
+use crate::config::TokenAlg;
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// The service's issuer public keys, for verifying tokens offline (`token verify --keys`).
+    Export {
+        #[arg(long, value_enum, default_value = "cose")]
+        format: KeyFormat,
+        /// Write to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Start signing with a new issuer key (admin); tokens signed by old keys verify until they expire.
+    Rotate {
+        /// Algorithm of the new key (default: the current key's).
+        #[arg(long, value_enum)]
+        alg: Option<TokenAlg>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum KeyFormat {
+    /// COSE_KeySet (CBOR), as GET /v1/keys serves it.
+    Cose,
+    /// SubjectPublicKeyInfo PEM blocks.
+    Pem,
+}
+
+pub fn run(cmd: KeysCommand, g: &GlobalOpts) -> CliResult {
+    let client = g.client()?;
+    match cmd {
+        KeysCommand::Export { format, out } => {
+            let bytes = match format {
+                KeyFormat::Cose => client.get_bytes("/v1/keys")?,
+                KeyFormat::Pem => client.get_bytes("/v1/keys?format=pem")?,
+            };
+            match out {
+                Some(p) => std::fs::write(&p, &bytes).with_context(|| format!("writing {}", p.display()))?,
+                None => std::io::stdout().write_all(&bytes).context("writing stdout")?,
+            }
+        }
+        KeysCommand::Rotate { alg } => {
+            let v: serde_json::Value = client.post("/v1/keys/rotate", &serde_json::json!({ "alg": alg }))?;
+            if g.json {
+                print_json(&v);
+            } else {
+                println!("new issuer key {}", v["kid"].as_str().unwrap_or("?"));
+            }
+        }
+    }
+    Ok(())
+}

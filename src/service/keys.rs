@@ -1,0 +1,70 @@
+//! Issuer keys: `GET /v1/keys` (a COSE_KeySet, or PEM with `?format=pem`) and `POST /v1/keys/rotate`.
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::{signing_alg, AppState, Body, Denial};
+use crate::config::{TokenAlg, CONFIG_FILE};
+use crate::fsutil;
+use crate::store::Role;
+use crate::token::IssuerKey;
+
+#[derive(Deserialize)]
+pub struct KeysQuery {
+    format: Option<String>,
+}
+
+/// Public: relying parties need it to verify tokens offline.
+pub async fn keys(State(state): State<AppState>, Query(q): Query<KeysQuery>) -> Result<Response, Denial> {
+    let set = state.verifying_keys()?;
+    match q.format.as_deref() {
+        None | Some("cose") => {
+            let body = set.to_cose_keyset();
+            Ok(([(header::CONTENT_TYPE, "application/cose-key-set")], body).into_response())
+        }
+        Some("pem") => Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], set.to_pem()).into_response()),
+        Some(other) => Err(Denial::bad_request(format!("format {other:?}: cose or pem"))),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    #[serde(default)]
+    alg: Option<TokenAlg>,
+}
+
+/// Adds a new signing key; tokens signed by older keys keep verifying until they expire.
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(req): Body<RotateRequest>,
+) -> Result<Json<serde_json::Value>, Denial> {
+    caller.require(&[Role::Admin])?;
+    let state2 = state.clone();
+    let kid = tokio::task::spawn_blocking(move || -> Result<String, Denial> {
+        let state = state2;
+        let mut keys = state.issuer.write().map_err(|_| Denial::internal("issuer keys lock poisoned"))?;
+        let alg = req.alg.or(keys.last().map(|(f, _)| f.alg)).unwrap_or_default();
+        let n = keys.len() + 1;
+        let file =
+            crate::service::init::new_issuer_key(&state.data_dir, n, alg, &state.rng).map_err(Denial::internal)?;
+        let pkcs8 = std::fs::read(state.data_dir.join(&file.path)).map_err(Denial::internal)?;
+        let key = IssuerKey::from_pkcs8(signing_alg(alg), &pkcs8).map_err(Denial::internal)?;
+        let mut config = state.config.clone();
+        config.issuer.keys = keys.iter().map(|(f, _)| f.clone()).chain([file.clone()]).collect();
+        let path = state.data_dir.join(CONFIG_FILE);
+        fsutil::write_atomic(&path, config.to_toml().as_bytes(), 0o644).map_err(Denial::internal)?;
+        let kid = hex::encode(key.kid());
+        keys.push((file, key));
+        Ok(kid)
+    })
+    .await
+    .map_err(Denial::internal)??;
+    tracing::info!(by = %caller.0.name, %kid, "issuer key rotated");
+    Ok(Json(serde_json::json!({ "kid": kid })))
+}
