@@ -28,6 +28,10 @@ pub fn validate(s: &str, pattern: bool) -> Result<(), ScopeError> {
         if seg.is_empty() {
             return err("empty segment");
         }
+        if *seg == "." || *seg == ".." {
+            // "deploy/web/../db" must not count as within "deploy/web/*".
+            return err("`.` and `..` are not segments");
+        }
         if !seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
             return err("segments are [A-Za-z0-9._-]");
         }
@@ -69,7 +73,7 @@ mod tests {
     fn validation() {
         assert!(validate("deploy/web/*", true).is_ok());
         assert!(validate("deploy/web/*", false).is_err());
-        for bad in ["", "a//b", "a/*/b", "a b", "/a", "a/", "de*ploy"] {
+        for bad in ["", "a//b", "a/*/b", "a b", "/a", "a/", "de*ploy", "deploy/web/../db", "./a"] {
             assert!(validate(bad, true).is_err(), "{bad}");
         }
     }

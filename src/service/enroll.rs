@@ -85,6 +85,12 @@ async fn start_enrollment(state: &AppState, caller: &Caller, req: EnrollRequest)
     let host_id = host_id(&ek);
     let ek_certificate_sha256 = trust_ek(&state, &req, &ek, &host_id)?;
 
+    // The tags policies can select by: 1-128 printable ASCII characters, no spaces.
+    if req.tags.len() > 64
+        || req.tags.iter().any(|t| t.is_empty() || t.len() > 128 || !t.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(Denial::bad_request("tags are at most 64, each 1-128 printable ASCII characters without spaces"));
+    }
     let principal_id = caller.0.id.clone();
     if let Some(bound) = blocking(&state, move |s| s.principal_host(&principal_id)).await? {
         if bound != host_id {

@@ -3,11 +3,11 @@
 
 mod admin;
 mod audit_route;
-mod auth;
+pub mod auth;
 mod challenge;
 mod enroll;
 pub mod init;
-mod issue;
+pub mod issue;
 mod keys;
 mod policies;
 mod problem;
@@ -140,6 +140,30 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
 
 async fn not_found() -> Denial {
     Denial::not_found("no such route (the API lives under /v1, see docs/api.md)")
+}
+
+impl AppState {
+    /// A state over any [`Store`] (tests, benchmarks): no EK anchors, no policy authorities.
+    pub fn with_store(
+        config: ServiceConfig,
+        data_dir: PathBuf,
+        store: Arc<dyn Store>,
+        issuer: Vec<(IssuerKeyFile, IssuerKey)>,
+    ) -> Result<Self, ServiceError> {
+        let authorities = KeySet::new(Vec::new()).map_err(|e| ServiceError::Authorities(e.to_string()))?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                data_dir,
+                store,
+                anchors: TrustAnchors::default(),
+                rng: SystemRandom::new(),
+                issuer: RwLock::new(issuer),
+                policies: RwLock::new(Vec::new()),
+                authorities,
+            }),
+        })
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -96,6 +96,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Value, String> {
 }
 
 /// An integer-keyed map being taken apart: every key is an integer in `allowed`, none twice.
+#[derive(Debug)]
 pub(crate) struct IntMap {
     entries: Vec<(i64, Value)>,
 }

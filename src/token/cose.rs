@@ -3,7 +3,7 @@
 //! (§4.4). Parsing goes through coset, then runtrust's own checks: exactly that header, and exactly the
 //! deterministic encoding [`IssuerKey::sign`] produces.
 
-use coset::{CborSerializable as _, TaggedCborSerializable as _};
+use coset::TaggedCborSerializable as _;
 use ring::rand::SecureRandom;
 
 use super::cbor::{self, Cbor, IntMap};
@@ -18,6 +18,8 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 const KID_LEN: usize = 32;
 /// Leeway [`Expectations::new`] grants for clock skew between issuer and relying party.
 pub const DEFAULT_LEEWAY_SECS: i64 = 30;
+/// The most leeway [`verify`] grants, whatever it is asked for: skew, not a way to revive expired tokens.
+pub const MAX_LEEWAY_SECS: i64 = 300;
 
 /// The protected header of a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +71,7 @@ pub struct Expectations<'a> {
     pub audience: Option<&'a str>,
     /// When set, this scope must be within the token's scope ([`crate::scope::within`]).
     pub scope: Option<&'a str>,
-    /// Clock skew tolerated on nbf and exp (negative counts as 0).
+    /// Clock skew tolerated on nbf and exp, clamped to 0..=[`MAX_LEEWAY_SECS`].
     pub leeway_secs: i64,
 }
 
@@ -198,7 +200,7 @@ pub fn verify(token: &[u8], keys: &KeySet, exp: &Expectations<'_>) -> Result<Cla
     // Authenticity first: the claims are read only once the issuer is known to have signed them.
     let claims = Claims::from_payload(payload)?;
 
-    let leeway = exp.leeway_secs.max(0);
+    let leeway = exp.leeway_secs.clamp(0, MAX_LEEWAY_SECS);
     // RFC 8392 §3.1.5: not accepted before nbf; §3.1.4: not accepted on or after exp.
     if exp.now.saturating_add(leeway) < claims.nbf {
         return Err(TokenError::NotYetValid { nbf: claims.nbf, now: exp.now, leeway });

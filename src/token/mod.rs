@@ -25,7 +25,8 @@ pub mod pem;
 pub use claims::{Claims, CTI_LEN, EAT_NONCE_MAX, EAT_NONCE_MIN, EAT_PROFILE, MAX_TEXT, MAX_TIME, POLICY_HASH_LEN};
 pub use cnf::ConfirmationKey;
 pub use cose::{
-    decode_unverified, verify, verify_detached, Expectations, TokenHeader, DEFAULT_LEEWAY_SECS, MAX_TOKEN_BYTES,
+    decode_unverified, verify, verify_detached, Expectations, TokenHeader, DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS,
+    MAX_TOKEN_BYTES,
 };
 pub use error::TokenError;
 pub use json::{claims_json, rfc3339};

@@ -11,6 +11,9 @@ use super::*;
 
 const NOW: i64 = 1_700_000_000;
 
+/// Map entries being edited by a test.
+type Entries = Vec<(i64, Cbor)>;
+
 fn vector(name: &str, file: &str) -> Vec<u8> {
     std::fs::read(format!("{}/attestation/tests/vectors/{name}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
@@ -178,6 +181,9 @@ fn validity_period_with_leeway() {
     assert_eq!(code(at(NOW - 100, -500)), DenialCode::TokenNotYetValid, "negative leeway counts as 0");
     assert_eq!(code(at(i64::MAX, i64::MAX)), DenialCode::TokenExpired, "no overflow");
     assert!(at(NOW, i64::MAX).is_ok());
+    assert!(at(NOW + 300 + MAX_LEEWAY_SECS - 1, i64::MAX).is_ok());
+    assert_eq!(code(at(NOW + 300 + MAX_LEEWAY_SECS, i64::MAX)), DenialCode::TokenExpired, "leeway is capped");
+    assert_eq!(code(at(i64::MIN, i64::MAX)), DenialCode::TokenNotYetValid, "no overflow");
     assert_eq!(Expectations::new(NOW).leeway_secs, DEFAULT_LEEWAY_SECS);
 }
 
@@ -297,18 +303,18 @@ fn signed_but_malformed_claims_are_refused() {
     let rng = SystemRandom::new();
     let good = claims("rsa");
     let Cbor::Map(entries) = good.to_cbor() else { unreachable!() };
-    let with = |f: &dyn Fn(&mut Vec<(i64, Cbor)>)| {
+    let with = |f: &dyn Fn(&mut Entries)| {
         let mut e = entries.clone();
         f(&mut e);
         cbor::encode(&Cbor::Map(e))
     };
     let set = |k: i64, v: Cbor| {
-        with(&move |e: &mut Vec<(i64, Cbor)>| {
+        with(&move |e: &mut Entries| {
             e.retain(|(l, _)| *l != k);
             e.push((k, v.clone()));
         })
     };
-    let remove = |k: i64| with(&move |e: &mut Vec<(i64, Cbor)>| e.retain(|(l, _)| *l != k));
+    let remove = |k: i64| with(&move |e: &mut Entries| e.retain(|(l, _)| *l != k));
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("unknown private claim", set(-70099, Cbor::Bool(true))),
         ("unknown registered claim", set(9, Cbor::Text("x".into()))),
@@ -356,11 +362,7 @@ fn signed_but_malformed_claims_are_refused() {
         ("indefinite", indefinite),
         ("long", long_exp),
     ] {
-        assert_eq!(
-            cbor::decode(&payload).is_ok(),
-            true,
-            "{what}: still CBOR, so the refusal below is the strict decoder's"
-        );
+        assert!(cbor::decode(&payload).is_ok(), "{what}: still CBOR, so the refusal below is the strict decoder's");
         let token = key.sign_payload_unchecked(&payload, &rng);
         let err = verify(&token, &keys, &expect(NOW)).unwrap_err();
         assert!(matches!(err, TokenError::Malformed(_)), "{what}: {err}");
@@ -427,7 +429,7 @@ fn keyset_parsing_is_strict() {
     let es = issuer(SigningAlg::Es256).public();
     let set = KeySet::new(vec![ed.clone(), es.clone()]).unwrap();
     let cose = set.to_cose_keyset();
-    let key_with = |k: &VerifyingKey, f: &dyn Fn(&mut Vec<(i64, Cbor)>)| {
+    let key_with = |k: &VerifyingKey, f: &dyn Fn(&mut Entries)| {
         let Cbor::Map(mut m) = k.to_cose() else { unreachable!() };
         f(&mut m);
         cbor::encode(&Cbor::Array(vec![Cbor::Map(m)]))
@@ -462,7 +464,7 @@ fn keyset_parsing_is_strict() {
     }
     // A key without the optional kid and alg is accepted; both are derived.
     let bare = key_with(&es, &|m| m.retain(|(l, _)| *l != 2 && *l != 3));
-    assert_eq!(KeySet::from_cose_keyset(&bare).unwrap().keys(), &[es.clone()]);
+    assert_eq!(KeySet::from_cose_keyset(&bare).unwrap().keys(), std::slice::from_ref(&es));
     // PEM: only Ed25519 and uncompressed P-256 SubjectPublicKeyInfo.
     let mut der = es.to_spki_der();
     der[26] = 0x02; // compressed-point marker with the wrong length

@@ -41,6 +41,16 @@ pub async fn token(
     }
 }
 
+/// The whole issuance path in-process, as `POST /v1/tokens` runs it for an authenticated `caller`
+/// (benchmarks and tests); denials are audited.
+pub async fn issue_token(state: &AppState, caller: &Caller, req: TokenRequest) -> Result<TokenResponse, Denial> {
+    let mut host_id = None;
+    match issue(state, caller, req, &mut host_id).await {
+        Ok(issued) => Ok(issued),
+        Err(denial) => Err(audit::denied(state, Some(caller), host_id, denial).await),
+    }
+}
+
 /// The lifecycle, in order. `host_id` is filled in as soon as it is known, for the audit of a denial.
 async fn issue(
     state: &AppState,

@@ -1,0 +1,255 @@
+//! Token signing and verification beside ring's raw Ed25519, and the whole issuance pipeline in-process
+//! (request → policy → identity → environment → authorization → durable audit), on a real swtpm quote.
+//!
+//! cargo bench -p runtrust --bench issuance
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use runtrust::api::{QuoteEvidence, TokenRequest};
+use runtrust::config::{IssuerKeyFile, ServiceConfig, TokenAlg};
+use runtrust::service::auth::Caller;
+use runtrust::service::issue::issue_token;
+use runtrust::service::AppState;
+use runtrust::store::{AuditEntry, Challenge, HostRecord, NonceState, Principal, Role, SledStore, Store, StoreError};
+use runtrust::token::{verify, Claims, ConfirmationKey, Expectations, IssuerKey, KeySet, SigningAlg, EAT_PROFILE};
+use runtrust_attestation::{Attest, PcrValues, Public};
+
+fn vector(file: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors/rsa").join(file))
+        .expect("vector")
+}
+
+/// The real store, except that the vector's one nonce is handed out fresh on every call (each call still
+/// writes and durably consumes a challenge of its own, so the cost is the real one).
+struct OneNonceStore {
+    inner: SledStore,
+    challenge: Challenge,
+    n: std::sync::atomic::AtomicU64,
+}
+
+impl Store for OneNonceStore {
+    fn add_principal(&self, p: &Principal) -> Result<(), StoreError> {
+        self.inner.add_principal(p)
+    }
+    fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
+        self.inner.principal(id)
+    }
+    fn principals(&self) -> Result<Vec<Principal>, StoreError> {
+        self.inner.principals()
+    }
+    fn remove_principal(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.remove_principal(name)
+    }
+    fn put_enrollment(&self, e: &runtrust::store::PendingEnrollment) -> Result<(), StoreError> {
+        self.inner.put_enrollment(e)
+    }
+    fn take_enrollment(&self, id: &str) -> Result<Option<runtrust::store::PendingEnrollment>, StoreError> {
+        self.inner.take_enrollment(id)
+    }
+    fn enroll_host(
+        &self,
+        h: &HostRecord,
+        p: &str,
+        a: &AuditEntry,
+    ) -> Result<runtrust::store::EnrollOutcome, StoreError> {
+        self.inner.enroll_host(h, p, a)
+    }
+    fn principal_host(&self, p: &str) -> Result<Option<String>, StoreError> {
+        self.inner.principal_host(p)
+    }
+    fn host(&self, h: &str) -> Result<Option<HostRecord>, StoreError> {
+        self.inner.host(h)
+    }
+    fn host_by_ak(&self, a: &str) -> Result<Option<HostRecord>, StoreError> {
+        self.inner.host_by_ak(a)
+    }
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
+        self.inner.hosts()
+    }
+    fn put_policy(&self, p: &runtrust::store::StoredPolicy, a: &AuditEntry) -> Result<u64, StoreError> {
+        self.inner.put_policy(p, a)
+    }
+    fn policies(&self) -> Result<Vec<runtrust::store::StoredPolicy>, StoreError> {
+        self.inner.policies()
+    }
+    fn put_challenge(&self, c: &Challenge) -> Result<(), StoreError> {
+        self.inner.put_challenge(c)
+    }
+    fn consume_nonce(&self, _nonce: &str, now: u64) -> Result<NonceState, StoreError> {
+        let k = format!("bench-{}", self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        self.inner.put_challenge(&Challenge { nonce: k.clone(), ..self.challenge.clone() })?;
+        self.inner.consume_nonce(&k, now)?;
+        Ok(NonceState::Fresh(self.challenge.clone()))
+    }
+    fn record_issuance(
+        &self,
+        t: &runtrust::store::TokenRecord,
+        a: &AuditEntry,
+        h: &str,
+        c: &runtrust_attestation::ClockInfo,
+    ) -> Result<u64, StoreError> {
+        self.inner.record_issuance(t, a, h, c)
+    }
+    fn token(&self, cti: &str) -> Result<Option<runtrust::store::TokenRecord>, StoreError> {
+        self.inner.token(cti)
+    }
+    fn append_audit(&self, e: &AuditEntry) -> Result<u64, StoreError> {
+        self.inner.append_audit(e)
+    }
+    fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
+        self.inner.audit(from, limit)
+    }
+    fn flushes(&self) -> u64 {
+        self.inner.flushes()
+    }
+}
+
+fn claims(ak: &Public) -> Claims {
+    Claims {
+        iss: "runtrust".into(),
+        sub: format!("sha256:{}", "ab".repeat(32)),
+        aud: "gw-1".into(),
+        exp: 4_000_000_000,
+        nbf: 1_700_000_000,
+        iat: 1_700_000_000,
+        cti: vec![7; 16],
+        cnf: ConfirmationKey::from_public(ak).expect("cnf"),
+        eat_nonce: vec![1; 32],
+        eat_profile: EAT_PROFILE.into(),
+        scope: "deploy/web/api".into(),
+        initiator: "web-01".into(),
+        policy_id: "web".into(),
+        policy_hash: vec![2; 32],
+        pcr_bank: "sha256".into(),
+        pcr_selection: "sha256:0,1,2,3,4,5,6,7".into(),
+        pcr_digest: vec![3; 32],
+        parent_cti: None,
+        delegation_depth: 0,
+        audit_index: None,
+        single_use: false,
+    }
+}
+
+fn bench_tokens(c: &mut Criterion) {
+    let rng = SystemRandom::new();
+    let ak = Public::from_tpm2b(&vector("ak.pub")).expect("ak");
+    let mut g = c.benchmark_group("token");
+    for alg in [SigningAlg::EdDsa, SigningAlg::Es256] {
+        let (key, _) = IssuerKey::generate(alg, &rng).expect("key");
+        let cl = claims(&ak);
+        let token = key.sign(&cl, &rng).expect("sign");
+        let keys = KeySet::new(vec![key.public()]).expect("keyset");
+        let exp = Expectations::new(1_800_000_000);
+        g.bench_function(format!("sign/{}", alg.name()), |b| b.iter(|| key.sign(black_box(&cl), &rng)));
+        g.bench_function(format!("verify/{}", alg.name()), |b| b.iter(|| verify(black_box(&token), &keys, &exp)));
+    }
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("pkcs8");
+    let kp = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("kp");
+    let msg = vec![0x5a; 700];
+    let sig = kp.sign(&msg);
+    let pk = UnparsedPublicKey::new(&ED25519, kp.public_key().as_ref().to_vec());
+    g.bench_function("ring_raw/ed25519_sign_700B", |b| b.iter(|| kp.sign(black_box(&msg))));
+    g.bench_function("ring_raw/ed25519_verify_700B", |b| b.iter(|| pk.verify(black_box(&msg), sig.as_ref())));
+    g.finish();
+}
+
+fn bench_pipeline(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rng = SystemRandom::new();
+    let ak = Public::from_tpm2b(&vector("ak.pub")).expect("ak");
+    let attest = vector("attest");
+    let pcrs: PcrValues = serde_json::from_slice(&vector("pcrs.json")).expect("pcrs");
+    let nonce = String::from_utf8(vector("nonce.hex")).expect("utf8").trim().to_owned();
+    let clock = Attest::parse_quote(&attest).expect("attest").clock_info;
+    let host_id = format!("sha256:{}", "cd".repeat(32));
+
+    let principal = Principal {
+        id: "00".repeat(8),
+        name: "web-01".into(),
+        role: Role::Attester,
+        secret_sha256: String::new(),
+        created_at: 0,
+    };
+    let challenge = Challenge {
+        nonce: nonce.clone(),
+        host_id: host_id.clone(),
+        principal_id: principal.id.clone(),
+        selection: "sha256:0,1,2,3,4,5,6,7".into(),
+        expires_at: u64::MAX,
+    };
+    let store = OneNonceStore {
+        inner: SledStore::open(&dir.path().join("store")).expect("store"),
+        challenge,
+        n: Default::default(),
+    };
+    store.add_principal(&principal).expect("principal");
+    let host = HostRecord {
+        host_id: host_id.clone(),
+        ek_public: vec![],
+        ek_certificate_sha256: None,
+        ak_public: ak.to_tpm2b(),
+        ak_name: hex::encode(ak.name()),
+        tags: vec!["env=bench".into()],
+        enrolled_at: 0,
+        updated_at: 0,
+        first_clock: clock,
+        last_clock: clock,
+        enrolled_by: "web-01".into(),
+    };
+    let entry = AuditEntry {
+        time: 0,
+        event: "enroll.allow".into(),
+        principal: None,
+        host_id: None,
+        code: None,
+        detail: String::new(),
+        cti: None,
+        diagnostics: serde_json::Value::Null,
+    };
+    store.enroll_host(&host, &principal.id, &entry).expect("enroll");
+
+    let text =
+        runtrust::policy::capture("bench", &pcrs, &["deploy/*".into()], &["*".into()], &["env=bench".into()], &[]);
+    let policy = runtrust::policy::parse("bench", text.as_bytes()).expect("policy");
+    let (key, pkcs8) = IssuerKey::generate(SigningAlg::EdDsa, &rng).expect("key");
+    let key_path = PathBuf::from("issuer.pk8");
+    std::fs::write(dir.path().join(&key_path), pkcs8).expect("key file");
+    let config: ServiceConfig = toml::from_str(&format!(
+        "service_id = \"bench\"\nlisten = \"127.0.0.1:0\"\n[tls]\nca = \"x\"\ncert = \"x\"\nkey = \"x\"\n[issuer]\nkeys = [{{ path = \"issuer.pk8\", alg = \"eddsa\" }}]\n"
+    ))
+    .expect("config");
+    let state = AppState::with_store(
+        config,
+        dir.path().to_path_buf(),
+        Arc::new(store),
+        vec![(IssuerKeyFile { path: key_path, alg: TokenAlg::Eddsa }, key)],
+    )
+    .expect("state");
+    state.policies.write().expect("lock").push(Arc::new(policy));
+
+    let request = TokenRequest {
+        nonce,
+        scope: "deploy/web".into(),
+        audience: "gw-1".into(),
+        ttl_secs: Some(300),
+        ak_name: hex::encode(ak.name()),
+        quote: QuoteEvidence { attest, signature: vector("signature"), pcrs },
+        parent: None,
+    };
+    let caller = Caller(principal);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(issue_token(&state, &caller, request.clone())).expect("the pipeline issues on the vector");
+    let mut g = c.benchmark_group("issuance");
+    g.sample_size(30);
+    g.bench_function("pipeline_in_process_durable", |b| {
+        b.iter(|| rt.block_on(issue_token(&state, &caller, black_box(request.clone()))).expect("issued"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_tokens, bench_pipeline);
+criterion_main!(benches);
