@@ -218,8 +218,10 @@ fn bench_pipeline(c: &mut Criterion) {
     let (key, pkcs8) = IssuerKey::generate(SigningAlg::EdDsa, &rng).expect("key");
     let key_path = PathBuf::from("issuer.pk8");
     std::fs::write(dir.path().join(&key_path), pkcs8).expect("key file");
-    let config: ServiceConfig = toml::from_str(&format!(
-        "service_id = \"bench\"\nlisten = \"127.0.0.1:0\"\n[tls]\nca = \"x\"\ncert = \"x\"\nkey = \"x\"\n[issuer]\nkeys = [{{ path = \"issuer.pk8\", alg = \"eddsa\" }}]\n"
+    let config: ServiceConfig = toml::from_str(concat!(
+        "service_id = \"bench\"\nlisten = \"127.0.0.1:0\"\n",
+        "[tls]\nca = \"x\"\ncert = \"x\"\nkey = \"x\"\n",
+        "[issuer]\nkeys = [{ path = \"issuer.pk8\", alg = \"eddsa\" }]\n",
     ))
     .expect("config");
     let state = AppState::with_store(
