@@ -1,6 +1,7 @@
 //! runtrust: trust is established before execution begins (see DESIGN.md §2 for the lifecycle).
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod credential;
 pub mod denial;
 pub mod ek;
+pub mod eventlog;
 pub mod quote;
 pub mod signing;
 pub mod tpm2;

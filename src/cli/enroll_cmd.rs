@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{print_json, CliResult, GlobalOpts};
-use crate::client::enroll::{enroll, EnrollError};
+use crate::client::enroll::enroll;
 use crate::tpm::TssTpm;
 
 #[derive(clap::Args, Debug)]
@@ -24,11 +24,7 @@ pub fn run(a: EnrollArgs, g: &GlobalOpts) -> CliResult {
         None => Vec::new(),
     };
     let mut tpm = TssTpm::open(g.tpm_options())?;
-    let enrolled = enroll(&client, &mut tpm, &a.tags, intermediates).map_err(|e| match e {
-        EnrollError::Tpm(e) => e.into(),
-        EnrollError::Client(e) => e.into(),
-        e => super::CliError::Other(e.into()),
-    })?;
+    let enrolled = enroll(&client, &mut tpm, &a.tags, intermediates)?;
     if g.json {
         print_json(&json!({ "host_id": enrolled.host_id, "ak_name": enrolled.ak_name, "new": enrolled.new }));
     } else {

@@ -184,6 +184,17 @@ impl From<crate::client::ClientError> for CliError {
     }
 }
 
+impl From<crate::client::HostFlowError> for CliError {
+    fn from(e: crate::client::HostFlowError) -> Self {
+        use crate::client::HostFlowError;
+        match e {
+            HostFlowError::Tpm(e) => e.into(),
+            HostFlowError::Client(e) => e.into(),
+            e => CliError::Other(e.into()),
+        }
+    }
+}
+
 pub type CliResult = Result<(), CliError>;
 
 /// Prints a value as pretty JSON on stdout.

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{print_json, CliError, CliResult, GlobalOpts};
 use crate::api::now_unix;
-use crate::client::token::{request_token, Ask, TokenRequestError};
+use crate::client::token::{request_token, Ask};
 use crate::fsutil;
 use crate::token::{claims_json, decode_unverified, verify, Expectations, KeySet, TokenError};
 use crate::tpm::{default_state_dir, TssTpm};
@@ -66,11 +66,7 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             let client = g.client()?;
             let mut tpm = TssTpm::open(g.tpm_options())?;
             let ask = Ask { scope, audience, ttl_secs, parent };
-            let issued = request_token(&client, &mut tpm, &ask).map_err(|e| match e {
-                TokenRequestError::Tpm(e) => e.into(),
-                TokenRequestError::Client(e) => e.into(),
-                e => CliError::Other(e.into()),
-            })?;
+            let issued = request_token(&client, &mut tpm, &ask)?;
             fsutil::write_private(&out, &issued.token).with_context(|| format!("writing {}", out.display()))?;
             if g.json {
                 print_json(&json!({

@@ -13,7 +13,8 @@ use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::api::Problem;
+use crate::api::{Problem, QuoteEvidence};
+use crate::tpm::{Tpm, TpmError};
 
 /// System CA bundle (Debian/Ubuntu), used when no --server-ca is given.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -40,6 +41,26 @@ pub enum ClientError {
     Denied(Box<Problem>),
     #[error("unexpected answer from {url}: {detail}")]
     Protocol { url: String, detail: String },
+}
+
+/// Why a host-side flow (enrollment, token request) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostFlowError {
+    #[error(transparent)]
+    Tpm(#[from] TpmError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("the service sent an unusable challenge: {0}")]
+    Challenge(String),
+}
+
+/// Quotes what a service challenge asks for: `nonce` (hex) over `selection` (tpm2-tools form).
+pub fn quote_challenge(tpm: &mut dyn Tpm, nonce: &str, selection: &str) -> Result<QuoteEvidence, HostFlowError> {
+    let nonce = hex::decode(nonce).map_err(|e| HostFlowError::Challenge(format!("nonce: {e}")))?;
+    let selection: runtrust_attestation::PcrSelection =
+        selection.parse().map_err(|e| HostFlowError::Challenge(format!("PCR selection: {e}")))?;
+    let q = tpm.quote(&nonce, &selection)?;
+    Ok(QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs })
 }
 
 pub struct Client {

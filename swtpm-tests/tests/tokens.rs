@@ -343,3 +343,61 @@ fn key_rotation_keeps_old_tokens_valid() {
     let r = svc.client(None, None, &["token", "verify", old.to_str().unwrap(), "--keys", keys.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+#[test]
+fn signed_policies_when_the_service_requires_them() {
+    let tpm = SwTpm::start();
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("authority");
+    // Key generation and signing are offline operations of the policy authority.
+    let offline = |args: &[&str]| {
+        let out = std::process::Command::new(swtpm_tests::runtrust_bin()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    offline(&["policy", "keygen", "--out", prefix.to_str().unwrap()]);
+    let public = prefix.with_extension("pem");
+    let svc = Service::start_configured(&anchors(&tpm), |cfg| {
+        let before = cfg.clone();
+        *cfg = cfg
+            .replace("require_signed = false", "require_signed = true")
+            .replace("authority_keys = []", &format!("authority_keys = [{:?}]", public.display().to_string()));
+        assert_ne!(*cfg, before);
+    });
+    let admin = svc.admin_credential();
+    let policy = keys.path().join("p.toml");
+    std::fs::write(&policy, format!(
+        "id = \"signed\"\n[hosts]\ntags = [\"env=test\"]\n[pcrs.sha256]\n0 = [\"{}\"]\n[[grant]]\nprincipals = [\"*\"]\nscopes = [\"deploy/*\"]\n",
+        "00".repeat(32)
+    ))
+    .unwrap();
+    let p = policy.to_str().unwrap();
+
+    let r = svc.client(None, Some(&admin), &["policy", "apply", p]);
+    assert_eq!(r.code, 3, "unsigned: {r:?}");
+    assert!(r.stderr.contains("policy_mismatch") && r.stderr.contains("unsigned"), "{r:?}");
+
+    let sig = keys.path().join("p.sig");
+    offline(&[
+        "policy",
+        "sign",
+        p,
+        "--key",
+        prefix.with_extension("pk8").to_str().unwrap(),
+        "--out",
+        sig.to_str().unwrap(),
+    ]);
+    let r = svc.client(None, Some(&admin), &["--json", "policy", "apply", p, "--signature", sig.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "signed: {r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(v["signed_by"].is_string(), "{v}");
+
+    // One changed byte and the old signature no longer covers it.
+    let text = std::fs::read_to_string(&policy).unwrap().replace("deploy/*", "deploy/x");
+    std::fs::write(&policy, text).unwrap();
+    let r = svc.client(None, Some(&admin), &["policy", "apply", p, "--signature", sig.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "tampered: {r:?}");
+    assert!(r.stderr.contains("signature_invalid"), "{r:?}");
+    let r = svc.client(None, Some(&admin), &["--json", "policy", "list"]);
+    let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "only the signed version was applied");
+}

@@ -1,0 +1,28 @@
+//! The tamper-evident audit log (DESIGN §11), its pure core: an append-only Merkle tree with RFC 9162
+//! hashing over the canonical bytes of each entry, inclusion and consistency proofs and their offline
+//! verification, and signed checkpoints.
+//!
+//! ```text
+//! service: canonical_entry(entry, i) ─► leaf_hash ─► MerkleLog::push ─► Checkpoint{root, size}.sign
+//! auditor: entries ─► root_from_leaves ─► verify_root against SignedCheckpoint::verify'd checkpoint,
+//!          verify_consistency against a checkpoint saved earlier, verify_inclusion for one entry
+//! ```
+//!
+//! Every verification failure maps to `signature_invalid` (see [`AuditError::code`]).
+
+mod checkpoint;
+mod entry;
+mod error;
+mod merkle;
+mod verify;
+
+pub use checkpoint::{
+    Checkpoint, CheckpointSignature, SignedCheckpoint, MAX_CHECKPOINT_BYTES, MAX_NAME_LEN, MAX_SIGNATURES,
+};
+pub use entry::{canonical_entry, ENTRY_ENCODING_VERSION};
+pub use error::AuditError;
+pub use merkle::{empty_root, leaf_hash, node_hash, root_from_leaves, Hash, MerkleLog};
+pub use verify::{verify_consistency, verify_inclusion, verify_root};
+
+#[cfg(test)]
+mod tests;
