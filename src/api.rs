@@ -172,6 +172,11 @@ pub struct Problem {
     pub diagnostics: serde_json::Value,
 }
 
+/// A host's id (DESIGN §5): `sha256:<hex of SHA-256 over the EK's TPMT_PUBLIC>`.
+pub fn host_id(ek: &runtrust_attestation::Public) -> String {
+    format!("sha256:{}", hex::encode(runtrust_attestation::HashAlg::Sha256.digest(ek.tpmt_bytes())))
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)

@@ -39,12 +39,8 @@ pub fn run(a: EnrollArgs, g: &GlobalOpts) -> CliResult {
 /// The DER of every CERTIFICATE block in a PEM file.
 fn pem_certificates(path: &std::path::Path) -> Result<Vec<Vec<u8>>, super::CliError> {
     let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .map(|c| c.map(|c| c.as_ref().to_vec()))
-        .collect::<Result<Vec<_>, _>>()
+    // The same strict parser as the service's EK anchors: every block must be one DER certificate.
+    let certs = runtrust_attestation::ek::TrustAnchors::from_pem(&pem)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(anyhow::anyhow!("{}: no CERTIFICATE in it", path.display()).into());
-    }
-    Ok(certs)
+    Ok(certs.der_certs().to_vec())
 }

@@ -134,7 +134,7 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
             let values = tpm.pcr_read(&sel)?;
             let host_ids = if tags.is_empty() {
                 let ek = tpm.ek_public()?;
-                vec![format!("sha256:{}", hex::encode(HashAlg::Sha256.digest(ek.tpmt_bytes())))]
+                vec![crate::api::host_id(&ek)]
             } else {
                 Vec::new()
             };

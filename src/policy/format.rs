@@ -218,6 +218,11 @@ fn description(src: &Source<'_>, d: &Spanned<String>) -> Result<String, PolicyEr
     Ok(s.clone())
 }
 
+/// A host tag (set at enrollment, selected by policies): 1-128 printable ASCII characters, no spaces.
+pub fn valid_tag(tag: &str) -> bool {
+    (1..=128).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn hosts(src: &Source<'_>, h: &HostsFields) -> Result<HostSelector, PolicyError> {
     let ids = strings(src, "hosts.ids", "host id", &h.ids, |s| {
         let ok = s.strip_prefix("sha256:").is_some_and(|hex| {
@@ -226,8 +231,7 @@ fn hosts(src: &Source<'_>, h: &HostsFields) -> Result<HostSelector, PolicyError>
         ok.then_some(()).ok_or("host ids are sha256:<64 lowercase hex digits>, as `runtrust enroll` prints them")
     })?;
     let tags = strings(src, "hosts.tags", "tag", &h.tags, |s| {
-        let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic());
-        ok.then_some(()).ok_or("tags are 1-128 printable ASCII characters without spaces, e.g. role=web")
+        valid_tag(s).then_some(()).ok_or("tags are 1-128 printable ASCII characters without spaces, e.g. role=web")
     })?;
     Ok(HostSelector { ids, tags })
 }

@@ -22,7 +22,7 @@ pub use check::{PcrDiagnostic, PcrMismatch};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Location, PolicyError, Position};
 pub use format::{
-    DEFAULT_DEFAULT_TTL_SECS, DEFAULT_MAX_TTL_SECS, MAX_DELEGATION_DEPTH, MAX_DESCRIPTION_CHARS, MAX_GRANTS,
+    valid_tag, DEFAULT_DEFAULT_TTL_SECS, DEFAULT_MAX_TTL_SECS, MAX_DELEGATION_DEPTH, MAX_DESCRIPTION_CHARS, MAX_GRANTS,
     MAX_LIST_LEN, MAX_POLICY_BYTES, MAX_TTL_SECS, MAX_VALUES_PER_PCR,
 };
 

@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::Json;
-use ring::rand::SecureRandom;
 use runtrust_attestation::DenialCode;
 
 use super::auth::Caller;
@@ -38,8 +37,7 @@ async fn issue_challenge(state: &AppState, caller: &Caller) -> Result<ChallengeR
         Denial::new(DenialCode::HostUnknown, "this credential has not enrolled a host: run runtrust enroll")
     })?;
     let selection = super::issue::selection_for(&host, &state.policies());
-    let mut nonce = [0u8; 32];
-    state.rng.fill(&mut nonce).map_err(|_| Denial::internal("random generator failed"))?;
+    let nonce: [u8; 32] = state.random()?;
     let c = Challenge {
         nonce: hex::encode(nonce),
         host_id: host.host_id.clone(),

@@ -6,7 +6,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use ring::rand::SecureRandom;
 use runtrust_attestation::ak::check_ak;
 use runtrust_attestation::credential::make_credential;
 use runtrust_attestation::ek::verify_ek_certificate;
@@ -16,22 +15,11 @@ use runtrust_attestation::{
 
 use super::auth::Caller;
 use super::{blocking, AppState, Body, Denial};
-use crate::api::{now_unix, ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
+use crate::api::{host_id, now_unix, ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::store::{AuditEntry, EnrollOutcome, HostRecord, PendingEnrollment, Role, StoreError};
 
 /// What the first quote covers; its clock becomes the host's baseline.
 const ENROLLMENT_SELECTION: &str = "sha256:0,1,2,3,4,5,6,7";
-
-/// `sha256:<hex of SHA-256 over the EK's TPMT_PUBLIC>` (DESIGN §5).
-pub fn host_id(ek: &Public) -> String {
-    format!("sha256:{}", hex::encode(HashAlg::Sha256.digest(ek.tpmt_bytes())))
-}
-
-fn random<const N: usize>(state: &AppState) -> Result<[u8; N], Denial> {
-    let mut b = [0u8; N];
-    state.rng.fill(&mut b).map_err(|_| Denial::internal("random generator failed"))?;
-    Ok(b)
-}
 
 /// Step 1: the EK certificate chains to a configured anchor and certifies exactly this EK.
 fn trust_ek(state: &AppState, req: &EnrollRequest, ek: &Public, host_id: &str) -> Result<Option<String>, Denial> {
@@ -86,9 +74,7 @@ async fn start_enrollment(state: &AppState, caller: &Caller, req: EnrollRequest)
     let ek_certificate_sha256 = trust_ek(&state, &req, &ek, &host_id)?;
 
     // The tags policies can select by: 1-128 printable ASCII characters, no spaces.
-    if req.tags.len() > 64
-        || req.tags.iter().any(|t| t.is_empty() || t.len() > 128 || !t.bytes().all(|b| b.is_ascii_graphic()))
-    {
+    if req.tags.len() > 64 || !req.tags.iter().all(|t| crate::policy::valid_tag(t)) {
         return Err(Denial::bad_request("tags are at most 64, each 1-128 printable ASCII characters without spaces"));
     }
     let principal_id = caller.0.id.clone();
@@ -115,11 +101,11 @@ async fn start_enrollment(state: &AppState, caller: &Caller, req: EnrollRequest)
         }
     }
 
-    let secret: [u8; 32] = random(&state)?;
+    let secret: [u8; 32] = state.random()?;
     let made = make_credential(&ek, &ak.name(), &secret, &state.rng)
         .map_err(|e| Denial::new(e.code(), format!("MakeCredential: {e}")))?;
-    let id = hex::encode(random::<16>(&state)?);
-    let nonce = hex::encode(random::<32>(&state)?);
+    let id = hex::encode(state.random::<16>()?);
+    let nonce = hex::encode(state.random::<32>()?);
     let now = now_unix();
     let expires_at = now + state.config.limits.challenge_ttl_secs;
     let pending = PendingEnrollment {

@@ -60,6 +60,13 @@ pub fn signing_alg(alg: TokenAlg) -> SigningAlg {
 }
 
 impl Inner {
+    /// N random bytes; a failing generator is a denial.
+    pub fn random<const N: usize>(&self) -> Result<[u8; N], Denial> {
+        let mut b = [0u8; N];
+        ring::rand::SecureRandom::fill(&self.rng, &mut b).map_err(|_| Denial::internal("random generator failed"))?;
+        Ok(b)
+    }
+
     pub fn policies(&self) -> Vec<Arc<LoadedPolicy>> {
         self.policies.read().map(|p| p.clone()).unwrap_or_default()
     }

@@ -1,8 +1,6 @@
 //! Stage 5, authorization issuance: the COSE_Sign1 execution token over CWT/EAT claims (DESIGN §7),
 //! bound to the AK (cnf) and to the PCR state it quoted.
 
-use ring::rand::SecureRandom;
-
 use super::super::{AppState, Denial};
 use super::environment::Evidence;
 use super::policy::Decision;
@@ -21,8 +19,7 @@ pub fn issue(
     decision: &Decision,
     evidence: &Evidence,
 ) -> Result<SignedToken, Denial> {
-    let mut cti = [0u8; 16];
-    state.rng.fill(&mut cti).map_err(|_| Denial::internal("random generator failed"))?;
+    let cti = crate::token::new_cti(&state.rng).map_err(Denial::internal)?;
     let now = i64::try_from(now_unix()).map_err(Denial::internal)?;
     let ttl = i64::try_from(decision.ttl_secs).map_err(Denial::internal)?;
     let signed = &evidence.quote.attest.quote;
@@ -35,7 +32,7 @@ pub fn issue(
         exp: now + ttl,
         nbf: now,
         iat: now,
-        cti: cti.to_vec(),
+        cti,
         cnf: ConfirmationKey::from_public(
             &runtrust_attestation::Public::from_tpm2b(&decision.host.ak_public).map_err(Denial::internal)?,
         )

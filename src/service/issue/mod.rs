@@ -34,11 +34,7 @@ pub async fn token(
         Ok(b) => b,
         Err(denial) => return Err(audit::denied(&state, Some(&caller), None, denial).await),
     };
-    let mut host_id = None;
-    match issue(&state, &caller, req, &mut host_id).await {
-        Ok(issued) => Ok(Json(issued)),
-        Err(denial) => Err(audit::denied(&state, Some(&caller), host_id, denial).await),
-    }
+    issue_token(&state, &caller, req).await.map(Json)
 }
 
 /// The whole issuance path in-process, as `POST /v1/tokens` runs it for an authenticated `caller`
