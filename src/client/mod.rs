@@ -116,6 +116,10 @@ impl Client {
         };
         let http = reqwest::blocking::Client::builder()
             .use_preconfigured_tls(tls_config(opts.server_ca.as_deref())?)
+            // No idle connection reuse: the service closes a connection after refusing a request (e.g. an
+            // oversized body), and a CLI makes only a few requests, so a stale pooled connection would only
+            // ever turn into a spurious "unreachable".
+            .pool_max_idle_per_host(0)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .build()
