@@ -14,7 +14,10 @@ use runtrust::config::{IssuerKeyFile, ServiceConfig, TokenAlg};
 use runtrust::service::auth::Caller;
 use runtrust::service::issue::issue_token;
 use runtrust::service::AppState;
-use runtrust::store::{AuditEntry, Challenge, HostRecord, NonceState, Principal, Role, SledStore, Store, StoreError};
+use runtrust::store::{
+    AuditEntry, Challenge, ExecStart, ExecutionEnd, ExecutionRecord, HostRecord, NonceState, Principal, Revocation,
+    Role, SledStore, Store, StoreError,
+};
 use runtrust::token::{verify, Claims, ConfirmationKey, Expectations, IssuerKey, KeySet, SigningAlg, EAT_PROFILE};
 use runtrust_attestation::{Attest, PcrValues, Public};
 
@@ -76,12 +79,25 @@ impl Store for OneNonceStore {
     fn policies(&self) -> Result<Vec<runtrust::store::StoredPolicy>, StoreError> {
         self.inner.policies()
     }
-    fn put_challenge(&self, c: &Challenge) -> Result<(), StoreError> {
-        self.inner.put_challenge(c)
+    fn put_challenge(&self, c: &Challenge, a: &AuditEntry) -> Result<(), StoreError> {
+        self.inner.put_challenge(c, a)
+    }
+    fn void_challenges(&self) -> Result<usize, StoreError> {
+        self.inner.void_challenges()
     }
     fn consume_nonce(&self, _nonce: &str, now: u64) -> Result<NonceState, StoreError> {
         let k = format!("bench-{}", self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-        self.inner.put_challenge(&Challenge { nonce: k.clone(), ..self.challenge.clone() })?;
+        let audit = AuditEntry {
+            time: 0,
+            event: "challenge.issue".into(),
+            principal: None,
+            host_id: None,
+            code: None,
+            detail: String::new(),
+            cti: None,
+            diagnostics: serde_json::Value::Null,
+        };
+        self.inner.put_challenge(&Challenge { nonce: k.clone(), ..self.challenge.clone() }, &audit)?;
         self.inner.consume_nonce(&k, now)?;
         Ok(NonceState::Fresh(self.challenge.clone()))
     }
@@ -91,17 +107,54 @@ impl Store for OneNonceStore {
         a: &AuditEntry,
         h: &str,
         c: &runtrust_attestation::ClockInfo,
+        s: &runtrust::store::AttestedState,
     ) -> Result<u64, StoreError> {
-        self.inner.record_issuance(t, a, h, c)
+        self.inner.record_issuance(t, a, h, c, s)
     }
     fn token(&self, cti: &str) -> Result<Option<runtrust::store::TokenRecord>, StoreError> {
         self.inner.token(cti)
+    }
+    fn children(&self, cti: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.children(cti)
+    }
+    fn tokens(&self) -> Result<Vec<runtrust::store::TokenRecord>, StoreError> {
+        self.inner.tokens()
+    }
+    fn revoke(&self, r: &Revocation, a: &AuditEntry) -> Result<Revocation, StoreError> {
+        self.inner.revoke(r, a)
+    }
+    fn revoked(&self, key: &str) -> Result<Option<Revocation>, StoreError> {
+        self.inner.revoked(key)
+    }
+    fn revocations(&self, since: u64, limit: usize) -> Result<Vec<Revocation>, StoreError> {
+        self.inner.revocations(since, limit)
+    }
+    fn start_execution(&self, e: &ExecutionRecord, single_use: bool, a: &AuditEntry) -> Result<ExecStart, StoreError> {
+        self.inner.start_execution(e, single_use, a)
+    }
+    fn end_execution(
+        &self,
+        cti: &str,
+        id: &str,
+        end: &ExecutionEnd,
+        a: &AuditEntry,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.inner.end_execution(cti, id, end, a)
+    }
+    fn executions(&self, cti: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.inner.executions(cti)
     }
     fn append_audit(&self, e: &AuditEntry) -> Result<u64, StoreError> {
         self.inner.append_audit(e)
     }
     fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
         self.inner.audit(from, limit)
+    }
+    fn audit_len(&self) -> Result<u64, StoreError> {
+        self.inner.audit_len()
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
     }
     fn flushes(&self) -> u64 {
         self.inner.flushes()
@@ -198,6 +251,7 @@ fn bench_pipeline(c: &mut Criterion) {
         updated_at: 0,
         first_clock: clock,
         last_clock: clock,
+        last_attested: None,
         enrolled_by: "web-01".into(),
     };
     let entry = AuditEntry {
@@ -241,6 +295,7 @@ fn bench_pipeline(c: &mut Criterion) {
         ak_name: hex::encode(ak.name()),
         quote: QuoteEvidence { attest, signature: vector("signature"), pcrs },
         parent: None,
+        for_host: None,
     };
     let caller = Caller(principal);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");

@@ -210,6 +210,9 @@ pub struct TokenRequest {
     /// The parent token (COSE_Sign1), for delegation.
     #[serde(default, with = "b64::opt", skip_serializing_if = "Option::is_none")]
     pub parent: Option<Vec<u8>>,
+    /// Delegate the parent to this other enrolled host (where the policy allows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_host: Option<String>,
 }
 
 /// An issued execution token.
@@ -244,4 +247,94 @@ pub struct PolicyView {
     pub signed_by: Option<String>,
     pub applied_at: u64,
     pub applied_by: String,
+}
+
+/// `POST /v1/revocations` (admin).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub kind: crate::store::RevocationKind,
+    /// A token's cti (hex), a host id, or a policy id.
+    pub target: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The payload of `GET /v1/revocations?since=SEQ`, signed by the issuer key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationFeed {
+    /// The service id.
+    pub issuer: String,
+    pub since: u64,
+    /// Ask for `since=next` to continue.
+    pub next: u64,
+    /// When the feed was signed (a gateway refuses a stale one).
+    pub time: u64,
+    pub revocations: Vec<crate::store::Revocation>,
+}
+
+/// The feed as sent: the payload's exact bytes (JSON) and a detached COSE_Sign1 over them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedFeed {
+    #[serde(with = "b64")]
+    pub payload: Vec<u8>,
+    #[serde(with = "b64")]
+    pub signature: Vec<u8>,
+}
+
+/// `POST /v1/executions` (gateway, attester): the online check before a command starts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecStartRequest {
+    /// The token (COSE_Sign1).
+    #[serde(with = "b64")]
+    pub token: Vec<u8>,
+    /// The scope the command runs under.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// SHA-256 (hex) of the argv, each argument followed by a NUL byte.
+    pub argv_sha256: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExecStartResponse {
+    pub execution_id: String,
+    pub cti: String,
+    pub audit_index: u64,
+}
+
+/// `POST /v1/executions/{cti}/{id}/end`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecEndRequest {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+}
+
+/// An audit entry with its proof of inclusion (`GET /v1/audit/prove/{cti}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InclusionProof {
+    pub cti: String,
+    /// The entry as an export line (`audit tail --json`).
+    pub line: String,
+    pub index: u64,
+    pub tree_size: u64,
+    /// RFC 9162 §2.1.3.1 PATH, hex, nearest the leaf first.
+    pub proof: Vec<String>,
+    /// The signed checkpoint of `tree_size` (text).
+    pub checkpoint: String,
+}
+
+/// `GET /v1/audit/consistency?from=N`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub tree_size: u64,
+    /// RFC 9162 §2.1.4.1 PROOF, hex.
+    pub proof: Vec<String>,
+    pub checkpoint: String,
 }

@@ -15,6 +15,7 @@
 
 use serde_json::Value;
 
+use super::AuditError;
 use crate::store::AuditEntry;
 
 /// The version of this encoding (the `v` member).
@@ -50,6 +51,42 @@ pub fn canonical_entry(entry: &AuditEntry, index: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     write_value(&outer, &mut out);
     out
+}
+
+/// One line of an export (`runtrust audit tail --json`): the entry's serde JSON fields and its `index`,
+/// in the canonical form above (sorted keys, no whitespace). Strict: [`parse_export_line`] accepts only
+/// this exact form, so no byte of an exported entry can change unnoticed.
+pub fn export_line(entry: &AuditEntry, index: u64) -> String {
+    let mut v = serde_json::to_value(entry).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert("index".to_owned(), Value::from(index));
+    }
+    let mut out = Vec::with_capacity(256);
+    write_value(&v, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Bound on an export line (an entry with large diagnostics stays well below it).
+pub const MAX_EXPORT_LINE: usize = 256 * 1024;
+
+/// Reads one export line back: its index and entry. The line must be exactly [`export_line`]'s bytes for
+/// that entry (so an entry with an added, dropped or re-spelled member is refused, not silently re-hashed).
+pub fn parse_export_line(line: &str) -> Result<(u64, AuditEntry), AuditError> {
+    let bad = |why: String| AuditError::ExportFormat(why);
+    if line.len() > MAX_EXPORT_LINE {
+        return Err(bad(format!("line of {} bytes exceeds {MAX_EXPORT_LINE}", line.len())));
+    }
+    let mut v: Value = serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let index = v
+        .as_object_mut()
+        .and_then(|m| m.remove("index"))
+        .and_then(|i| i.as_u64())
+        .ok_or_else(|| bad("no index".into()))?;
+    let entry: AuditEntry = serde_json::from_value(v).map_err(|e| bad(format!("not an audit entry: {e}")))?;
+    if export_line(&entry, index) != line {
+        return Err(bad(format!("entry {index} is not in canonical form (altered?)")));
+    }
+    Ok((index, entry))
 }
 
 /// Canonical JSON of a value: sorted keys regardless of how `serde_json::Map` orders them (the
@@ -166,6 +203,18 @@ mod tests {
         let mut e = sample();
         e.diagnostics["a"]["b"] = Value::from(2);
         assert_ne!(base, canonical_entry(&e, 42));
+    }
+
+    #[test]
+    fn export_lines_are_strict() {
+        let line = export_line(&sample(), 9);
+        assert_eq!(parse_export_line(&line).unwrap(), (9, sample()));
+        let spaced = line.replacen(':', ": ", 1);
+        assert!(parse_export_line(&spaced).is_err(), "whitespace is an alteration");
+        let extra = line.replacen('{', r#"{"a":1,"#, 1);
+        assert!(parse_export_line(&extra).is_err(), "an added member is refused");
+        assert!(parse_export_line(&line.replace("\"index\":9,", "")).is_err(), "no index");
+        assert!(parse_export_line(&line.replace("p-1", "p-2")).is_ok(), "a changed value parses (the root catches it)");
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub enum AuditError {
     /// The entries do not hash to the root a checkpoint commits to.
     #[error("the {size} entries do not hash to the checkpoint's root")]
     RootMismatch { size: u64 },
+    /// An exported entry line that is not exactly what `audit tail --json` writes.
+    #[error("export: {0}")]
+    ExportFormat(String),
+    /// Exported entries out of order, missing or repeated.
+    #[error("export: expected entry {expected}, found entry {found}")]
+    ExportOrder { expected: u64, found: u64 },
     #[error("checkpoint is not well formed: {0}")]
     CheckpointFormat(String),
     /// No signature line is by a key of the key set, or one by a known key does not verify.
@@ -46,6 +52,8 @@ impl AuditError {
             | AuditError::IndexOutOfRange { .. }
             | AuditError::SizeOutOfRange { .. }
             | AuditError::RootMismatch { .. }
+            | AuditError::ExportFormat(_)
+            | AuditError::ExportOrder { .. }
             | AuditError::CheckpointFormat(_)
             | AuditError::BadSignature(_) => DenialCode::SignatureInvalid,
             AuditError::Signing(_) => DenialCode::InternalError,

@@ -19,10 +19,10 @@ mod verify;
 pub use checkpoint::{
     Checkpoint, CheckpointSignature, SignedCheckpoint, MAX_CHECKPOINT_BYTES, MAX_NAME_LEN, MAX_SIGNATURES,
 };
-pub use entry::{canonical_entry, ENTRY_ENCODING_VERSION};
+pub use entry::{canonical_entry, export_line, parse_export_line, ENTRY_ENCODING_VERSION, MAX_EXPORT_LINE};
 pub use error::AuditError;
 pub use merkle::{empty_root, leaf_hash, node_hash, root_from_leaves, Hash, MerkleLog};
-pub use verify::{verify_consistency, verify_inclusion, verify_root};
+pub use verify::{verify_consistency, verify_inclusion, verify_log, verify_root, LogVerification};
 
 #[cfg(test)]
 mod tests;

@@ -123,3 +123,49 @@ pub fn verify_root(leaves: &[Hash], root: &Hash) -> Result<(), AuditError> {
         Err(AuditError::RootMismatch { size: leaves.len() as u64 })
     }
 }
+
+/// What [`verify_log`] established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogVerification {
+    /// Entries read (may exceed the checkpoint's size: the log grew after it was signed).
+    pub entries: u64,
+    /// The checkpoint's size, whose root the first entries reproduce.
+    pub verified_size: u64,
+    /// The size of the earlier checkpoint shown consistent, if one was given.
+    pub consistent_from: Option<u64>,
+}
+
+/// Recomputes the tree from a whole log (entries from index 0, in order, none missing) and checks it against
+/// a checkpoint, and, when given, an earlier checkpoint: its root must be the root of the log's prefix
+/// (RFC 9162 §2.1.4: the log only grew). Signatures are the caller's to check.
+pub fn verify_log(
+    entries: impl IntoIterator<Item = (u64, crate::store::AuditEntry)>,
+    checkpoint: &super::Checkpoint,
+    earlier: Option<&super::Checkpoint>,
+) -> Result<LogVerification, AuditError> {
+    let mut log = super::MerkleLog::new();
+    for (index, entry) in entries {
+        if index != log.size() {
+            return Err(AuditError::ExportOrder { expected: log.size(), found: index });
+        }
+        log.push(super::leaf_hash(&super::canonical_entry(&entry, index)));
+    }
+    if checkpoint.tree_size > log.size() {
+        return Err(AuditError::SizeOutOfRange { size: checkpoint.tree_size, limit: log.size() });
+    }
+    if log.root_at(checkpoint.tree_size)? != checkpoint.root {
+        return Err(AuditError::RootMismatch { size: checkpoint.tree_size });
+    }
+    let consistent_from = match earlier {
+        None => None,
+        Some(old) => {
+            if old.tree_size > checkpoint.tree_size {
+                return Err(AuditError::SizeOutOfRange { size: old.tree_size, limit: checkpoint.tree_size });
+            }
+            let proof = log.consistency_proof(old.tree_size, checkpoint.tree_size)?;
+            verify_consistency(old.tree_size, checkpoint.tree_size, &old.root, &checkpoint.root, &proof)?;
+            Some(old.tree_size)
+        }
+    };
+    Ok(LogVerification { entries: log.size(), verified_size: checkpoint.tree_size, consistent_from })
+}

@@ -1,47 +1,270 @@
-//! `runtrust audit tail`: the latest decisions.
+//! `runtrust audit tail | checkpoint | verify | prove` (DESIGN §11): read the log, save a signed
+//! checkpoint, recompute the Merkle tree from the entries (online, or offline from an export) and check it
+//! against signed checkpoints, and prove an issued token's entry is in the log.
 
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context as _};
 use clap::Subcommand;
+use serde_json::json;
 
-use super::{CliResult, GlobalOpts};
+use super::token_cmd::{cached_keys, load_keys};
+use super::{print_json, CliError, CliResult, GlobalOpts};
+use crate::api::{ConsistencyProof, InclusionProof};
+use crate::audit::{
+    canonical_entry, export_line, leaf_hash, parse_export_line, verify_consistency, verify_inclusion, verify_log,
+    AuditError, Hash, SignedCheckpoint,
+};
+use crate::client::Client;
+use crate::store::AuditEntry;
+use crate::token::KeySet;
+
+/// Entries per request.
+const PAGE: usize = 1000;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// The last N audit entries (auditor, admin); with --json one entry per line.
+    /// The last N audit entries (auditor, admin). With --json: one entry per line in canonical form — the
+    /// export `audit verify --log` reads (use --all for the whole log).
     Tail {
         #[arg(short = 'n', default_value_t = 20)]
         n: usize,
+        /// Every entry from the first.
+        #[arg(long)]
+        all: bool,
     },
+    /// Print the current signed checkpoint (tree size, root, time; signed by the issuer key). Save it:
+    /// `audit verify --checkpoint FILE` later proves the log only grew since.
+    Checkpoint {
+        /// Also write it to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Recompute the Merkle tree from the entries and check it against the service's signed checkpoint and,
+    /// with --checkpoint, a checkpoint saved earlier (consistency). With --log, offline from an export.
+    /// Exit 3 on any mismatch.
+    #[command(
+        after_help = "Examples:\n  runtrust audit checkpoint --out cp-monday.txt\n  runtrust audit verify --checkpoint cp-monday.txt\n  \
+runtrust audit tail --all --json > audit.jsonl && runtrust audit verify --log audit.jsonl --checkpoint cp-monday.txt"
+    )]
+    Verify {
+        /// An export (`audit tail --all --json`), verified offline against --checkpoint.
+        #[arg(long, value_name = "EXPORT", requires = "checkpoint")]
+        log: Option<PathBuf>,
+        /// A signed checkpoint saved earlier (`audit checkpoint --out`).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// Issuer keys (keys export output) instead of the cached ones.
+        #[arg(long, value_name = "FILE")]
+        keys: Option<PathBuf>,
+    },
+    /// Prove that the issuance of token CTI is in the log: its entry, an inclusion proof and a signed
+    /// checkpoint, all verified here.
+    Prove { cti: String },
 }
 
 pub fn run(cmd: AuditCommand, g: &GlobalOpts) -> CliResult {
-    let AuditCommand::Tail { n } = cmd;
-    let client = g.client()?;
-    let mut all: Vec<serde_json::Value> = Vec::new();
-    let mut from = 0u64;
+    match cmd {
+        AuditCommand::Tail { n, all } => tail(g, n, all),
+        AuditCommand::Checkpoint { out } => {
+            let text = g.client()?.get_text("/v1/audit/checkpoint")?;
+            let signed = verify_checkpoint(g, &text, None)?;
+            if let Some(p) = &out {
+                std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
+            }
+            if g.json {
+                let c = &signed.checkpoint;
+                print_json(
+                    &json!({ "origin": c.origin, "tree_size": c.tree_size, "root": hex::encode(c.root), "time": c.time, "text": text }),
+                );
+            } else {
+                print!("{text}");
+            }
+            Ok(())
+        }
+        AuditCommand::Verify { log, checkpoint, keys: key_file } => {
+            verify(g, log.as_deref(), checkpoint.as_deref(), key_file.as_deref())
+        }
+        AuditCommand::Prove { cti } => prove(g, &cti),
+    }
+}
+
+fn denied(e: AuditError) -> CliError {
+    CliError::denied(e.code(), e)
+}
+
+fn keys(g: &GlobalOpts, file: Option<&Path>) -> Result<KeySet, CliError> {
+    match file {
+        Some(p) => load_keys(p),
+        None => cached_keys(g, false),
+    }
+}
+
+/// Verifies a checkpoint's signature, refreshing cached keys once if none of them signed it.
+fn verify_checkpoint(g: &GlobalOpts, text: &str, file: Option<&Path>) -> Result<SignedCheckpoint, CliError> {
+    let signed = SignedCheckpoint::from_text(text).map_err(denied)?;
+    match signed.verify(&keys(g, file)?) {
+        Ok(_) => {}
+        // A key rotated since the cache was filled: fetch once more.
+        Err(_) if file.is_none() => {
+            signed.verify(&cached_keys(g, true)?).map_err(denied)?;
+        }
+        Err(e) => return Err(denied(e)),
+    }
+    Ok(signed)
+}
+
+fn fetch_all(client: &Client) -> Result<Vec<(u64, AuditEntry)>, CliError> {
+    #[derive(serde::Deserialize)]
+    struct Indexed {
+        index: u64,
+        #[serde(flatten)]
+        entry: AuditEntry,
+    }
+    let mut all = Vec::new();
     loop {
-        let page: Vec<serde_json::Value> = client.get(&format!("/v1/audit?from={from}&limit=1000"))?;
-        let Some(last) = page.last().and_then(|e| e["index"].as_u64()) else { break };
-        from = last + 1;
-        let done = page.len() < 1000;
-        all.extend(page);
+        let from = all.len();
+        let page: Vec<Indexed> = client.get(&format!("/v1/audit?from={from}&limit={PAGE}"))?;
+        let done = page.len() < PAGE;
+        all.extend(page.into_iter().map(|i| (i.index, i.entry)));
         if done {
-            break;
+            return Ok(all);
         }
     }
-    let tail = &all[all.len().saturating_sub(n)..];
-    for e in tail {
+}
+
+fn tail(g: &GlobalOpts, n: usize, all: bool) -> CliResult {
+    let entries = fetch_all(&g.client()?)?;
+    let shown = if all { &entries[..] } else { &entries[entries.len().saturating_sub(n)..] };
+    for (index, e) in shown {
         if g.json {
-            println!("{}", serde_json::to_string(e).unwrap_or_default());
+            println!("{}", export_line(e, *index));
         } else {
             println!(
-                "{:>6} {} {:<12} {:<24} {}",
-                e["index"],
-                e["time"],
-                e["event"].as_str().unwrap_or(""),
-                e["code"].as_str().unwrap_or("allow"),
-                e["detail"].as_str().unwrap_or("")
+                "{:>6} {} {:<16} {:<26} {}",
+                index,
+                e.time,
+                e.event,
+                e.code.as_deref().unwrap_or("allow"),
+                e.detail
             );
         }
+    }
+    Ok(())
+}
+
+fn read_export(path: &Path) -> Result<Vec<(u64, AuditEntry)>, CliError> {
+    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = parse_export_line(&line)
+            .map_err(|e| CliError::denied(e.code(), format!("{} line {}: {e}", path.display(), n + 1)))?;
+        out.push(parsed);
+    }
+    Ok(out)
+}
+
+fn verify(g: &GlobalOpts, log: Option<&Path>, earlier: Option<&Path>, key_file: Option<&Path>) -> CliResult {
+    let earlier = earlier
+        .map(|p| {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            verify_checkpoint(g, &text, key_file)
+        })
+        .transpose()?;
+    let (entries, current, source) = match log {
+        // Offline: the export against the saved checkpoint (required with --log).
+        Some(path) => {
+            let cp = earlier.clone().ok_or_else(|| anyhow!("--log needs --checkpoint"))?;
+            (read_export(path)?, cp, format!("export {}", path.display()))
+        }
+        None => {
+            let client = g.client()?;
+            let text = client.get_text("/v1/audit/checkpoint")?;
+            let cp = verify_checkpoint(g, &text, key_file)?;
+            let entries = fetch_all(&client)?;
+            // The service's own consistency proof from the saved checkpoint must verify too.
+            if let Some(old) = &earlier {
+                let p: ConsistencyProof =
+                    client.get(&format!("/v1/audit/consistency?from={}", old.checkpoint.tree_size))?;
+                let proved = SignedCheckpoint::from_text(&p.checkpoint).map_err(denied)?;
+                let proof = hashes(&p.proof)?;
+                verify_consistency(
+                    old.checkpoint.tree_size,
+                    proved.checkpoint.tree_size,
+                    &old.checkpoint.root,
+                    &proved.checkpoint.root,
+                    &proof,
+                )
+                .map_err(denied)?;
+            }
+            (entries, cp, "the service's log".to_owned())
+        }
+    };
+    let earlier_cp = match (log, &earlier) {
+        (None, Some(e)) => Some(&e.checkpoint),
+        _ => None,
+    };
+    let report = verify_log(entries, &current.checkpoint, earlier_cp).map_err(denied)?;
+    if g.json {
+        print_json(&json!({
+            "valid": true, "source": source, "entries": report.entries, "tree_size": report.verified_size,
+            "root": hex::encode(current.checkpoint.root), "consistent_from": report.consistent_from,
+        }));
+    } else {
+        println!(
+            "audit log verified: {} entries from {source}; the first {} hash to the signed root {} of {}",
+            report.entries,
+            report.verified_size,
+            hex::encode(current.checkpoint.root),
+            current.checkpoint.origin
+        );
+        if let Some(from) = report.consistent_from {
+            println!("consistent with the saved checkpoint of size {from}: the log only grew");
+        }
+    }
+    Ok(())
+}
+
+fn hashes(hex_list: &[String]) -> Result<Vec<Hash>, CliError> {
+    hex_list
+        .iter()
+        .map(|h| {
+            hex::decode(h).ok().and_then(|b| <Hash>::try_from(b.as_slice()).ok()).ok_or_else(|| {
+                CliError::denied(
+                    runtrust_attestation::DenialCode::SignatureInvalid,
+                    format!("proof hash {h:?} is not 32 bytes of hex"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn prove(g: &GlobalOpts, cti: &str) -> CliResult {
+    let client = g.client()?;
+    let p: InclusionProof = client.get(&format!("/v1/audit/prove/{cti}"))?;
+    let cp = verify_checkpoint(g, &p.checkpoint, None)?;
+    let (index, entry) = parse_export_line(&p.line).map_err(denied)?;
+    let bad = |why: String| CliError::denied(runtrust_attestation::DenialCode::SignatureInvalid, why);
+    if index != p.index || entry.cti.as_deref() != Some(&cti.to_ascii_lowercase()) {
+        return Err(bad(format!("the proven entry {index} is not the issuance of {cti}")));
+    }
+    if cp.checkpoint.tree_size != p.tree_size {
+        return Err(bad("the proof and the checkpoint are of different sizes".into()));
+    }
+    let leaf = leaf_hash(&canonical_entry(&entry, index));
+    verify_inclusion(&leaf, index, p.tree_size, &hashes(&p.proof)?, &cp.checkpoint.root).map_err(denied)?;
+    if g.json {
+        print_json(
+            &json!({ "valid": true, "cti": cti, "index": index, "tree_size": p.tree_size, "entry": serde_json::from_str::<serde_json::Value>(&p.line).unwrap_or_default(), "checkpoint": p.checkpoint }),
+        );
+    } else {
+        println!("token {cti}: {} entry {index} is in the log of {} entries (inclusion proof of {} hashes verified against the signed checkpoint)", entry.event, p.tree_size, p.proof.len());
+        println!("{}", p.line);
     }
     Ok(())
 }

@@ -4,9 +4,12 @@ mod admin_cmd;
 mod args;
 mod audit_cmd;
 mod enroll_cmd;
+mod exec_cmd;
 mod keys_cmd;
+mod lineage_cmd;
 mod policy_cmd;
 mod quote_cmd;
+mod revoke_cmd;
 mod service_cmd;
 mod token_cmd;
 mod tpm2_tools;
@@ -128,7 +131,14 @@ enum Command {
     /// The service's issuer keys: export, rotate.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
-    /// The audit log.
+    /// Run a command only if an execution token allows it here and now (exit 125 when denied).
+    Exec(exec_cmd::ExecArgs),
+    /// Revoke a token (and its descendants), a host or a policy (admin); list the signed feed.
+    #[command(subcommand)]
+    Revoke(revoke_cmd::RevokeCommand),
+    /// A token's ancestry, descendants and executions, with status.
+    Lineage(lineage_cmd::LineageArgs),
+    /// The tamper-evident audit log: tail, checkpoint, verify, prove.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
 }
@@ -219,7 +229,6 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
     }
-    let json = cli.global.json;
     let g = &cli.global;
     let result = match cli.command {
         Command::Tpm(c) => tpm_cmd::run(c, g),
@@ -233,10 +242,21 @@ pub fn main() -> ExitCode {
         Command::Token(c) => token_cmd::run(c, g),
         Command::Keys(c) => keys_cmd::run(c, g),
         Command::Audit(c) => audit_cmd::run(c, g),
+        Command::Revoke(c) => revoke_cmd::run(c, g),
+        Command::Lineage(a) => lineage_cmd::run(a, g),
+        Command::Exec(a) => return exec_cmd::run(a, g),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
-        Err(CliError::Denied { code, detail, diagnostics }) => {
+        Err(e) => report(e, g),
+    }
+}
+
+/// Prints a failure (stderr; with --json also as JSON on stdout) and returns its DESIGN §9 exit code.
+pub(crate) fn report(e: CliError, g: &GlobalOpts) -> ExitCode {
+    let json = g.json;
+    match e {
+        CliError::Denied { code, detail, diagnostics } => {
             if json {
                 print_json(
                     &serde_json::json!({ "valid": false, "code": code, "detail": detail, "diagnostics": diagnostics }),
@@ -251,11 +271,11 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(exit::DENIED)
         }
-        Err(CliError::Unavailable(e)) => {
+        CliError::Unavailable(e) => {
             eprintln!("runtrust: unavailable: {e:#}");
             ExitCode::from(exit::UNAVAILABLE)
         }
-        Err(CliError::Other(e)) => {
+        CliError::Other(e) => {
             eprintln!("runtrust: error: {e:#}");
             ExitCode::from(exit::ERROR)
         }

@@ -10,7 +10,7 @@ use super::{print_json, CliError, CliResult, GlobalOpts};
 use crate::api::now_unix;
 use crate::client::token::{request_token, Ask};
 use crate::fsutil;
-use crate::token::{claims_json, decode_unverified, verify, Expectations, KeySet, TokenError};
+use crate::token::{claims_json, decode_unverified, verify, Claims, Expectations, KeySet, TokenError};
 use crate::tpm::{default_state_dir, TssTpm};
 
 /// Where `token verify` caches the issuer keys it fetched.
@@ -31,9 +31,14 @@ exit 4 when the service or the TPM cannot be reached.")]
         /// Lifetime (30s, 5m, 1h); default: the policy's default_ttl.
         #[arg(long)]
         ttl: Option<String>,
-        /// Parent token, to delegate a narrower scope.
+        /// Parent token, to delegate a narrower scope (run on the parent's host: its TPM proves possession
+        /// with a fresh quote by the parent's cnf AK). The child expires no later than the parent.
         #[arg(long, value_name = "FILE")]
         parent: Option<PathBuf>,
+        /// With --parent: bind the child to this other enrolled host (its AK and the PCR state its policy
+        /// last accepted), where the policy sets cross_host_delegation.
+        #[arg(long, value_name = "HOST_ID", requires = "parent")]
+        for_host: Option<String>,
         /// Where to write the token (mode 0600).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -58,14 +63,14 @@ exit 4 when the service or the TPM cannot be reached.")]
 
 pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
     match cmd {
-        TokenCommand::Request { scope, audience, ttl, parent, out } => {
+        TokenCommand::Request { scope, audience, ttl, parent, for_host, out } => {
             let ttl_secs =
                 ttl.map(|t| crate::policy::parse_duration(&t).map_err(|e| anyhow!("--ttl {t:?}: {e}"))).transpose()?;
             let parent =
                 parent.map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display()))).transpose()?;
             let client = g.client()?;
             let mut tpm = TssTpm::open(g.tpm_options())?;
-            let ask = Ask { scope, audience, ttl_secs, parent };
+            let ask = Ask { scope, audience, ttl_secs, parent, for_host };
             let issued = request_token(&client, &mut tpm, &ask)?;
             fsutil::write_private(&out, &issued.token).with_context(|| format!("writing {}", out.display()))?;
             if g.json {
@@ -110,17 +115,7 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let now = i64::try_from(now_unix()).unwrap_or(i64::MAX);
             let exp = Expectations { now, audience: audience.as_deref(), scope: scope.as_deref(), leeway_secs: 0 };
-            let set = match &keys {
-                Some(p) => load_keys(p)?,
-                None => cached_keys(g, false)?,
-            };
-            let claims = match verify(&bytes, &set, &exp) {
-                // A key rotated since the cache was filled: fetch once more.
-                Err(TokenError::UnknownKid(_)) if keys.is_none() => {
-                    verify(&bytes, &cached_keys(g, true)?, &exp).map_err(|e| CliError::denied(e.code(), e))?
-                }
-                r => r.map_err(|e| CliError::denied(e.code(), e))?,
-            };
+            let claims = verify_token(g, &bytes, &exp, keys.as_deref())?;
             if g.json {
                 let mut v = claims_json(&claims);
                 if let Some(o) = v.as_object_mut() {
@@ -142,6 +137,27 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
     }
 }
 
+/// Verifies a token offline with `keys`, or else the issuer keys cached in the state directory (fetched
+/// from the service when missing, and once more when the token names a kid the cache lacks).
+pub(crate) fn verify_token(
+    g: &GlobalOpts,
+    bytes: &[u8],
+    exp: &Expectations<'_>,
+    keys: Option<&Path>,
+) -> Result<Claims, CliError> {
+    let set = match keys {
+        Some(p) => load_keys(p)?,
+        None => cached_keys(g, false)?,
+    };
+    match verify(bytes, &set, exp) {
+        // A key rotated since the cache was filled: fetch once more.
+        Err(TokenError::UnknownKid(_)) if keys.is_none() => {
+            verify(bytes, &cached_keys(g, true)?, exp).map_err(|e| CliError::denied(e.code(), e))
+        }
+        r => r.map_err(|e| CliError::denied(e.code(), e)),
+    }
+}
+
 /// A COSE_KeySet or PEM file.
 pub(crate) fn load_keys(path: &Path) -> Result<KeySet, CliError> {
     let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -153,7 +169,7 @@ pub(crate) fn load_keys(path: &Path) -> Result<KeySet, CliError> {
     set.map_err(|e| CliError::Other(anyhow!("{}: {e}", path.display())))
 }
 
-fn cached_keys(g: &GlobalOpts, refresh: bool) -> Result<KeySet, CliError> {
+pub(crate) fn cached_keys(g: &GlobalOpts, refresh: bool) -> Result<KeySet, CliError> {
     let dir = g.state_dir.clone().unwrap_or_else(default_state_dir);
     let cache = dir.join(KEY_CACHE);
     if !refresh {

@@ -2,6 +2,7 @@
 //! rustls (ring), trusting only the service's CA when `--server-ca` is given.
 
 pub mod enroll;
+pub mod gateway;
 pub mod token;
 
 use std::path::{Path, PathBuf};
@@ -176,6 +177,13 @@ impl Client {
             return Self::answer::<serde_json::Value>(resp, &url).map(|_| Vec::new());
         }
         resp.bytes().map(|b| b.to_vec()).map_err(|e| ClientError::Unavailable { url, detail: error_chain(&e) })
+    }
+
+    /// A text answer (e.g. a signed checkpoint).
+    pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let bytes = self.get_bytes(path)?;
+        String::from_utf8(bytes)
+            .map_err(|_| ClientError::Protocol { url: self.url(path), detail: "answer is not UTF-8".into() })
     }
 
     pub fn delete(&self, path: &str) -> Result<(), ClientError> {

@@ -11,6 +11,8 @@ pub struct Ask {
     pub audience: String,
     pub ttl_secs: Option<u64>,
     pub parent: Option<Vec<u8>>,
+    /// Delegate the parent to this other enrolled host.
+    pub for_host: Option<String>,
 }
 
 pub fn request_token(client: &Client, tpm: &mut dyn Tpm, ask: &Ask) -> Result<TokenResponse, HostFlowError> {
@@ -25,6 +27,7 @@ pub fn request_token(client: &Client, tpm: &mut dyn Tpm, ask: &Ask) -> Result<To
         ak_name: hex::encode(ak.name()),
         quote,
         parent: ask.parent.clone(),
+        for_host: ask.for_host.clone(),
     };
     Ok(client.post("/v1/tokens", &request)?)
 }

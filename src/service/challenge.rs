@@ -7,7 +7,7 @@ use runtrust_attestation::DenialCode;
 use super::auth::Caller;
 use super::{blocking, AppState, Denial};
 use crate::api::{now_unix, ChallengeResponse};
-use crate::store::{Challenge, Role};
+use crate::store::{AuditEntry, Challenge, Role};
 
 /// Denials are audited like token denials: a refused challenge is a refused execution request.
 pub async fn challenge(
@@ -51,6 +51,10 @@ async fn issue_challenge(state: &AppState, caller: &Caller) -> Result<ChallengeR
         pcr_selection: c.selection.clone(),
         host_id: c.host_id.clone(),
     };
-    blocking(&state, move |s| s.put_challenge(&c)).await?;
+    let entry = AuditEntry::new("challenge.issue", format!("nonce for PCRs {}", c.selection))
+        .by(&caller.0.name)
+        .host(&c.host_id)
+        .diagnostics(serde_json::json!({ "nonce": c.nonce, "expires_at": c.expires_at }));
+    blocking(&state, move |s| s.put_challenge(&c, &entry)).await?;
     Ok(answer)
 }

@@ -122,6 +122,7 @@ async fn start_enrollment(state: &AppState, caller: &Caller, req: EnrollRequest)
             updated_at: now,
             first_clock: ClockInfo::default(),
             last_clock: ClockInfo::default(),
+            last_attested: None,
             enrolled_by: caller.0.name.clone(),
         },
         secret_sha256: hex::encode(HashAlg::Sha256.digest(&secret)),

@@ -2,15 +2,19 @@
 //! graceful shutdown. Every handler either answers or returns a [`Denial`].
 
 mod admin;
+mod audit_log;
 mod audit_route;
 pub mod auth;
 mod challenge;
 mod enroll;
+mod execution;
 pub mod init;
 pub mod issue;
 mod keys;
+mod lineage;
 mod policies;
 mod problem;
+pub mod revocation;
 mod tls;
 
 use std::net::SocketAddr;
@@ -50,6 +54,8 @@ pub struct Inner {
     pub policies: RwLock<Vec<Arc<LoadedPolicy>>>,
     /// Policy authority public keys.
     pub authorities: KeySet,
+    /// The Merkle tree over the audit log.
+    pub audit_tree: Arc<audit_log::AuditTree>,
 }
 
 pub fn signing_alg(alg: TokenAlg) -> SigningAlg {
@@ -76,6 +82,13 @@ impl Inner {
         let keys = self.issuer.read().map_err(|_| Denial::internal("issuer keys lock poisoned"))?;
         let (_, key) = keys.last().ok_or_else(|| Denial::internal("no issuer key"))?;
         key.sign(claims, &self.rng).map_err(|e| Denial::internal(format!("signing: {e}")))
+    }
+
+    /// A detached COSE_Sign1 over `payload` with the newest issuer key (revocation feed).
+    pub fn sign_detached(&self, payload: &[u8]) -> Result<Vec<u8>, Denial> {
+        let keys = self.issuer.read().map_err(|_| Denial::internal("issuer keys lock poisoned"))?;
+        let (_, key) = keys.last().ok_or_else(|| Denial::internal("no issuer key"))?;
+        key.sign_detached(payload, &self.rng).map_err(|e| Denial::internal(format!("signing: {e}")))
     }
 
     /// Every issuer public key (old ones verify until their tokens expire).
@@ -168,6 +181,7 @@ impl AppState {
                 issuer: RwLock::new(issuer),
                 policies: RwLock::new(Vec::new()),
                 authorities,
+                audit_tree: Arc::default(),
             }),
         })
     }
@@ -186,6 +200,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/policies", get(policies::list).post(policies::apply))
         .route("/v1/audit", get(audit_route::audit))
+        .route("/v1/audit/checkpoint", get(audit_route::checkpoint))
+        .route("/v1/audit/prove/{cti}", get(audit_route::prove))
+        .route("/v1/audit/consistency", get(audit_route::consistency))
+        .route("/v1/revocations", get(revocation::feed).post(revocation::revoke))
+        .route("/v1/executions", post(execution::start))
+        .route("/v1/executions/{cti}/{id}/end", post(execution::end))
+        .route("/v1/lineage/{cti}", get(lineage::lineage))
         .route("/v1/principals", get(admin::list_principals).post(admin::add_principal))
         .route("/v1/principals/{name}", delete(admin::remove_principal))
         .fallback(not_found)
@@ -229,6 +250,11 @@ pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
             .map_err(|e| ServiceError::Authorities(e.to_string()))?
     };
     let store = SledStore::open(&resolve(data_dir, &config.store))?;
+    // A restart voids every outstanding challenge: no nonce issued before a crash is usable after it.
+    let voided = store.void_challenges()?;
+    if voided > 0 {
+        tracing::info!(voided, "voided the challenges outstanding at the last stop");
+    }
     let mut policies = Vec::new();
     for stored in store.policies()? {
         let loaded = crate::policy::parse(&stored.id, &stored.bytes)
@@ -245,6 +271,7 @@ pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
             issuer: RwLock::new(issuer),
             policies: RwLock::new(policies),
             authorities,
+            audit_tree: Arc::default(),
         }),
     })
 }

@@ -11,12 +11,43 @@ use runtrust_attestation::ClockInfo;
 use sled::transaction::TransactionalTree;
 
 use super::{
-    AuditEntry, Challenge, EnrollOutcome, GroupCommit, HostRecord, NonceState, PendingEnrollment, Principal, Store,
-    StoreError, StoredPolicy, TokenRecord,
+    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, GroupCommit,
+    HostRecord, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy, TokenRecord,
 };
 
 /// Key of the next audit index in the meta tree.
 const AUDIT_NEXT: &[u8] = b"audit_next";
+/// Key of the next revocation seq in the meta tree.
+const REVOCATION_NEXT: &[u8] = b"revocation_next";
+
+/// Reads a u64 counter from the meta tree inside a transaction (absent: 0).
+fn tx_counter(meta: &TransactionalTree, key: &[u8]) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    match meta.get(key)? {
+        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
+            Ok(b) => Ok(u64::from_be_bytes(b)),
+            Err(_) => abort(StoreError::Corrupt {
+                key: format!("meta/{}", String::from_utf8_lossy(key)),
+                detail: "not a u64".into(),
+            }),
+        },
+        None => Ok(0),
+    }
+}
+
+/// Encodes inside a transaction (an encoding failure aborts it).
+fn tx_encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<StoreError>> {
+    encode(v).map_err(ConflictableTransactionError::Abort)
+}
+
+/// Decodes inside a transaction (a corrupt record aborts it).
+fn tx_decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ConflictableTransactionError<StoreError>> {
+    decode(key, bytes).map_err(ConflictableTransactionError::Abort)
+}
+
+/// `parent/child` keys of the children tree.
+fn child_key(parent: &str, child: &str) -> Vec<u8> {
+    format!("{parent}/{child}").into_bytes()
+}
 
 /// Appends `entry` at the next dense index inside a transaction.
 fn tx_append(
@@ -24,18 +55,8 @@ fn tx_append(
     meta: &TransactionalTree,
     entry: &AuditEntry,
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
-    let next = match meta.get(AUDIT_NEXT)? {
-        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
-            Ok(b) => u64::from_be_bytes(b),
-            Err(_) => return abort(StoreError::Corrupt { key: "meta/audit_next".into(), detail: "not a u64".into() }),
-        },
-        None => 0,
-    };
-    let value = match encode(entry) {
-        Ok(v) => v,
-        Err(e) => return abort(e),
-    };
-    audit.insert(&next.to_be_bytes(), value)?;
+    let next = tx_counter(meta, AUDIT_NEXT)?;
+    audit.insert(&next.to_be_bytes(), tx_encode(entry)?)?;
     meta.insert(AUDIT_NEXT, &(next + 1).to_be_bytes())?;
     Ok(next)
 }
@@ -52,6 +73,14 @@ pub struct SledStore {
     challenges: sled::Tree,
     used_nonces: sled::Tree,
     tokens: sled::Tree,
+    /// `parent/child` → ().
+    children: sled::Tree,
+    /// seq (u64 BE) → Revocation.
+    revocations: sled::Tree,
+    /// revoked_key → seq (u64 BE).
+    revoked: sled::Tree,
+    /// `cti/id` → ExecutionRecord.
+    executions: sled::Tree,
     audit: sled::Tree,
     meta: sled::Tree,
     commit: GroupCommit,
@@ -96,6 +125,10 @@ impl SledStore {
             challenges: db.open_tree("challenges")?,
             used_nonces: db.open_tree("used_nonces")?,
             tokens: db.open_tree("tokens")?,
+            children: db.open_tree("children")?,
+            revocations: db.open_tree("revocations")?,
+            revoked: db.open_tree("revoked")?,
+            executions: db.open_tree("executions")?,
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             commit: GroupCommit::default(),
@@ -263,9 +296,25 @@ impl Store for SledStore {
         Self::all(&self.policies)
     }
 
-    fn put_challenge(&self, c: &Challenge) -> Result<(), StoreError> {
-        self.challenges.insert(c.nonce.as_bytes(), encode(c)?)?;
+    fn put_challenge(&self, c: &Challenge, entry: &AuditEntry) -> Result<(), StoreError> {
+        (&self.challenges, &self.audit, &self.meta)
+            .transaction(|(challenges, audit, meta)| {
+                challenges.insert(c.nonce.as_bytes(), tx_encode(c)?)?;
+                tx_append(audit, meta, entry)
+            })
+            .map_err(tx_error)?;
         self.durable()
+    }
+
+    fn void_challenges(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for kv in self.challenges.iter() {
+            let (k, _) = kv?;
+            self.challenges.remove(k)?;
+            n += 1;
+        }
+        self.durable()?;
+        Ok(n)
     }
 
     fn consume_nonce(&self, nonce: &str, now: u64) -> Result<NonceState, StoreError> {
@@ -296,22 +345,23 @@ impl Store for SledStore {
         entry: &AuditEntry,
         host_id: &str,
         clock: &ClockInfo,
+        attested: &AttestedState,
     ) -> Result<u64, StoreError> {
-        let index = (&self.tokens, &self.audit, &self.meta, &self.hosts)
-            .transaction(|(tokens, audit, meta, hosts)| {
+        let index = (&self.tokens, &self.audit, &self.meta, &self.hosts, &self.children)
+            .transaction(|(tokens, audit, meta, hosts, children)| {
+                if let Some(parent) = &token.parent_cti {
+                    children.insert(child_key(parent, &token.cti), &[])?;
+                }
                 let index = tx_append(audit, meta, entry)?;
                 let record = TokenRecord { audit_index: index, ..token.clone() };
-                let value = match encode(&record) {
-                    Ok(v) => v,
-                    Err(e) => return abort(e),
-                };
-                tokens.insert(token.cti.as_bytes(), value)?;
+                tokens.insert(token.cti.as_bytes(), tx_encode(&record)?)?;
                 if let Some(v) = hosts.get(host_id.as_bytes())? {
                     let mut h: HostRecord = match decode(host_id.as_bytes(), &v) {
                         Ok(h) => h,
                         Err(e) => return abort(e),
                     };
                     h.last_clock = *clock;
+                    h.last_attested = Some(attested.clone());
                     match encode(&h) {
                         Ok(v) => hosts.insert(host_id.as_bytes(), v)?,
                         Err(e) => return abort(e),
@@ -326,6 +376,126 @@ impl Store for SledStore {
 
     fn token(&self, cti: &str) -> Result<Option<TokenRecord>, StoreError> {
         Self::get(&self.tokens, cti)
+    }
+
+    fn children(&self, cti: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{cti}/");
+        self.children
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, _) = kv?;
+                let child = k.get(prefix.len()..).unwrap_or_default();
+                Ok(String::from_utf8_lossy(child).into_owned())
+            })
+            .collect()
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        Self::all(&self.tokens)
+    }
+
+    fn revoke(&self, r: &Revocation, entry: &AuditEntry) -> Result<Revocation, StoreError> {
+        let done = (&self.revocations, &self.revoked, &self.audit, &self.meta)
+            .transaction(|(revocations, revoked, audit, meta)| {
+                let seq = tx_counter(meta, REVOCATION_NEXT)?;
+                let audit_index = tx_append(audit, meta, entry)?;
+                let record = Revocation { seq, audit_index, ..r.clone() };
+                revocations.insert(&seq.to_be_bytes(), tx_encode(&record)?)?;
+                for key in record.keys() {
+                    // The first revocation of a key stays the one that explains it.
+                    if revoked.get(key.as_bytes())?.is_none() {
+                        revoked.insert(key.as_bytes(), &seq.to_be_bytes())?;
+                    }
+                }
+                meta.insert(REVOCATION_NEXT, &(seq + 1).to_be_bytes())?;
+                Ok(record)
+            })
+            .map_err(tx_error)?;
+        self.durable()?;
+        Ok(done)
+    }
+
+    fn revoked(&self, key: &str) -> Result<Option<Revocation>, StoreError> {
+        let Some(seq) = self.revoked.get(key.as_bytes())? else { return Ok(None) };
+        let Some(v) = self.revocations.get(&seq)? else {
+            return Err(StoreError::Corrupt { key: format!("revoked/{key}"), detail: "names no revocation".into() });
+        };
+        decode(key.as_bytes(), &v).map(Some)
+    }
+
+    fn revocations(&self, since: u64, limit: usize) -> Result<Vec<Revocation>, StoreError> {
+        self.revocations
+            .range(since.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| kv.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v)))
+            .collect()
+    }
+
+    fn start_execution(
+        &self,
+        e: &ExecutionRecord,
+        single_use: bool,
+        entry: &AuditEntry,
+    ) -> Result<ExecStart, StoreError> {
+        let key = format!("{}/{}", e.cti, e.id);
+        let outcome = (&self.tokens, &self.executions, &self.audit, &self.meta)
+            .transaction(|(tokens, executions, audit, meta)| {
+                let Some(v) = tokens.get(e.cti.as_bytes())? else { return Ok(ExecStart::UnknownToken) };
+                let mut token: TokenRecord = tx_decode(e.cti.as_bytes(), &v)?;
+                if single_use {
+                    if let Some(consumed_at) = token.consumed_at {
+                        return Ok(ExecStart::Replayed { consumed_at });
+                    }
+                    token.consumed_at = Some(e.started_at);
+                    tokens.insert(e.cti.as_bytes(), tx_encode(&token)?)?;
+                }
+                let start_audit_index = tx_append(audit, meta, entry)?;
+                let record = ExecutionRecord { start_audit_index, ..e.clone() };
+                executions.insert(key.as_bytes(), tx_encode(&record)?)?;
+                Ok(ExecStart::Started(record))
+            })
+            .map_err(tx_error)?;
+        if matches!(outcome, ExecStart::Started(_)) {
+            self.durable()?;
+        }
+        Ok(outcome)
+    }
+
+    fn end_execution(
+        &self,
+        cti: &str,
+        id: &str,
+        end: &ExecutionEnd,
+        entry: &AuditEntry,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        let key = format!("{cti}/{id}");
+        let done = (&self.executions, &self.audit, &self.meta)
+            .transaction(|(executions, audit, meta)| {
+                let Some(v) = executions.get(key.as_bytes())? else { return Ok(None) };
+                let mut record: ExecutionRecord = tx_decode(key.as_bytes(), &v)?;
+                if record.end.is_some() {
+                    return abort(StoreError::Conflict(format!("execution {id} has already ended")));
+                }
+                let audit_index = tx_append(audit, meta, entry)?;
+                record.end = Some(ExecutionEnd { audit_index, ..end.clone() });
+                executions.insert(key.as_bytes(), tx_encode(&record)?)?;
+                Ok(Some(record))
+            })
+            .map_err(tx_error)?;
+        if done.is_some() {
+            self.durable()?;
+        }
+        Ok(done)
+    }
+
+    fn executions(&self, cti: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut all: Vec<ExecutionRecord> = self
+            .executions
+            .scan_prefix(format!("{cti}/").as_bytes())
+            .map(|kv| kv.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v)))
+            .collect::<Result<_, _>>()?;
+        all.sort_by_key(|e| (e.started_at, e.start_audit_index));
+        Ok(all)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError> {
@@ -347,6 +517,19 @@ impl Store for SledStore {
                 Ok((index, decode(&k, &v)?))
             })
             .collect()
+    }
+
+    fn audit_len(&self) -> Result<u64, StoreError> {
+        match self.meta.get(AUDIT_NEXT)? {
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt { key: "meta/audit_next".into(), detail: "not a u64".into() }),
+            None => Ok(0),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.durable()
     }
 
     fn flushes(&self) -> u64 {
@@ -372,6 +555,7 @@ mod tests {
             updated_at: 1,
             first_clock: ClockInfo::default(),
             last_clock: ClockInfo::default(),
+            last_attested: None,
             enrolled_by: "p".into(),
         }
     }
@@ -442,8 +626,8 @@ mod tests {
             selection: "sha256:0".into(),
             expires_at: 100,
         };
-        s.put_challenge(&c).unwrap();
-        s.put_challenge(&Challenge { nonce: "n2".into(), ..c.clone() }).unwrap();
+        s.put_challenge(&c, &entry()).unwrap();
+        s.put_challenge(&Challenge { nonce: "n2".into(), ..c.clone() }, &entry()).unwrap();
         assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Fresh(c.clone()));
         assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Replayed);
         assert!(matches!(s.consume_nonce("n2", 101).unwrap(), NonceState::Expired(_)));

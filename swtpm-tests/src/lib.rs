@@ -357,9 +357,11 @@ impl Service {
         if let Some(c) = credential {
             cmd.env("RUNTRUST_CREDENTIAL_FILE", c);
         }
-        if let Some(t) = tpm {
-            cmd.env("RUNTRUST_TCTI", t.tcti()).env("RUNTRUST_STATE_DIR", t.host_state_dir());
-        }
+        match tpm {
+            Some(t) => cmd.env("RUNTRUST_TCTI", t.tcti()).env("RUNTRUST_STATE_DIR", t.host_state_dir()),
+            // Clients without a TPM still cache issuer keys: keep them with this service, not in $HOME.
+            None => cmd.env("RUNTRUST_STATE_DIR", self.dir.path().join("client-state")),
+        };
         let out = cmd.output().expect("run runtrust");
         Run {
             code: out.status.code().unwrap_or(-1),

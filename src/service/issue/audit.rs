@@ -7,7 +7,7 @@ use super::environment::Evidence;
 use super::policy::Decision;
 use super::request::ExecutionRequest;
 use crate::api::{now_unix, TokenResponse};
-use crate::store::{AuditEntry, TokenRecord};
+use crate::store::{AttestedState, AuditEntry, TokenRecord};
 
 /// Records the issuance (token record, audit entry, host clock) in one durable step, then answers.
 pub async fn issued(
@@ -33,25 +33,39 @@ pub async fn issued(
         issued_at: u64::try_from(c.iat).unwrap_or(0),
         expires_at: u64::try_from(c.exp).unwrap_or(0),
         audit_index: 0,
+        consumed_at: None,
     };
-    let entry = AuditEntry {
-        time: now_unix(),
-        event: "token.issue".into(),
-        principal: Some(req.initiator.name.clone()),
-        host_id: Some(decision.host.host_id.clone()),
-        code: None,
-        detail: format!("scope {} for {} under policy {}", c.scope, c.aud, c.policy_id),
-        cti: Some(cti.clone()),
-        diagnostics: serde_json::json!({
+    // A delegation is its own kind of decision in the log.
+    let (event, detail) = match &record.parent_cti {
+        None => ("token.issue", format!("scope {} for {} under policy {}", c.scope, c.aud, c.policy_id)),
+        Some(parent) => (
+            "token.delegate",
+            format!(
+                "scope {} for {} under policy {}, child of {parent} at depth {}",
+                c.scope, c.aud, c.policy_id, c.delegation_depth
+            ),
+        ),
+    };
+    let entry = AuditEntry::new(event, detail).by(&req.initiator.name).host(&record.host_id).cti(&cti).diagnostics(
+        serde_json::json!({
             "policy_hash": record.policy_hash,
             "pcr_selection": c.pcr_selection,
             "pcr_digest": hex::encode(&c.pcr_digest),
             "exp": c.exp,
+            "parent_cti": record.parent_cti,
+            "attested_by": decision.host.host_id,
         }),
+    );
+    let signed = &evidence.quote.attest.quote;
+    let attested = AttestedState {
+        pcr_selection: signed.pcr_select.to_string(),
+        pcr_digest: hex::encode(&signed.pcr_digest),
+        policy_hash: record.policy_hash.clone(),
+        time: now_unix(),
     };
     let (host_id, clock) = (decision.host.host_id.clone(), evidence.quote.attest.clock_info);
     let rec = record.clone();
-    let audit_index = blocking(state, move |s| s.record_issuance(&rec, &entry, &host_id, &clock)).await?;
+    let audit_index = blocking(state, move |s| s.record_issuance(&rec, &entry, &host_id, &clock, &attested)).await?;
     tracing::info!(cti = %cti, host = %record.host_id, scope = %record.scope, audit_index, "token issued");
     Ok(TokenResponse {
         token: token.bytes,

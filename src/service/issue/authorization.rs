@@ -7,6 +7,7 @@ use super::policy::Decision;
 use super::request::ExecutionRequest;
 use crate::api::now_unix;
 use crate::token::{Claims, ConfirmationKey, EAT_PROFILE};
+use runtrust_attestation::PcrSelection;
 
 pub struct SignedToken {
     pub bytes: Vec<u8>,
@@ -24,17 +25,28 @@ pub fn issue(
     let ttl = i64::try_from(decision.ttl_secs).map_err(Denial::internal)?;
     let signed = &evidence.quote.attest.quote;
     let policy = &decision.policy;
-    let bank = signed.pcr_select.banks().first().map(|b| b.hash.name()).unwrap_or("sha256");
+    // The subject: the attesting host, or for a child delegated across hosts the other host, bound to the
+    // PCR state its policy last accepted.
+    let (subject, pcr_selection, pcr_digest) = match decision.delegation.as_ref().and_then(|d| d.subject.as_ref()) {
+        None => (&decision.host, signed.pcr_select.clone(), signed.pcr_digest.clone()),
+        Some(other) => {
+            let a = other.last_attested.as_ref().ok_or_else(|| Denial::internal("subject has no attested state"))?;
+            let selection: PcrSelection = a.pcr_selection.parse().map_err(Denial::internal)?;
+            (other, selection, hex::decode(&a.pcr_digest).map_err(Denial::internal)?)
+        }
+    };
+    let bank = pcr_selection.banks().first().map(|b| b.hash.name()).unwrap_or("sha256");
+    let parent = decision.delegation.as_ref().map(|d| &d.parent);
     let claims = Claims {
         iss: state.config.service_id.clone(),
-        sub: decision.host.host_id.clone(),
+        sub: subject.host_id.clone(),
         aud: req.audience.clone(),
         exp: now + ttl,
         nbf: now,
         iat: now,
         cti,
         cnf: ConfirmationKey::from_public(
-            &runtrust_attestation::Public::from_tpm2b(&decision.host.ak_public).map_err(Denial::internal)?,
+            &runtrust_attestation::Public::from_tpm2b(&subject.ak_public).map_err(Denial::internal)?,
         )
         .map_err(Denial::internal)?,
         eat_nonce: evidence.nonce.clone(),
@@ -44,12 +56,13 @@ pub fn issue(
         policy_id: policy.policy.id.clone(),
         policy_hash: policy.hash.to_vec(),
         pcr_bank: bank.to_owned(),
-        pcr_selection: signed.pcr_select.to_string(),
-        pcr_digest: signed.pcr_digest.clone(),
-        parent_cti: None,
-        delegation_depth: 0,
+        pcr_selection: pcr_selection.to_string(),
+        pcr_digest,
+        parent_cti: parent.map(|p| p.cti.clone()),
+        delegation_depth: parent.map_or(0, |p| p.delegation_depth + 1),
         audit_index: None,
-        single_use: policy.policy.token.single_use,
+        // A child of a single-use parent is single use too.
+        single_use: policy.policy.token.single_use || parent.is_some_and(|p| p.single_use),
     };
     let bytes = state.sign(&claims)?;
     Ok(SignedToken { bytes, claims })

@@ -3,6 +3,7 @@
 
 mod audit;
 mod authorization;
+mod delegation;
 mod environment;
 mod identity;
 mod policy;
@@ -57,7 +58,7 @@ async fn issue(
     let request = request::execution_request(state, caller, req).await?; // 1. execution request
     *host_id = Some(request.host_id.clone());
     let decision = policy::evaluate(state, &request).await?; // 2. policy evaluation
-    let identity = identity::verify(&request, &decision)?; // 3. identity verification
+    let identity = identity::verify(state, &request, &decision).await?; // 3. identity verification
     let evidence = environment::validate(state, &request, &decision, &identity).await?; // 4. environment
     let token = authorization::issue(state, &request, &decision, &evidence)?; // 5. authorization
     audit::issued(state, &request, &decision, &evidence, token).await // 8. audit (durable, then answer)

@@ -7,14 +7,17 @@ use runtrust_attestation::DenialCode;
 use serde_json::json;
 
 use super::super::{blocking, AppState, Denial};
+use super::delegation::{self, Delegated};
 use super::request::ExecutionRequest;
 use crate::policy::LoadedPolicy;
-use crate::store::HostRecord;
+use crate::store::{revoked_key, HostRecord, RevocationKind};
 
 pub struct Decision {
     pub host: HostRecord,
     pub policy: Arc<LoadedPolicy>,
     pub ttl_secs: u64,
+    /// For a child token: its verified parent, and the host it is for when that is another.
+    pub delegation: Option<Delegated>,
 }
 
 pub async fn evaluate(state: &AppState, req: &ExecutionRequest) -> Result<Decision, Denial> {
@@ -61,8 +64,14 @@ pub async fn evaluate(state: &AppState, req: &ExecutionRequest) -> Result<Decisi
             json!({ "ttl_secs": ttl_secs, "max_ttl_secs": rules.max_ttl_secs, "policy": policy.policy.id }),
         ));
     }
-    if req.parent.is_some() {
-        return Err(Denial::new(DenialCode::DelegationDenied, "delegation is not available yet"));
+    let hash = policy.hash_hex();
+    if let Some(r) = blocking(state, move |s| s.revoked(&revoked_key(RevocationKind::Policy, &hash))).await? {
+        return Err(Denial::new(
+            DenialCode::Revoked,
+            format!("policy {} version {} was revoked: {}", policy.policy.id, policy.hash_hex(), r.reason),
+        ));
     }
-    Ok(Decision { host, policy, ttl_secs })
+    let delegation = delegation::check(state, req, &policy, &host, ttl_secs).await?;
+    let ttl_secs = delegation.as_ref().map_or(ttl_secs, |d| d.ttl_secs);
+    Ok(Decision { host, policy, ttl_secs, delegation })
 }

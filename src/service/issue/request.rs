@@ -24,6 +24,8 @@ pub struct ExecutionRequest {
     pub ak_name: String,
     pub quote: QuoteEvidence,
     pub parent: Option<Vec<u8>>,
+    /// Delegate to this enrolled host instead of the requester's.
+    pub for_host: Option<String>,
 }
 
 pub async fn execution_request(
@@ -32,7 +34,8 @@ pub async fn execution_request(
     req: TokenRequest,
 ) -> Result<ExecutionRequest, Denial> {
     caller.require(&[Role::Attester])?;
-    scope::validate(&req.scope, false).map_err(|e| Denial::new(DenialCode::ScopeDenied, e.to_string()))?;
+    // A token's scope may be a pattern (deploy/web/*): the gateway runs scopes within it.
+    scope::validate(&req.scope, true).map_err(|e| Denial::new(DenialCode::ScopeDenied, e.to_string()))?;
     if !valid_audience(&req.audience) {
         return Err(Denial::new(DenialCode::AudienceMismatch, "audience must be 1-256 printable ASCII characters"));
     }
@@ -53,5 +56,6 @@ pub async fn execution_request(
         ak_name: req.ak_name,
         quote: req.quote,
         parent: req.parent,
+        for_host: req.for_host.map(|h| h.to_ascii_lowercase()),
     })
 }

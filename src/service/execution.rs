@@ -1,0 +1,150 @@
+//! Governed execution, the service's half (DESIGN §2 stage 7): `POST /v1/executions` is the gateway's
+//! online check — the token verifies, is on record, nothing on its ancestry, host or policy is revoked,
+//! and a single-use token is spent atomically — recorded with its audit entry before the gateway may
+//! start the command. `POST /v1/executions/{cti}/{id}/end` records how it ended.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use runtrust_attestation::DenialCode;
+use serde_json::json;
+
+use super::auth::Caller;
+use super::issue::audit_denial;
+use super::revocation::why_revoked;
+use super::{blocking, AppState, Body, Denial};
+use crate::api::{now_unix, ExecEndRequest, ExecStartRequest, ExecStartResponse};
+use crate::store::{AuditEntry, ExecStart, ExecutionEnd, ExecutionRecord, Role};
+use crate::token::{verify, Expectations};
+
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Result<Caller, Denial>,
+    body: Result<Body<ExecStartRequest>, Denial>,
+) -> Result<Json<ExecStartResponse>, Denial> {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(d) => return Err(audit_denial(&state, None, None, "exec.deny", d).await),
+    };
+    let mut host = None;
+    let result = match body {
+        Ok(Body(req)) => check_and_start(&state, &caller, req, &mut host).await,
+        Err(d) => Err(d),
+    };
+    match result {
+        Ok(r) => Ok(Json(r)),
+        Err(d) => Err(audit_denial(&state, Some(&caller), host, "exec.deny", d).await),
+    }
+}
+
+async fn check_and_start(
+    state: &AppState,
+    caller: &Caller,
+    req: ExecStartRequest,
+    host: &mut Option<String>,
+) -> Result<ExecStartResponse, Denial> {
+    caller.require(&[Role::Gateway, Role::Attester])?;
+    if req.argv_sha256.len() != 64 || !req.argv_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Denial::bad_request("argv_sha256 must be 64 hex digits"));
+    }
+    let now = now_unix();
+    let keys = state.verifying_keys()?;
+    let expect = Expectations {
+        now: i64::try_from(now).map_err(Denial::internal)?,
+        audience: req.audience.as_deref(),
+        scope: Some(&req.scope),
+        leeway_secs: 0,
+    };
+    let claims = verify(&req.token, &keys, &expect).map_err(|e| Denial::new(e.code(), format!("token: {e}")))?;
+    let cti = hex::encode(&claims.cti);
+    *host = Some(claims.sub.clone());
+    let id = hex::encode(state.random::<16>()?);
+    let caller_name = caller.0.name.clone();
+    let caller_id = caller.0.id.clone();
+    let is_attester = caller.0.role == Role::Attester;
+    let scope = req.scope.clone();
+    let argv = req.argv_sha256.to_ascii_lowercase();
+    let c2 = cti.clone();
+    let outcome = blocking(state, move |s| {
+        let Some(record) = s.token(&c2)? else {
+            return Ok(Err(Denial::new(
+                DenialCode::SignatureInvalid,
+                format!("token {c2} was not issued by this service"),
+            )));
+        };
+        if let Some(r) = why_revoked(s, &record)? {
+            return Ok(Err(Denial::new(DenialCode::Revoked, r.detail())
+                .with_diagnostics(json!({ "via": r.via, "seq": r.revocation.seq, "reason": r.revocation.reason }))));
+        }
+        // An attester credential runs commands on its own host only.
+        if is_attester && s.principal_host(&caller_id)?.as_deref() != Some(record.host_id.as_str()) {
+            return Ok(Err(Denial::new(
+                DenialCode::RuntimeIdentityMismatch,
+                format!("token {c2} is bound to host {}, not to this credential's host", record.host_id),
+            )));
+        }
+        let exec = ExecutionRecord {
+            id: id.clone(),
+            cti: c2.clone(),
+            host_id: record.host_id.clone(),
+            gateway: caller_name.clone(),
+            scope: scope.clone(),
+            argv_sha256: argv.clone(),
+            started_at: now,
+            start_audit_index: 0,
+            end: None,
+        };
+        let entry = AuditEntry::new("exec.start", format!("execution {id} under scope {scope}"))
+            .by(&caller_name)
+            .host(&record.host_id)
+            .cti(&c2)
+            .diagnostics(json!({ "execution_id": id, "argv_sha256": argv, "single_use": record.single_use }));
+        Ok(match s.start_execution(&exec, record.single_use, &entry)? {
+            ExecStart::Started(e) => Ok(e),
+            ExecStart::Replayed { consumed_at } => Err(Denial::new(
+                DenialCode::TokenReplayed,
+                format!("single-use token {c2} was already used at {consumed_at}"),
+            )),
+            ExecStart::UnknownToken => Err(Denial::internal(format!("token {c2} vanished"))),
+        })
+    })
+    .await??;
+    tracing::info!(cti = %cti, execution = %outcome.id, gateway = %outcome.gateway, "execution allowed");
+    Ok(ExecStartResponse { execution_id: outcome.id, cti, audit_index: outcome.start_audit_index })
+}
+
+pub async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((cti, id)): Path<(String, String)>,
+    Body(req): Body<ExecEndRequest>,
+) -> Result<Json<ExecutionRecord>, Denial> {
+    caller.require(&[Role::Gateway, Role::Attester])?;
+    let name = caller.0.name.clone();
+    let end = ExecutionEnd {
+        time: now_unix(),
+        exit_code: req.exit_code,
+        signal: req.signal,
+        duration_ms: req.duration_ms,
+        audit_index: 0,
+    };
+    let record = blocking(&state, move |s| {
+        let started = s.executions(&cti)?.into_iter().find(|e| e.id == id);
+        let Some(started) = started else { return Ok(Err(Denial::not_found(format!("no execution {cti}/{id}")))) };
+        if started.gateway != name {
+            return Ok(Err(Denial::new(DenialCode::AuthorizationMissing, "only the gateway that started it may end it")));
+        }
+        let outcome = match (end.exit_code, end.signal) {
+            (Some(c), _) => format!("exit {c}"),
+            (None, Some(sig)) => format!("signal {sig}"),
+            (None, None) => "unknown status".to_owned(),
+        };
+        let entry = AuditEntry::new("exec.end", format!("execution {id}: {outcome} after {} ms", end.duration_ms))
+            .by(&name)
+            .host(&started.host_id)
+            .cti(&cti)
+            .diagnostics(json!({ "execution_id": id, "exit_code": end.exit_code, "signal": end.signal, "duration_ms": end.duration_ms }));
+        Ok(s.end_execution(&cti, &id, &end, &entry)?.ok_or_else(|| Denial::not_found("no such execution")))
+    })
+    .await??;
+    Ok(Json(record))
+}
