@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # runtrust's main job in one command, on a simulated TPM:
 #   a service on the embedded store, a host enrolled with its TPM, a policy captured from that golden host,
-#   an execution token, then a PCR change and the precise denial that follows.
+#   an execution token, a command run through the gated `exec`, the same command refused after the token
+#   is revoked, then a PCR change and the precise denial that follows, and the audit log verified.
 # It installs what it needs, and leaves nothing running.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,6 +64,25 @@ run "$R" token request --scope deploy/web --audience gateway.example --ttl 5m --
 run "$R" token inspect "$WORK/token.cose"
 run "$R" token verify "$WORK/token.cose" --audience gateway.example --scope deploy/web
 
+bold "governed execution: runtrust exec re-proves the binding with a fresh quote, checks online, then runs"
+run "$R" exec --token "$WORK/token.cose" --scope deploy/web --audience gateway.example -- \
+    sh -c 'echo "hello from a command runtrust allowed"; touch "$0"' "$WORK/ran-1"
+[[ -e "$WORK/ran-1" ]] || { echo "quickstart: the allowed command did not run" >&2; exit 1; }
+
+bold "the token is revoked: the same command is refused (exit 125) and never starts"
+CTI="$("$R" --json token inspect "$WORK/token.cose" | sed -n 's/^ *"cti": "\([0-9a-f]*\)".*/\1/p')"
+run "$R" --credential "$ADMIN" revoke token "$CTI" --reason "quickstart: demonstrating revocation"
+set +e
+"$R" exec --token "$WORK/token.cose" --scope deploy/web --audience gateway.example -- touch "$WORK/ran-2"
+rc=$?
+set -e
+echo "exit code $rc"
+if [[ $rc -ne 125 || -e "$WORK/ran-2" ]]; then
+    echo "quickstart: expected exec to be refused (exit 125) without running the command" >&2
+    exit 1
+fi
+run "$R" --credential "$ADMIN" lineage "$CTI"
+
 bold "the platform changes: PCR 16 is extended, and the next request is refused"
 run "$R" tpm extend --pcr 16 --data "quickstart: something unexpected"
 set +e
@@ -75,6 +95,8 @@ if [[ $rc -ne 3 || -e "$WORK/token2.cose" ]]; then
     exit 1
 fi
 
-bold "the audit log"
-"$R" --credential "$ADMIN" audit tail -n 5
+bold "the audit log: the last entries, a signed checkpoint, and the whole Merkle tree recomputed and verified"
+"$R" --credential "$ADMIN" audit tail -n 8
+run "$R" --credential "$ADMIN" audit checkpoint --out "$WORK/checkpoint.txt"
+run "$R" --credential "$ADMIN" audit verify --checkpoint "$WORK/checkpoint.txt"
 bold "done: everything this script started is stopped and its files removed"

@@ -141,14 +141,7 @@ fn tail(g: &GlobalOpts, n: usize, all: bool) -> CliResult {
         if g.json {
             println!("{}", export_line(e, *index));
         } else {
-            println!(
-                "{:>6} {} {:<16} {:<26} {}",
-                index,
-                e.time,
-                e.event,
-                e.code.as_deref().unwrap_or("allow"),
-                e.detail
-            );
+            println!("{:>6} {} {:<16} {:<26} {}", index, e.time, e.event, e.code.as_deref().unwrap_or("-"), e.detail);
         }
     }
     Ok(())

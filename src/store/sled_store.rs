@@ -540,7 +540,7 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Role;
+    use crate::store::{RevocationKind, Role};
     use runtrust_attestation::ClockInfo;
 
     fn host(id: &str, ak: &str) -> HostRecord {
@@ -643,12 +643,14 @@ mod tests {
             cti: None,
             diagnostics: serde_json::Value::Null,
         };
-        assert_eq!(s.append_audit(&e).unwrap(), 0);
-        assert_eq!(s.append_audit(&e).unwrap(), 1);
+        // The two challenges above are entries 0 and 1 (put_challenge audits them).
+        assert_eq!(s.append_audit(&e).unwrap(), 2);
+        assert_eq!(s.append_audit(&e).unwrap(), 3);
         drop(s);
         let s = SledStore::open(d.path()).unwrap();
-        assert_eq!(s.append_audit(&e).unwrap(), 2);
-        assert_eq!(s.audit(1, 10).unwrap().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(s.append_audit(&e).unwrap(), 4);
+        assert_eq!(s.audit(3, 10).unwrap().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(s.audit_len().unwrap(), 5);
         assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Replayed, "after reopen too");
     }
 
@@ -668,5 +670,88 @@ mod tests {
         s.put_enrollment(&e).unwrap();
         assert_eq!(s.take_enrollment("e1").unwrap(), Some(e));
         assert_eq!(s.take_enrollment("e1").unwrap(), None);
+    }
+
+    fn token(cti: &str, parent: Option<&str>) -> TokenRecord {
+        TokenRecord {
+            cti: cti.into(),
+            host_id: "h".into(),
+            initiator: "p".into(),
+            scope: "s".into(),
+            audience: "a".into(),
+            policy_id: "web".into(),
+            policy_hash: "ph".into(),
+            parent_cti: parent.map(Into::into),
+            delegation_depth: u32::from(parent.is_some()),
+            single_use: true,
+            issued_at: 1,
+            expires_at: 100,
+            audit_index: 0,
+            consumed_at: None,
+        }
+    }
+
+    fn attested() -> AttestedState {
+        AttestedState { pcr_selection: "sha256:0".into(), pcr_digest: "00".into(), policy_hash: "ph".into(), time: 1 }
+    }
+
+    #[test]
+    fn children_revocations_and_single_use_executions() {
+        let d = tempfile::tempdir().unwrap();
+        let s = SledStore::open(d.path()).unwrap();
+        let clock = ClockInfo::default();
+        s.record_issuance(&token("t1", None), &entry(), "h", &clock, &attested()).unwrap();
+        s.record_issuance(&token("t2", Some("t1")), &entry(), "h", &clock, &attested()).unwrap();
+        assert_eq!(s.children("t1").unwrap(), vec!["t2".to_owned()]);
+        assert!(s.children("t2").unwrap().is_empty());
+
+        let exec = |id: &str| ExecutionRecord {
+            id: id.into(),
+            cti: "t2".into(),
+            host_id: "h".into(),
+            gateway: "g".into(),
+            scope: "s".into(),
+            argv_sha256: "00".into(),
+            started_at: 5,
+            start_audit_index: 0,
+            end: None,
+        };
+        let ExecStart::Started(first) = s.start_execution(&exec("e1"), true, &entry()).unwrap() else {
+            panic!("first use must start")
+        };
+        assert_eq!(s.start_execution(&exec("e2"), true, &entry()).unwrap(), ExecStart::Replayed { consumed_at: 5 });
+        let before = s.audit_len().unwrap();
+        assert!(matches!(s.start_execution(&exec("e3"), false, &entry()).unwrap(), ExecStart::Started(_)));
+        assert_eq!(s.audit_len().unwrap(), before + 1, "the start is audited in the same step");
+        let unknown = ExecutionRecord { cti: "zz".into(), ..exec("e4") };
+        assert_eq!(s.start_execution(&unknown, false, &entry()).unwrap(), ExecStart::UnknownToken);
+        let end = ExecutionEnd { time: 6, exit_code: Some(0), signal: None, duration_ms: 1, audit_index: 0 };
+        let ended = s.end_execution("t2", "e1", &end, &entry()).unwrap().unwrap();
+        assert_eq!(ended.end.as_ref().map(|e| e.exit_code), Some(Some(0)));
+        assert!(matches!(s.end_execution("t2", "e1", &end, &entry()), Err(StoreError::Conflict(_))), "ends once");
+        assert_eq!(s.executions("t2").unwrap().len(), 2);
+        assert_eq!(s.executions("t2").unwrap()[0].id, first.id);
+
+        let r = Revocation {
+            seq: 9,
+            kind: RevocationKind::Token,
+            target: "t1".into(),
+            policy_hash: None,
+            reason: "r".into(),
+            time: 7,
+            by: "admin".into(),
+            tokens: vec!["t2".into()],
+            audit_index: 0,
+        };
+        let stored = s.revoke(&r, &entry()).unwrap();
+        assert_eq!(stored.seq, 0, "the store assigns the sequence");
+        assert!(s.revoked("token:t2").unwrap().is_some(), "the cascade is marked");
+        assert!(s.revoked("token:t3").unwrap().is_none());
+        drop(s);
+        let s = SledStore::open(d.path()).unwrap();
+        assert_eq!(s.revocations(0, 10).unwrap(), vec![stored.clone()], "durable across reopen");
+        assert_eq!(s.revoke(&r, &entry()).unwrap().seq, 1);
+        assert_eq!(s.revocations(1, 10).unwrap().len(), 1);
+        assert_eq!(s.void_challenges().unwrap(), 0);
     }
 }

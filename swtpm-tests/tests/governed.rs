@@ -267,6 +267,17 @@ fn single_use_token_runs_once() {
     fx.assert_exec_denied(r2, "token_replayed");
     assert_eq!(ran(&marker), 1);
     assert!(fx.svc.audit().iter().any(|e| e["event"] == "exec.deny" && e["code"] == "token_replayed"));
+
+    // Revoking the policy: its tokens stop, and nothing more is issued under that version…
+    let unused = fx.token(&fx.a, "unused", "deploy/web/*", &[]);
+    let r = fx.admin(&["revoke", "policy", "web", "--reason", "superseded"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    fx.assert_exec_denied(fx.exec(&fx.a, &unused, "deploy/web/api", "gw-1", "policy-revoked"), "revoked");
+    let (r, out) = fx.request(&fx.a, "after", "deploy/web/*", &[]);
+    assert!(r.code == 3 && r.stderr.contains("revoked") && !out.exists(), "{r:?}");
+    // …until a changed policy (a new hash) is applied.
+    fx.apply_policy("single_use = true\nmax_delegation_depth = 0\n");
+    fx.token(&fx.a, "again", "deploy/web/*", &[]);
 }
 
 #[test]
