@@ -4,6 +4,7 @@ mod admin_cmd;
 mod args;
 mod audit_cmd;
 mod enroll_cmd;
+mod eventlog_cmd;
 mod keys_cmd;
 mod policy_cmd;
 mod quote_cmd;
@@ -131,6 +132,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// TCG event logs (measured boot), offline: show, replay.
+    #[command(subcommand)]
+    Eventlog(eventlog_cmd::EventlogCommand),
 }
 
 /// How a command failed, which decides the exit code.
@@ -233,6 +237,7 @@ pub fn main() -> ExitCode {
         Command::Token(c) => token_cmd::run(c, g),
         Command::Keys(c) => keys_cmd::run(c, g),
         Command::Audit(c) => audit_cmd::run(c, g),
+        Command::Eventlog(c) => eventlog_cmd::run(c, g),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

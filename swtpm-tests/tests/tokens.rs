@@ -121,6 +121,7 @@ impl Fixture {
             ak_name: hex::encode(t.ak_public().unwrap().name()),
             quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
             parent: None,
+            event_log: None,
         }
     }
 }
