@@ -122,7 +122,8 @@ fn eventlog_file(name: &str) -> String {
     format!("{}/../shared/testdata/eventlogs/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-const EVENTLOGS: [&str; 5] = ["arch-linux-workstation", "cos-85-amd-sev", "glinux-alex", "rhel8-uefi", "ubuntu-2104-no-dbx"];
+const EVENTLOGS: [&str; 5] =
+    ["arch-linux-workstation", "cos-85-amd-sev", "glinux-alex", "rhel8-uefi", "ubuntu-2104-no-dbx"];
 
 #[test]
 fn eventlog_replay_json_is_the_real_pcr_values() {

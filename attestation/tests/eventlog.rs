@@ -536,7 +536,8 @@ fn legacy_log_truncation_at_every_offset() {
     ]
     .concat();
     let ends = [32 + 2, 32 + 2 + 32 + 4, bytes.len()];
-    let fields = ["TCG_PCR_EVENT.pcrIndex", "TCG_PCR_EVENT.eventType", "TCG_PCR_EVENT.digest", "TCG_PCR_EVENT.eventSize"];
+    let fields =
+        ["TCG_PCR_EVENT.pcrIndex", "TCG_PCR_EVENT.eventType", "TCG_PCR_EVENT.digest", "TCG_PCR_EVENT.eventSize"];
     for len in 1..bytes.len() {
         match eventlog::parse(&bytes[..len]) {
             Ok(log) => assert!(ends.contains(&len) && log.spec.is_none(), "parsed although cut at {len}"),

@@ -34,17 +34,34 @@ fn sha256_only(values: &PcrValues, pcrs: &[u8]) -> PcrValues {
     out
 }
 
+/// (log, SecureBoot, boot application sha256 prefixes, db entries, dbx entries, kernel command line start)
+type Case = (&'static str, Option<bool>, &'static [&'static str], usize, usize, Option<&'static str>);
+
 const ALL: [u8; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 
 #[test]
 fn real_logs_facts() {
     // (log, SecureBoot, boot application sha256 prefixes, db entries, dbx entries, kernel command line start)
-    let cases: [(&str, Option<bool>, &[&str], usize, usize, Option<&str>); 5] = [
+    let cases: [Case; 5] = [
         ("arch-linux-workstation", Some(false), &["d51e9d20", "7b50cf89"], 12, 77, None),
         ("cos-85-amd-sev", Some(true), &["dba8d69f", "f7bad83f", "6f6afb3c"], 1, 4, Some("/syslinux/vmlinuz.A init=")),
         ("glinux-alex", Some(false), &["0e83d576"], 4, 77, None),
-        ("rhel8-uefi", Some(true), &["40d6cae0", "e8a268c4", "e4c0382f"], 2, 186, Some("(hd0,gpt2)/boot/vmlinuz-4.18.0")),
-        ("ubuntu-2104-no-dbx", Some(false), &["d99c93fc", "b0a836fe"], 2, 0, Some("/boot/vmlinuz-5.11.0-1008-gcp root=")),
+        (
+            "rhel8-uefi",
+            Some(true),
+            &["40d6cae0", "e8a268c4", "e4c0382f"],
+            2,
+            186,
+            Some("(hd0,gpt2)/boot/vmlinuz-4.18.0"),
+        ),
+        (
+            "ubuntu-2104-no-dbx",
+            Some(false),
+            &["d99c93fc", "b0a836fe"],
+            2,
+            0,
+            Some("/boot/vmlinuz-5.11.0-1008-gcp root="),
+        ),
     ];
     for (name, secure_boot, apps, db, dbx, cmdline) in cases {
         let log = log(name);
@@ -80,7 +97,10 @@ fn real_logs_facts() {
     assert!(rhel.db.entry_ids().iter().any(|id| hex::encode(id) == msft));
     // A dbx EFI_CERT_SHA256 entry is the image hash itself.
     let arch = eventlog::unverified_facts(&log("arch-linux-workstation")).unwrap();
-    assert_eq!(hex::encode(&arch.dbx.entry_ids()[0]), "80b4d96931bf0d02fd91a61e19d14f1da452e66db2408ca8604d411f92659f0a");
+    assert_eq!(
+        hex::encode(&arch.dbx.entry_ids()[0]),
+        "80b4d96931bf0d02fd91a61e19d14f1da452e66db2408ca8604d411f92659f0a"
+    );
     assert!(arch.dbx.lists.iter().all(|l| l.signature_type == EFI_CERT_SHA256_GUID));
     assert_eq!(arch.dbx.lists[0].signatures[0].data.len(), 32);
 }
@@ -116,7 +136,9 @@ fn built(secure_boot: bool, debug: bool) -> LogBuilder {
     if debug {
         b.debug_mode();
     }
-    b.separators(0..8).boot_app(b"shim image", "\\EFI\\BOOT\\BOOTX64.EFI").boot_app(b"grub image", "\\EFI\\x\\grubx64.efi");
+    b.separators(0..8)
+        .boot_app(b"shim image", "\\EFI\\BOOT\\BOOTX64.EFI")
+        .boot_app(b"grub image", "\\EFI\\x\\grubx64.efi");
     b.kernel_cmdline("/vmlinuz root=/dev/sda1 ro quiet");
     b
 }
@@ -216,10 +238,9 @@ fn variable_log(data: &[u8]) -> EventLog {
 #[test]
 fn variable_data_truncated_at_every_offset() {
     let (_, _, db, _) = sb_db();
-    for (guid, name, value) in [
-        (EFI_IMAGE_SECURITY_DATABASE_GUID, "db", db.clone()),
-        (EFI_GLOBAL_VARIABLE, "SecureBoot", vec![1]),
-    ] {
+    for (guid, name, value) in
+        [(EFI_IMAGE_SECURITY_DATABASE_GUID, "db", db.clone()), (EFI_GLOBAL_VARIABLE, "SecureBoot", vec![1])]
+    {
         let full = variable_data(guid, name, &value);
         eventlog::unverified_facts(&variable_log(&full)).unwrap();
         for len in 0..full.len() {

@@ -45,7 +45,8 @@ pub fn run(cmd: EventlogCommand, g: &GlobalOpts) -> CliResult {
                             .digests
                             .iter()
                             .map(|d| {
-                                let name = d.hash().map_or_else(|| format!("{:#06x}", d.alg_id), |h| h.name().to_owned());
+                                let name =
+                                    d.hash().map_or_else(|| format!("{:#06x}", d.alg_id), |h| h.name().to_owned());
                                 (name, hex::encode(&d.digest))
                             })
                             .collect();
@@ -98,9 +99,7 @@ pub fn run(cmd: EventlogCommand, g: &GlobalOpts) -> CliResult {
 }
 
 fn facts_json(f: &MeasuredBootFacts) -> Value {
-    let ids = |db: &runtrust_attestation::eventlog::facts::SignatureDb| {
-        json!({ "measured": db.measured, "entries": db.entry_ids().iter().map(hex::encode).collect::<Vec<_>>() })
-    };
+    let ids = |db: &runtrust_attestation::eventlog::facts::SignatureDb| json!({ "measured": db.measured, "entries": db.entry_ids().iter().map(hex::encode).collect::<Vec<_>>() });
     json!({
         "secure_boot": f.secure_boot,
         "pk": ids(&f.pk), "kek": ids(&f.kek), "db": ids(&f.db), "dbx": ids(&f.dbx),

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use runtrust_attestation::eventlog::facts::{KERNEL_CMDLINE_PCR, FIRMWARE_PCRS};
+use runtrust_attestation::eventlog::facts::{FIRMWARE_PCRS, KERNEL_CMDLINE_PCR};
 use runtrust_attestation::eventlog::MeasuredBootFacts;
 use runtrust_attestation::{DenialCode, HashAlg};
 use serde::Serialize;
@@ -137,7 +137,8 @@ impl MeasuredBoot {
             fail("require_secure_boot", "SecureBoot = 1 measured in PCR 7".into(), actual.into());
         }
         let app_name = |a: &runtrust_attestation::eventlog::facts::BootApp| {
-            let digest = a.digest(MEASURED_BOOT_BANK).map_or_else(|| format!("no {MEASURED_BOOT_BANK} digest"), digest_id);
+            let digest =
+                a.digest(MEASURED_BOOT_BANK).map_or_else(|| format!("no {MEASURED_BOOT_BANK} digest"), digest_id);
             match &a.path {
                 Some(p) => format!("{digest} (event {}, {p})", a.index),
                 None => format!("{digest} (event {})", a.index),
@@ -151,7 +152,10 @@ impl MeasuredBoot {
             }
         }
         for app in &facts.boot_apps {
-            if app.digest(MEASURED_BOOT_BANK).is_some_and(|d| self.forbidden_boot_apps.iter().any(|f| f.as_slice() == d)) {
+            if app
+                .digest(MEASURED_BOOT_BANK)
+                .is_some_and(|d| self.forbidden_boot_apps.iter().any(|f| f.as_slice() == d))
+            {
                 fail("forbidden_boot_apps", "no forbidden boot application".into(), app_name(app));
             }
         }
@@ -230,8 +234,7 @@ fn write_section(out: &mut String, facts: &MeasuredBootFacts) -> fmt::Result {
         writeln!(out, "# Kernel command lines GRUB measured (PCR 8); `*` matches anything.")?;
         let mut cmdlines: Vec<String> = facts.kernel_cmdlines.iter().map(|c| c.text.clone()).collect();
         cmdlines.dedup();
-        let quoted: Vec<String> =
-            cmdlines.iter().map(|c| toml::Value::String(c.clone()).to_string()).collect();
+        let quoted: Vec<String> = cmdlines.iter().map(|c| toml::Value::String(c.clone()).to_string()).collect();
         // A `*` in a real command line would be a wildcard: such lines are left for review, commented.
         if cmdlines.iter().any(|c| c.contains('*')) {
             writeln!(out, "# kernel_cmdline_allow = [{}]", quoted.join(", "))?;

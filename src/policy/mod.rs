@@ -21,13 +21,13 @@ pub use capture::capture;
 pub use check::{PcrDiagnostic, PcrMismatch};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Location, PolicyError, Position};
-pub use measured_boot::{
-    capture_section as capture_measured_boot, glob_match, MeasuredBoot, RuleFailure, RuleFailures,
-    MAX_PATTERN_CHARS, MEASURED_BOOT_BANK,
-};
 pub use format::{
     valid_tag, DEFAULT_DEFAULT_TTL_SECS, DEFAULT_MAX_TTL_SECS, MAX_DELEGATION_DEPTH, MAX_DESCRIPTION_CHARS, MAX_GRANTS,
     MAX_LIST_LEN, MAX_POLICY_BYTES, MAX_TTL_SECS, MAX_VALUES_PER_PCR,
+};
+pub use measured_boot::{
+    capture_section as capture_measured_boot, glob_match, MeasuredBoot, RuleFailure, RuleFailures, MAX_PATTERN_CHARS,
+    MEASURED_BOOT_BANK,
 };
 
 /// The order banks are selected, checked and written in: sha256 first, SHA-1 last.

@@ -54,8 +54,18 @@ impl Fixture {
         eventlog::boot(&tpm, &firmware(secure_boot), &log);
         let policy = dir.path().join("policy.toml");
         let args = [
-            "policy", "capture", "--id", "mb", "--tag", "env=test", "--scope", "deploy/web/*", "--event-log",
-            log.to_str().unwrap(), "--out", policy.to_str().unwrap(),
+            "policy",
+            "capture",
+            "--id",
+            "mb",
+            "--tag",
+            "env=test",
+            "--scope",
+            "deploy/web/*",
+            "--event-log",
+            log.to_str().unwrap(),
+            "--out",
+            policy.to_str().unwrap(),
         ];
         let r = svc.client(Some(&tpm), Some(&cred), &args);
         assert_eq!(r.code, 0, "capture: {r:?}");
@@ -68,8 +78,17 @@ impl Fixture {
 
     fn request(&self, out: &Path, log: &Path) -> Run {
         let args = [
-            "--json", "token", "request", "--scope", "deploy/web/api", "--audience", "gw-1", "--out",
-            out.to_str().unwrap(), "--event-log", log.to_str().unwrap(),
+            "--json",
+            "token",
+            "request",
+            "--scope",
+            "deploy/web/api",
+            "--audience",
+            "gw-1",
+            "--out",
+            out.to_str().unwrap(),
+            "--event-log",
+            log.to_str().unwrap(),
         ];
         self.svc.client(Some(&self.tpm), Some(&self.cred), &args)
     }

@@ -5,7 +5,9 @@
 use crate::tpm2::HashAlg;
 
 use super::event_type::*;
-use super::facts::{Guid, EFI_CERT_SHA256_GUID, EFI_GLOBAL_VARIABLE, EFI_IMAGE_SECURITY_DATABASE_GUID, UEFI_DEBUG_MODE};
+use super::facts::{
+    Guid, EFI_CERT_SHA256_GUID, EFI_GLOBAL_VARIABLE, EFI_IMAGE_SECURITY_DATABASE_GUID, UEFI_DEBUG_MODE,
+};
 
 /// One PCR extension a log records: PCR index and the digest in each bank.
 #[derive(Clone, Debug, PartialEq, Eq)]

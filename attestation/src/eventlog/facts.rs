@@ -55,7 +55,8 @@ impl std::fmt::Display for Guid {
 }
 
 /// EFI_GLOBAL_VARIABLE (UEFI 2.9 §3.3): SecureBoot, PK, KEK.
-pub const EFI_GLOBAL_VARIABLE: Guid = Guid::new(0x8BE4_DF61, 0x93CA, 0x11D2, [0xAA, 0x0D, 0x00, 0xE0, 0x98, 0x03, 0x2B, 0x8C]);
+pub const EFI_GLOBAL_VARIABLE: Guid =
+    Guid::new(0x8BE4_DF61, 0x93CA, 0x11D2, [0xAA, 0x0D, 0x00, 0xE0, 0x98, 0x03, 0x2B, 0x8C]);
 /// EFI_IMAGE_SECURITY_DATABASE_GUID (UEFI 2.9 §32.6.1): db, dbx.
 pub const EFI_IMAGE_SECURITY_DATABASE_GUID: Guid =
     Guid::new(0xD719_B2CB, 0x3D3A, 0x4596, [0xA3, 0xBC, 0xDA, 0xD0, 0x0E, 0x67, 0x65, 0x6F]);
@@ -279,7 +280,8 @@ fn extract(log: &EventLog, pcrs: &BTreeSet<u8>, banks: &[HashAlg]) -> Result<Mea
         }
         if pcr == 4 && !data_bound {
             let digests = banks.iter().filter_map(|&b| Some((b, event.digest(b)?.to_vec()))).collect();
-            let path = if event.event_type == EV_EFI_BOOT_SERVICES_APPLICATION { image_path(&event.data) } else { None };
+            let path =
+                if event.event_type == EV_EFI_BOOT_SERVICES_APPLICATION { image_path(&event.data) } else { None };
             facts.boot_apps.push(BootApp { index: event.index, event_type: event.event_type, digests, path });
         }
     }
@@ -301,7 +303,12 @@ impl<'a> DataReader<'a> {
     fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], FactsError> {
         let rest = self.data.get(self.pos..).unwrap_or_default();
         if rest.len() < len {
-            return Err(FactsError::Truncated { index: self.event.index, offset: self.event.offset, field, at: self.pos });
+            return Err(FactsError::Truncated {
+                index: self.event.index,
+                offset: self.event.offset,
+                field,
+                at: self.pos,
+            });
         }
         self.pos += len;
         Ok(&rest[..len])
@@ -356,7 +363,8 @@ pub fn variable_data(event: &Event) -> Result<VariableData<'_>, FactsError> {
     let name_at = r.pos;
     let name = r.take(name_bytes, "UEFI_VARIABLE_DATA.UnicodeName")?;
     let units: Vec<u16> = name.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-    let name = String::from_utf16(&units).map_err(|_| r.invalid("UEFI_VARIABLE_DATA.UnicodeName", name_at, "not UTF-16"))?;
+    let name =
+        String::from_utf16(&units).map_err(|_| r.invalid("UEFI_VARIABLE_DATA.UnicodeName", name_at, "not UTF-16"))?;
     let data = r.take(data_len, "UEFI_VARIABLE_DATA.VariableData")?;
     if r.pos != event.data.len() {
         return Err(r.invalid("UEFI_VARIABLE_DATA", r.pos, "trailing bytes after VariableData"));
@@ -490,8 +498,11 @@ pub fn image_path(data: &[u8]) -> Option<String> {
             break;
         }
         if node_type == 4 && subtype == 4 {
-            let units: Vec<u16> =
-                path[4..node_len].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+            let units: Vec<u16> = path[4..node_len]
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&u| u != 0)
+                .collect();
             let part = String::from_utf16_lossy(&units);
             if !out.is_empty() && !out.ends_with('\\') && !part.starts_with('\\') {
                 out.push('\\');

@@ -24,8 +24,8 @@ mod reader;
 mod replay;
 
 pub use digest::{DataDigestError, DIGEST_IS_HASH_OF_DATA};
-pub use parse::{parse, EventLogError, MAX_ALGORITHMS, MAX_EVENTS, MAX_EVENT_DATA};
 pub use facts::{unverified_facts, FactsError, MeasuredBootFacts, VerifiedLog, VerifyError};
+pub use parse::{parse, EventLogError, MAX_ALGORITHMS, MAX_EVENTS, MAX_EVENT_DATA};
 pub use replay::{MismatchKind, PcrMismatch, ReplayMismatch, Replayed};
 
 use crate::tpm2::HashAlg;

@@ -11,7 +11,12 @@ use super::super::Denial;
 use crate::policy::{MeasuredBoot, MEASURED_BOOT_BANK};
 
 /// Checks `event_log` against the verified quote's `quoted` PCR values and `rules`.
-pub fn check(policy_id: &str, rules: &MeasuredBoot, event_log: Option<&[u8]>, quoted: &PcrValues) -> Result<(), Denial> {
+pub fn check(
+    policy_id: &str,
+    rules: &MeasuredBoot,
+    event_log: Option<&[u8]>,
+    quoted: &PcrValues,
+) -> Result<(), Denial> {
     let mismatch = |detail: String| Denial::new(DenialCode::EventLogMismatch, detail);
     let Some(bytes) = event_log else {
         return Err(mismatch(format!("policy {policy_id} requires the event log, and the request has none"))
