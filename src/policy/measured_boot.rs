@@ -250,6 +250,69 @@ fn write_section(out: &mut String, facts: &MeasuredBootFacts) -> fmt::Result {
 mod tests {
     use super::*;
 
+    use runtrust_attestation::eventlog::{self, builder::LogBuilder};
+
+    fn facts(debug: bool) -> MeasuredBootFacts {
+        let mut b = LogBuilder::new(&[HashAlg::Sha256]);
+        b.secure_boot(false).variable(
+            runtrust_attestation::eventlog::facts::EFI_IMAGE_SECURITY_DATABASE_GUID,
+            "dbx",
+            &eventlog::builder::sha256_list(runtrust_attestation::eventlog::facts::Guid([0; 16]), &[[0xDB; 32]]),
+        );
+        if debug {
+            b.debug_mode();
+        }
+        b.separators(0..8).boot_app(b"shim", "\\EFI\\shim.efi").kernel_cmdline("/vmlinuz ro init=/bin/sh");
+        let log = eventlog::parse(b.bytes()).unwrap();
+        log.verify(&log.replay().pcrs).unwrap().facts().unwrap()
+    }
+
+    #[test]
+    fn every_failed_rule_is_reported() {
+        let shim = HashAlg::Sha256.digest(b"shim");
+        let pass = MeasuredBoot {
+            allowed_boot_apps: Some(vec![shim.clone()]),
+            required_dbx: vec![vec![0xDB; 32]],
+            forbidden_dbx: vec![vec![0xAA; 32]],
+            kernel_cmdline_allow: vec!["/vmlinuz *".into()],
+            kernel_cmdline_forbid: vec!["*init=/bin/bash*".into()],
+            ..MeasuredBoot::default()
+        };
+        pass.check(&facts(false)).unwrap();
+        let fail = MeasuredBoot {
+            require_secure_boot: true,
+            allowed_boot_apps: Some(vec![vec![1; 32]]),
+            forbidden_boot_apps: vec![shim],
+            required_dbx: vec![vec![0xAA; 32]],
+            forbidden_dbx: vec![vec![0xDB; 32]],
+            kernel_cmdline_allow: vec!["/vmlinuz ro".into()],
+            kernel_cmdline_forbid: vec!["*init=*".into()],
+            forbid_debug_mode: true,
+        };
+        let err = fail.check(&facts(true)).unwrap_err();
+        let rules: Vec<&str> = err.failures.iter().map(|f| f.rule).collect();
+        assert_eq!(
+            rules,
+            [
+                "require_secure_boot",
+                "allowed_boot_apps",
+                "forbidden_boot_apps",
+                "required_dbx",
+                "forbidden_dbx",
+                "kernel_cmdline_allow",
+                "kernel_cmdline_forbid",
+                "forbid_debug_mode"
+            ]
+        );
+        assert_eq!(err.code(), DenialCode::PolicyMismatch);
+        assert!(err.to_string().starts_with("measured_boot.require_secure_boot: expected SecureBoot = 1"), "{err}");
+        assert!(err.failures[1].actual.contains("\\EFI\\shim.efi"), "{err}");
+        // No command line at all fails an allow rule.
+        let mut no_cmdline = facts(false);
+        no_cmdline.kernel_cmdlines.clear();
+        assert_eq!(pass.check(&no_cmdline).unwrap_err().failures[0].rule, "kernel_cmdline_allow");
+    }
+
     #[test]
     fn glob() {
         assert!(glob_match("*", ""));
