@@ -296,6 +296,7 @@ fn bench_pipeline(c: &mut Criterion) {
         quote: QuoteEvidence { attest, signature: vector("signature"), pcrs },
         parent: None,
         for_host: None,
+        event_log: None,
     };
     let caller = Caller(principal);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");

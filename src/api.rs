@@ -191,7 +191,13 @@ pub struct ChallengeResponse {
     /// tpm2-tools style selection the quote must cover exactly.
     pub pcr_selection: String,
     pub host_id: String,
+    /// Whether the token request must carry the host's TCG event log (a policy has `[measured_boot]`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub event_log: bool,
 }
+
+/// Largest TCG event log a token request may carry (real pre-OS logs are tens of KiB).
+pub const MAX_EVENT_LOG_BYTES: usize = 1 << 20;
 
 /// `POST /v1/tokens`: the execution request with its evidence (DESIGN §2 stage 1).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -213,6 +219,10 @@ pub struct TokenRequest {
     /// Delegate the parent to this other enrolled host (where the policy allows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_host: Option<String>,
+    /// The host's TCG event log (`binary_bios_measurements`), when the challenge asked for it; at most
+    /// MAX_EVENT_LOG_BYTES.
+    #[serde(default, with = "b64::opt", skip_serializing_if = "Option::is_none")]
+    pub event_log: Option<Vec<u8>>,
 }
 
 /// An issued execution token.

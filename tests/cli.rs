@@ -117,3 +117,59 @@ fn denials_exit_3_with_the_code_on_stderr() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("/nonexistent"), "{err}");
 }
+
+fn eventlog_file(name: &str) -> String {
+    format!("{}/../shared/testdata/eventlogs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+const EVENTLOGS: [&str; 5] =
+    ["arch-linux-workstation", "cos-85-amd-sev", "glinux-alex", "rhel8-uefi", "ubuntu-2104-no-dbx"];
+
+#[test]
+fn eventlog_replay_json_is_the_real_pcr_values() {
+    for name in EVENTLOGS {
+        let (code, out, err) = runtrust(&["eventlog", "replay", "--json", &eventlog_file(&format!("{name}.bin"))]);
+        assert_eq!(code, 0, "{name}: {err}");
+        let replayed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let truth: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(eventlog_file(&format!("{name}.json"))).unwrap()).unwrap();
+        // Exactly the PCRs the machine's TPM held, in every bank the JSON lists (and no other PCR).
+        for (bank, pcrs) in truth["banks"].as_object().unwrap() {
+            assert_eq!(&replayed[bank], pcrs, "{name} {bank}");
+        }
+    }
+    let (code, out, _) = runtrust(&["eventlog", "replay", &eventlog_file("glinux-alex.bin")]);
+    assert_eq!(code, 0);
+    assert!(out.lines().any(|l| l.starts_with("sha256   0: ")), "{out}");
+}
+
+#[test]
+fn eventlog_show_decodes_events_and_facts() {
+    let (code, out, err) = runtrust(&["eventlog", "show", "--json", &eventlog_file("rhel8-uefi.bin")]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["format"], "crypto-agile");
+    assert_eq!(v["events"][3]["type_name"], "EV_EFI_VARIABLE_DRIVER_CONFIG");
+    assert!(v["events"][3]["data"].as_str().unwrap().ends_with("SecureBoot = 01"));
+    assert_eq!(v["facts"]["secure_boot"], true);
+    assert_eq!(v["facts"]["boot_apps"][0]["path"], "\\EFI\\redhat\\shimx64.efi");
+    assert_eq!(v["verified"], false);
+    let (code, out, _) = runtrust(&["eventlog", "show", &eventlog_file("cos-85-amd-sev.bin")]);
+    assert_eq!(code, 0);
+    assert!(out.contains("secure boot: on") && out.contains("GCE Virtual Firmware v1"), "{out}");
+}
+
+#[test]
+fn eventlog_bad_file_names_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.bin");
+    let bytes = std::fs::read(eventlog_file("rhel8-uefi.bin")).unwrap();
+    std::fs::write(&cut, &bytes[..100]).unwrap();
+    let (code, out, err) = runtrust(&["eventlog", "replay", "--json", cut.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("TPMT_HA.digest: truncated at byte 87"), "{err}");
+    let (code, _, err) = runtrust(&["eventlog", "show", dir.path().join("missing").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("missing"), "{err}");
+}

@@ -525,3 +525,28 @@ fn random_mutations_long_run() {
     let n = std::env::var("RUNTRUST_FUZZ_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
     fuzz(n, 0x5EED_0002);
 }
+
+#[test]
+fn legacy_log_truncation_at_every_offset() {
+    let sep = HashAlg::Sha1.digest(&[0; 4]);
+    let bytes = [
+        legacy_event(0, EV_S_CRTM_VERSION, &HashAlg::Sha1.digest(b"v1"), b"v1"),
+        legacy_event(7, EV_SEPARATOR, &sep, &[0; 4]),
+        legacy_event(4, EV_IPL, &[0xAA; 20], b""),
+    ]
+    .concat();
+    let ends = [32 + 2, 32 + 2 + 32 + 4, bytes.len()];
+    let fields =
+        ["TCG_PCR_EVENT.pcrIndex", "TCG_PCR_EVENT.eventType", "TCG_PCR_EVENT.digest", "TCG_PCR_EVENT.eventSize"];
+    for len in 1..bytes.len() {
+        match eventlog::parse(&bytes[..len]) {
+            Ok(log) => assert!(ends.contains(&len) && log.spec.is_none(), "parsed although cut at {len}"),
+            Err(EventLogError::Truncated { field, offset, needed }) => {
+                assert!(!ends.contains(&len));
+                assert!(offset <= len && needed > 0, "cut at {len}: {field} at {offset} +{needed}");
+                assert!(fields.contains(&field) || field == "TCG_PCR_EVENT.event", "{field}");
+            }
+            Err(e) => panic!("cut at {len}: {e}"),
+        }
+    }
+}

@@ -4,6 +4,7 @@ mod admin_cmd;
 mod args;
 mod audit_cmd;
 mod enroll_cmd;
+mod eventlog_cmd;
 mod exec_cmd;
 mod keys_cmd;
 mod lineage_cmd;
@@ -141,6 +142,9 @@ enum Command {
     /// The tamper-evident audit log: tail, checkpoint, verify, prove.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// TCG event logs (measured boot), offline: show, replay.
+    #[command(subcommand)]
+    Eventlog(eventlog_cmd::EventlogCommand),
 }
 
 /// How a command failed, which decides the exit code.
@@ -245,6 +249,7 @@ pub fn main() -> ExitCode {
         Command::Revoke(c) => revoke_cmd::run(c, g),
         Command::Lineage(a) => lineage_cmd::run(a, g),
         Command::Exec(a) => return exec_cmd::run(a, g),
+        Command::Eventlog(c) => eventlog_cmd::run(c, g),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

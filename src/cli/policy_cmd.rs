@@ -53,6 +53,10 @@ pub enum PolicyCommand {
         /// Write here instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Also write [measured_boot] rules from this host's TCG event log (it must replay to the TPM's
+        /// sha256 PCRs), e.g. /sys/kernel/security/tpm0/binary_bios_measurements.
+        #[arg(long, value_name = "FILE")]
+        event_log: Option<PathBuf>,
     },
     /// Sign a policy as a policy authority: a detached COSE_Sign1 over the file's bytes.
     Sign {
@@ -128,7 +132,7 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
                 }
             }
         }
-        PolicyCommand::Capture { id, bank, pcrs, scopes, principals, tags, out } => {
+        PolicyCommand::Capture { id, bank, pcrs, scopes, principals, tags, out, event_log } => {
             let sel = parse_selection(bank, &pcrs).map_err(|e| anyhow!("--pcrs: {e}"))?;
             let mut tpm = TssTpm::open(g.tpm_options())?;
             let values = tpm.pcr_read(&sel)?;
@@ -139,7 +143,10 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
                 Vec::new()
             };
             let principals = if principals.is_empty() { vec!["*".to_owned()] } else { principals };
-            let text = crate::policy::capture(&id, &values, &scopes, &principals, &tags, &host_ids);
+            let mut text = crate::policy::capture(&id, &values, &scopes, &principals, &tags, &host_ids);
+            if let Some(path) = event_log {
+                text.push_str(&capture_measured_boot(&mut tpm, &path)?);
+            }
             // What we write must be what `policy check` accepts.
             crate::policy::parse("captured policy", text.as_bytes()).map_err(|e| anyhow!("captured policy: {e}"))?;
             match out {
@@ -175,4 +182,24 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The `[measured_boot]` section for `policy capture --event-log`: the log must first replay to this TPM's
+/// sha256 PCRs 0-7 (and 8 when GRUB logged into it), so that the captured facts are this host's.
+fn capture_measured_boot(tpm: &mut TssTpm, path: &std::path::Path) -> Result<String, CliError> {
+    use crate::policy::MEASURED_BOOT_BANK;
+    let log = super::eventlog_cmd::load(path)?;
+    let pcr8 = log.events.iter().any(|e| e.pcr == 8 && e.is_extended());
+    let pcrs: Vec<u8> = (0..=7).chain(pcr8.then_some(8)).collect();
+    let sel = runtrust_attestation::PcrSelection::new(vec![runtrust_attestation::tpm2::PcrBank::new(
+        MEASURED_BOOT_BANK,
+        pcrs,
+    )
+    .map_err(|e| anyhow!("{e}"))?])
+    .map_err(|e| anyhow!("{e}"))?;
+    let values = tpm.pcr_read(&sel)?;
+    let verified =
+        log.verify(&values).map_err(|e| anyhow!("{}: does not match this host's TPM: {e}", path.display()))?;
+    let facts = verified.facts().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(crate::policy::capture_measured_boot(&facts))
 }

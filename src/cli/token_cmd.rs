@@ -42,6 +42,9 @@ exit 4 when the service or the TPM cannot be reached.")]
         /// Where to write the token (mode 0600).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// TCG event log to send when a policy has [measured_boot] rules (reading the default needs root).
+        #[arg(long, env = "RUNTRUST_EVENT_LOG", value_name = "FILE", default_value = crate::client::token::DEFAULT_EVENT_LOG)]
+        event_log: PathBuf,
     },
     /// Print every claim of a token (not verified; see `token verify`). Byte strings as hex.
     Inspect { file: PathBuf },
@@ -63,14 +66,14 @@ exit 4 when the service or the TPM cannot be reached.")]
 
 pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
     match cmd {
-        TokenCommand::Request { scope, audience, ttl, parent, for_host, out } => {
+        TokenCommand::Request { scope, audience, ttl, parent, for_host, out, event_log } => {
             let ttl_secs =
                 ttl.map(|t| crate::policy::parse_duration(&t).map_err(|e| anyhow!("--ttl {t:?}: {e}"))).transpose()?;
             let parent =
                 parent.map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display()))).transpose()?;
             let client = g.client()?;
             let mut tpm = TssTpm::open(g.tpm_options())?;
-            let ask = Ask { scope, audience, ttl_secs, parent, for_host };
+            let ask = Ask { scope, audience, ttl_secs, parent, for_host, event_log };
             let issued = request_token(&client, &mut tpm, &ask)?;
             fsutil::write_private(&out, &issued.token).with_context(|| format!("writing {}", out.display()))?;
             if g.json {

@@ -53,6 +53,8 @@ pub enum HostFlowError {
     Client(#[from] ClientError),
     #[error("the service sent an unusable challenge: {0}")]
     Challenge(String),
+    #[error("the policy requires this host's event log, which could not be read from {path}: {detail}; pass --event-log FILE or set RUNTRUST_EVENT_LOG")]
+    EventLog { path: PathBuf, detail: String },
 }
 
 /// Quotes what a service challenge asks for: `nonce` (hex) over `selection` (tpm2-tools form).

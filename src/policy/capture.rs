@@ -88,7 +88,11 @@ fn write_policy(
     writeln!(out, "max_delegation_depth = 0")?;
     writeln!(out, "cross_host_delegation = false")?;
     writeln!(out)?;
-    writeln!(out, "# [measured_boot] is reserved for event-log rules (not supported yet); leave it out or empty.")?;
+    writeln!(
+        out,
+        "# Rules over the TCG event log go in [measured_boot] (policies/README.md); `runtrust policy capture"
+    )?;
+    writeln!(out, "# --event-log FILE` writes them from the golden host's log.")?;
     Ok(())
 }
 

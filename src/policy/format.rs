@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use super::duration::{format_duration, parse_duration};
 use super::error::{PolicyError, Source};
+use super::measured_boot::MAX_PATTERN_CHARS;
 use super::{Grant, HostSelector, MeasuredBoot, Policy, TokenRules};
 use crate::scope;
 
@@ -45,7 +46,27 @@ struct RawPolicy {
     grants: Vec<RawGrant>,
     #[serde(default)]
     token: RawToken,
-    measured_boot: Option<MeasuredBoot>,
+    measured_boot: Option<RawMeasuredBoot>,
+}
+
+type RawList = Spanned<Vec<Spanned<String>>>;
+
+/// `[measured_boot]` (policies/README.md); unknown keys are refused like everywhere else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeasuredBoot {
+    require_secure_boot: Option<bool>,
+    allowed_boot_apps: Option<RawList>,
+    #[serde(default)]
+    forbidden_boot_apps: Vec<Spanned<String>>,
+    #[serde(default)]
+    required_dbx: Vec<Spanned<String>>,
+    #[serde(default)]
+    forbidden_dbx: Vec<Spanned<String>>,
+    kernel_cmdline_allow: Option<RawList>,
+    #[serde(default)]
+    kernel_cmdline_forbid: Vec<Spanned<String>>,
+    forbid_debug_mode: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -154,21 +175,6 @@ struct RawToken {
     cross_host_delegation: Option<Spanned<bool>>,
 }
 
-/// `[measured_boot]` is reserved: present and empty is accepted, anything in it is refused, so no one
-/// writes rules this version would silently ignore.
-impl TryFrom<toml::Table> for MeasuredBoot {
-    type Error = String;
-    fn try_from(t: toml::Table) -> Result<Self, String> {
-        match t.keys().next() {
-            None => Ok(MeasuredBoot {}),
-            Some(key) => Err(format!(
-                "measured_boot is reserved for measured-boot rules, which this version does not support; \
-                 it must be empty (found `{key}`)"
-            )),
-        }
-    }
-}
-
 /// Decodes and validates `text`.
 pub(super) fn decode(src: &Source<'_>) -> Result<Policy, PolicyError> {
     let raw: RawPolicy = toml::from_str(src.text).map_err(|e| src.toml(&e))?;
@@ -188,7 +194,8 @@ pub(super) fn decode(src: &Source<'_>) -> Result<Policy, PolicyError> {
     }
     let grants = grants(src, &raw.grants)?;
     let token = token(src, &raw.token)?;
-    Ok(Policy { id, description, hosts, pcrs, grants, token, measured_boot: raw.measured_boot })
+    let measured_boot = raw.measured_boot.as_ref().map(|m| measured_boot(src, m)).transpose()?;
+    Ok(Policy { id, description, hosts, pcrs, grants, token, measured_boot })
 }
 
 /// `[a-z0-9][a-z0-9._-]{0,63}`: prints, logs and names files safely.
@@ -347,6 +354,67 @@ fn token(src: &Source<'_>, t: &RawToken) -> Result<TokenRules, PolicyError> {
         single_use: t.single_use.unwrap_or(false),
         max_delegation_depth,
         cross_host_delegation,
+    })
+}
+
+/// `sha256:<64 lowercase hex>`.
+fn digest_entry(s: &str) -> Result<(), &'static str> {
+    match s.strip_prefix("sha256:") {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(()),
+        _ => Err("expected sha256:<64 lowercase hex digits>"),
+    }
+}
+
+fn cmdline_pattern(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() || s.chars().count() > MAX_PATTERN_CHARS {
+        return Err("a pattern is 1 to 1024 characters");
+    }
+    if s.chars().any(char::is_control) {
+        return Err("a pattern has no control characters");
+    }
+    Ok(())
+}
+
+fn measured_boot(src: &Source<'_>, m: &RawMeasuredBoot) -> Result<MeasuredBoot, PolicyError> {
+    let digests = |field: &str, items: &[Spanned<String>]| -> Result<Vec<Vec<u8>>, PolicyError> {
+        let list = strings(src, field, "digest", items, digest_entry)?;
+        Ok(list.iter().filter_map(|s| hex::decode(s.trim_start_matches("sha256:")).ok()).collect())
+    };
+    let non_empty = |field: &str, list: &RawList| {
+        if list.get_ref().is_empty() {
+            return Err(src.invalid(list.span(), field, "an empty list allows nothing: remove the key to allow any"));
+        }
+        Ok(())
+    };
+    let allowed_boot_apps = match &m.allowed_boot_apps {
+        Some(list) => {
+            non_empty("measured_boot.allowed_boot_apps", list)?;
+            Some(digests("measured_boot.allowed_boot_apps", list.get_ref())?)
+        }
+        None => None,
+    };
+    let kernel_cmdline_allow = match &m.kernel_cmdline_allow {
+        Some(list) => {
+            non_empty("measured_boot.kernel_cmdline_allow", list)?;
+            strings(src, "measured_boot.kernel_cmdline_allow", "pattern", list.get_ref(), cmdline_pattern)?
+        }
+        None => Vec::new(),
+    };
+    Ok(MeasuredBoot {
+        require_secure_boot: m.require_secure_boot.unwrap_or(false),
+        allowed_boot_apps,
+        forbidden_boot_apps: digests("measured_boot.forbidden_boot_apps", &m.forbidden_boot_apps)?,
+        required_dbx: digests("measured_boot.required_dbx", &m.required_dbx)?,
+        forbidden_dbx: digests("measured_boot.forbidden_dbx", &m.forbidden_dbx)?,
+        kernel_cmdline_allow,
+        kernel_cmdline_forbid: strings(
+            src,
+            "measured_boot.kernel_cmdline_forbid",
+            "pattern",
+            &m.kernel_cmdline_forbid,
+            cmdline_pattern,
+        )?,
+        forbid_debug_mode: m.forbid_debug_mode.unwrap_or(true),
     })
 }
 

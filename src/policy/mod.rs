@@ -8,6 +8,7 @@ mod check;
 mod duration;
 mod error;
 mod format;
+mod measured_boot;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -15,7 +16,6 @@ use std::path::Path;
 
 use runtrust_attestation::tpm2::PcrBank;
 use runtrust_attestation::{HashAlg, PcrSelection, PcrValues};
-use serde::Deserialize;
 
 pub use capture::capture;
 pub use check::{PcrDiagnostic, PcrMismatch};
@@ -24,6 +24,10 @@ pub use error::{Location, PolicyError, Position};
 pub use format::{
     valid_tag, DEFAULT_DEFAULT_TTL_SECS, DEFAULT_MAX_TTL_SECS, MAX_DELEGATION_DEPTH, MAX_DESCRIPTION_CHARS, MAX_GRANTS,
     MAX_LIST_LEN, MAX_POLICY_BYTES, MAX_TTL_SECS, MAX_VALUES_PER_PCR,
+};
+pub use measured_boot::{
+    capture_section as capture_measured_boot, glob_match, MeasuredBoot, RuleFailure, RuleFailures, MAX_PATTERN_CHARS,
+    MEASURED_BOOT_BANK,
 };
 
 /// The order banks are selected, checked and written in: sha256 first, SHA-1 last.
@@ -39,7 +43,7 @@ pub struct Policy {
     pub pcrs: BTreeMap<HashAlg, BTreeMap<u8, Vec<Vec<u8>>>>,
     pub grants: Vec<Grant>,
     pub token: TokenRules,
-    /// Reserved for measured-boot (event log) rules; present only when the file has an (empty) table.
+    /// Rules over the event log; when present, token requests must carry the host's event log.
     pub measured_boot: Option<MeasuredBoot>,
 }
 
@@ -71,12 +75,6 @@ pub struct TokenRules {
     /// Whether a token may be delegated to another enrolled host.
     pub cross_host_delegation: bool,
 }
-
-/// `[measured_boot]`: reserved for rules over the event log (a later issue). Only an empty table is accepted.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "toml::Table")]
-#[non_exhaustive]
-pub struct MeasuredBoot {}
 
 /// A policy with the bytes it was parsed from and their hash.
 #[derive(Clone, Debug, PartialEq, Eq)]

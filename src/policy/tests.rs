@@ -276,12 +276,43 @@ fn token_rules_and_bounds() {
 }
 
 #[test]
-fn measured_boot_is_reserved() {
+fn measured_boot_rules() {
+    // An empty table: the log is required, debug mode forbidden, nothing else.
     let p = ok(&(base() + "\n[measured_boot]\n"));
-    assert_eq!(p.measured_boot, Some(MeasuredBoot {}));
-    let e = err(&(base() + "\n[measured_boot]\nrequire_secure_boot = true\n"));
-    assert!(e.starts_with("t.toml:29:1: measured_boot is reserved"), "{e}");
-    assert!(e.ends_with("(found `require_secure_boot`)"), "{e}");
+    assert_eq!(p.measured_boot, Some(MeasuredBoot::default()));
+    assert!(p.measured_boot.as_ref().unwrap().forbid_debug_mode);
+    assert_eq!(p.measured_boot.unwrap().pcrs(), [0, 1, 2, 3, 4, 5, 6, 7]);
+    let app = format!("sha256:{}", h(0xab, 32));
+    let dbx = format!("sha256:{}", h(0xcd, 32));
+    let text = base()
+        + &format!(
+            "\n[measured_boot]\nrequire_secure_boot = true\nallowed_boot_apps = [\"{app}\"]\n\
+             forbidden_boot_apps = [\"{dbx}\"]\nrequired_dbx = [\"{dbx}\"]\nforbidden_dbx = [\"{app}\"]\n\
+             kernel_cmdline_allow = [\"*ro quiet\"]\nkernel_cmdline_forbid = [\"*init=*\"]\nforbid_debug_mode = false\n"
+        );
+    let m = ok(&text).measured_boot.unwrap();
+    assert!(m.require_secure_boot && !m.forbid_debug_mode);
+    assert_eq!(m.allowed_boot_apps, Some(vec![vec![0xab; 32]]));
+    assert_eq!((m.required_dbx.clone(), m.forbidden_dbx.clone()), (vec![vec![0xcd; 32]], vec![vec![0xab; 32]]));
+    assert_eq!(m.kernel_cmdline_allow, ["*ro quiet"]);
+    assert_eq!(m.pcrs(), [0, 1, 2, 3, 4, 5, 6, 7, 8], "a command line rule adds PCR 8");
+
+    // Strict: unknown keys, bad digests, empty allow lists, duplicates, types — each with line:column.
+    let mb = |body: &str| err(&(base() + "\n[measured_boot]\n" + body + "\n"));
+    let e = mb("require_secure_boot = true\nrequire_secureboot = true");
+    assert!(e.starts_with("t.toml:31:1: unknown field `require_secureboot`"), "{e}");
+    let e = mb(&format!("allowed_boot_apps = [\"{}\"]", h(0xab, 32)));
+    assert!(e.starts_with("t.toml:30:22: measured_boot.allowed_boot_apps: ") && e.contains("sha256:<64"), "{e}");
+    let e = mb("allowed_boot_apps = [\"sha256:AB\"]");
+    assert!(e.contains("expected sha256:<64 lowercase hex digits>"), "{e}");
+    let e = mb("allowed_boot_apps = []");
+    assert!(e.starts_with("t.toml:30:21: measured_boot.allowed_boot_apps: an empty list allows nothing"), "{e}");
+    let e = mb(&format!("required_dbx = [\"{dbx}\", \"{dbx}\"]"));
+    assert!(e.contains("is listed twice"), "{e}");
+    let e = mb("kernel_cmdline_forbid = [\"\"]");
+    assert!(e.starts_with("t.toml:30:26: measured_boot.kernel_cmdline_forbid"), "{e}");
+    let e = mb("require_secure_boot = \"yes\"");
+    assert!(e.starts_with("t.toml:30:23: invalid type"), "{e}");
 }
 
 #[test]

@@ -50,6 +50,7 @@ async fn issue_challenge(state: &AppState, caller: &Caller) -> Result<ChallengeR
         expires_at: c.expires_at,
         pcr_selection: c.selection.clone(),
         host_id: c.host_id.clone(),
+        event_log: super::issue::event_log_wanted(&host, &state.policies()),
     };
     let entry = AuditEntry::new("challenge.issue", format!("nonce for PCRs {}", c.selection))
         .by(&caller.0.name)

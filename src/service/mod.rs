@@ -195,7 +195,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/enroll/{enrollment_id}", post(enroll::activate))
         .route("/v1/hosts", get(admin::list_hosts))
         .route("/v1/challenge", post(challenge::challenge))
-        .route("/v1/tokens", post(issue::token))
+        // A token request may carry an event log (base64url: 4/3 of MAX_EVENT_LOG_BYTES) besides the quote.
+        .route(
+            "/v1/tokens",
+            post(issue::token).layer(DefaultBodyLimit::max(limit + crate::api::MAX_EVENT_LOG_BYTES / 3 * 4 + 4)),
+        )
         .route("/v1/keys", get(keys::keys))
         .route("/v1/keys/rotate", post(keys::rotate))
         .route("/v1/policies", get(policies::list).post(policies::apply))

@@ -3,6 +3,8 @@
 //!
 //! Missing tools fail the test with an install hint: these tests never pass by skipping.
 
+pub mod eventlog;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

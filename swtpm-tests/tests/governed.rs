@@ -501,6 +501,7 @@ fn kill9_during_token_requests_loses_nothing() {
             quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
             parent: None,
             for_host: None,
+            event_log: None,
         };
         match c.post::<_, TokenResponse>("/v1/tokens", &req) {
             Err(ClientError::Denied(p)) => assert_eq!(p.code, "nonce_unknown", "{p:?}"),

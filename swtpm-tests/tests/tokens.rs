@@ -122,6 +122,7 @@ impl Fixture {
             quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
             parent: None,
             for_host: None,
+            event_log: None,
         }
     }
 }

@@ -11,14 +11,20 @@
 //! Parsing is strict and bounded and never panics; replay recomputes every PCR of every bank the log
 //! carries, and [`EventLog::check_against`] explains which quoted PCR disagrees and after which event.
 //! Nothing here trusts the event *type*: it is not covered by the extended digest (see [`digest`]).
+//! [`facts`] draws measured-boot facts from a log only once it is a [`VerifiedLog`] (replayed against a
+//! quote, data-bound digests re-derived).
 
+pub mod builder;
+pub mod describe;
 pub mod digest;
 pub mod event_type;
+pub mod facts;
 mod parse;
 mod reader;
 mod replay;
 
 pub use digest::{DataDigestError, DIGEST_IS_HASH_OF_DATA};
+pub use facts::{unverified_facts, FactsError, MeasuredBootFacts, VerifiedLog, VerifyError};
 pub use parse::{parse, EventLogError, MAX_ALGORITHMS, MAX_EVENTS, MAX_EVENT_DATA};
 pub use replay::{MismatchKind, PcrMismatch, ReplayMismatch, Replayed};
 

@@ -22,14 +22,22 @@ pub struct Evidence {
     pub nonce: Vec<u8>,
 }
 
-/// What a host must quote: the union of the PCRs constrained by the policies that select it
-/// (sha256:0-7 when none does, so that the request can still be answered with a precise denial).
+/// What a host must quote: the union of the PCRs constrained by the policies that select it, and of the
+/// PCRs their measured-boot rules read (sha256:0-7 when none does, so that the request can still be
+/// answered with a precise denial).
 pub fn selection_for(host: &HostRecord, policies: &[std::sync::Arc<LoadedPolicy>]) -> PcrSelection {
     let mut union: BTreeMap<HashAlg, Vec<u8>> = BTreeMap::new();
     for p in policies.iter().filter(|p| p.policy.selects(&host.host_id, &host.tags)) {
         for (bank, index) in p.policy.selection().iter() {
             union.entry(bank).or_default().push(index);
         }
+        if let Some(mb) = &p.policy.measured_boot {
+            union.entry(crate::policy::MEASURED_BOOT_BANK).or_default().extend(mb.pcrs());
+        }
+    }
+    for pcrs in union.values_mut() {
+        pcrs.sort_unstable();
+        pcrs.dedup();
     }
     let banks = union
         .into_iter()
@@ -39,6 +47,11 @@ pub fn selection_for(host: &HostRecord, policies: &[std::sync::Arc<LoadedPolicy>
         Ok(s) if !s.is_empty() => s,
         _ => PcrSelection::parse_spec(HashAlg::Sha256, "0-7").unwrap_or_default(),
     }
+}
+
+/// Whether the host must send its event log: a policy that selects it has `[measured_boot]`.
+pub fn event_log_wanted(host: &HostRecord, policies: &[std::sync::Arc<LoadedPolicy>]) -> bool {
+    policies.iter().any(|p| p.policy.selects(&host.host_id, &host.tags) && p.policy.measured_boot.is_some())
 }
 
 pub async fn validate(
@@ -79,5 +92,9 @@ pub async fn validate(
         Denial::new(DenialCode::PcrMismatch, format!("policy {}: {m}", decision.policy.policy.id))
             .with_diagnostics(json!({ "policy": decision.policy.policy.id, "pcrs": m.mismatches }))
     })?;
+    if let Some(rules) = &decision.policy.policy.measured_boot {
+        let policy_id = &decision.policy.policy.id;
+        super::measured_boot::check(policy_id, rules, req.event_log.as_deref(), &quote.pcrs)?;
+    }
     Ok(Evidence { quote, nonce })
 }

@@ -6,6 +6,7 @@ mod authorization;
 mod delegation;
 mod environment;
 mod identity;
+mod measured_boot;
 mod policy;
 mod request;
 
@@ -17,7 +18,7 @@ use super::{AppState, Body, Denial};
 use crate::api::{TokenRequest, TokenResponse};
 
 pub use audit::record_denial as audit_denial;
-pub use environment::selection_for;
+pub use environment::{event_log_wanted, selection_for};
 
 /// `POST /v1/tokens`.
 ///

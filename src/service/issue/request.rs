@@ -26,6 +26,8 @@ pub struct ExecutionRequest {
     pub parent: Option<Vec<u8>>,
     /// Delegate to this enrolled host instead of the requester's.
     pub for_host: Option<String>,
+    /// The host's TCG event log, when it sent one.
+    pub event_log: Option<Vec<u8>>,
 }
 
 pub async fn execution_request(
@@ -42,6 +44,12 @@ pub async fn execution_request(
     if req.ttl_secs == Some(0) {
         return Err(Denial::new(DenialCode::PolicyMismatch, "ttl must be positive"));
     }
+    if let Some(log) = req.event_log.as_ref().filter(|l| l.len() > crate::api::MAX_EVENT_LOG_BYTES) {
+        return Err(Denial::new(
+            DenialCode::EventLogMismatch,
+            format!("the event log is {} bytes; the limit is {}", log.len(), crate::api::MAX_EVENT_LOG_BYTES),
+        ));
+    }
     let principal_id = caller.0.id.clone();
     let host_id = blocking(state, move |s| s.principal_host(&principal_id)).await?.ok_or_else(|| {
         Denial::new(DenialCode::HostUnknown, "this credential has not enrolled a host: run runtrust enroll")
@@ -57,5 +65,6 @@ pub async fn execution_request(
         quote: req.quote,
         parent: req.parent,
         for_host: req.for_host.map(|h| h.to_ascii_lowercase()),
+        event_log: req.event_log,
     })
 }
