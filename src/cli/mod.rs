@@ -230,6 +230,12 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Exec(_)) {
+        // A reader that goes away (`runtrust audit tail --json | head`) ends the command quietly, as for
+        // any Unix filter, instead of a panic in println!. The service and the gateway keep ignoring it.
+        // SAFETY: signal(2) with SIG_DFL at startup, before any thread is spawned.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
     }

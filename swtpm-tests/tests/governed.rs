@@ -135,6 +135,13 @@ impl Fx {
         assert!(!marker.exists(), "the command ran although exec was denied ({code})");
     }
 
+    /// `audit verify` (admin) passes on the log as it is.
+    fn assert_audit_verifies(&self) {
+        let r = self.admin(&["audit", "verify"]);
+        assert_eq!(r.code, 0, "audit verify: {r:?}");
+        assert!(r.stdout.contains("audit log verified"), "{r:?}");
+    }
+
     fn cti(&self, token: &Path) -> String {
         let r = self.svc.client(None, None, &["--json", "token", "inspect", token.to_str().unwrap()]);
         assert_eq!(r.code, 0, "{r:?}");
@@ -194,6 +201,7 @@ fn exec_runs_allowed_commands_and_refuses_before_starting() {
 
     // None of the denials reached the point of starting anything.
     assert_eq!(fx.exec_starts(), starts, "a denied exec was recorded as started");
+    fx.assert_audit_verifies();
 }
 
 #[test]
@@ -255,6 +263,7 @@ fn revocation_of_token_ancestor_and_host_stops_exec_and_issuance() {
     fx.svc.kill9();
     fx.svc.restart();
     fx.assert_exec_denied(fx.exec(&fx.a, &t1, "deploy/web/api", "gw-1", "after-restart"), "revoked");
+    fx.assert_audit_verifies();
 }
 
 #[test]
@@ -278,6 +287,7 @@ fn single_use_token_runs_once() {
     // …until a changed policy (a new hash) is applied.
     fx.apply_policy("single_use = true\nmax_delegation_depth = 0\n");
     fx.token(&fx.a, "again", "deploy/web/*", &[]);
+    fx.assert_audit_verifies();
 }
 
 #[test]
@@ -408,6 +418,7 @@ fn cross_host_delegation_binds_the_child_to_the_other_host() {
     let (r, out) =
         fx.request(&fx.a, "for-c", "deploy/web/api", &["--parent", parent.to_str().unwrap(), "--for-host", &c.id]);
     assert!(r.code == 3 && r.stderr.contains("delegation_denied") && !out.exists(), "{r:?}");
+    fx.assert_audit_verifies();
 }
 
 fn client(svc: &Service, cred: &Path) -> Client {
