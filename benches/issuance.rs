@@ -87,16 +87,7 @@ impl Store for OneNonceStore {
     }
     fn consume_nonce(&self, _nonce: &str, now: u64) -> Result<NonceState, StoreError> {
         let k = format!("bench-{}", self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-        let audit = AuditEntry {
-            time: 0,
-            event: "challenge.issue".into(),
-            principal: None,
-            host_id: None,
-            code: None,
-            detail: String::new(),
-            cti: None,
-            diagnostics: serde_json::Value::Null,
-        };
+        let audit = AuditEntry::new("challenge.issue", "");
         self.inner.put_challenge(&Challenge { nonce: k.clone(), ..self.challenge.clone() }, &audit)?;
         self.inner.consume_nonce(&k, now)?;
         Ok(NonceState::Fresh(self.challenge.clone()))
@@ -254,16 +245,7 @@ fn bench_pipeline(c: &mut Criterion) {
         last_attested: None,
         enrolled_by: "web-01".into(),
     };
-    let entry = AuditEntry {
-        time: 0,
-        event: "enroll.allow".into(),
-        principal: None,
-        host_id: None,
-        code: None,
-        detail: String::new(),
-        cti: None,
-        diagnostics: serde_json::Value::Null,
-    };
+    let entry = AuditEntry::new("enroll.allow", "");
     store.enroll_host(&host, &principal.id, &entry).expect("enroll");
 
     let text =

@@ -9,6 +9,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+# refused CODE FILE CMD...: CMD must exit CODE and FILE must not exist afterwards.
+refused() {
+    local want="$1" file="$2" rc=0
+    shift 2
+    printf '$ %s\n' "$*"
+    "$@" || rc=$?
+    echo "exit code $rc"
+    if [[ $rc -ne $want || -e "$file" ]]; then
+        echo "quickstart: expected exit $want and no $file" >&2
+        exit 1
+    fi
+}
 
 scripts/install-deps.sh
 [[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
@@ -72,28 +84,14 @@ run "$R" exec --token "$WORK/token.cose" --scope deploy/web --audience gateway.e
 bold "the token is revoked: the same command is refused (exit 125) and never starts"
 CTI="$("$R" --json token inspect "$WORK/token.cose" | sed -n 's/^ *"cti": "\([0-9a-f]*\)".*/\1/p')"
 run "$R" --credential "$ADMIN" revoke token "$CTI" --reason "quickstart: demonstrating revocation"
-set +e
-"$R" exec --token "$WORK/token.cose" --scope deploy/web --audience gateway.example -- touch "$WORK/ran-2"
-rc=$?
-set -e
-echo "exit code $rc"
-if [[ $rc -ne 125 || -e "$WORK/ran-2" ]]; then
-    echo "quickstart: expected exec to be refused (exit 125) without running the command" >&2
-    exit 1
-fi
+refused 125 "$WORK/ran-2" \
+    "$R" exec --token "$WORK/token.cose" --scope deploy/web --audience gateway.example -- touch "$WORK/ran-2"
 run "$R" --credential "$ADMIN" lineage "$CTI"
 
 bold "the platform changes: PCR 16 is extended, and the next request is refused"
 run "$R" tpm extend --pcr 16 --data "quickstart: something unexpected"
-set +e
-"$R" token request --scope deploy/web --audience gateway.example --out "$WORK/token2.cose"
-rc=$?
-set -e
-echo "exit code $rc"
-if [[ $rc -ne 3 || -e "$WORK/token2.cose" ]]; then
-    echo "quickstart: expected a denial (exit 3) and no token" >&2
-    exit 1
-fi
+refused 3 "$WORK/token2.cose" \
+    "$R" token request --scope deploy/web --audience gateway.example --out "$WORK/token2.cose"
 
 bold "the audit log: the last entries, a signed checkpoint, and the whole Merkle tree recomputed and verified"
 "$R" --credential "$ADMIN" audit tail -n 8

@@ -197,16 +197,7 @@ async fn activate_enrollment(
     let host = HostRecord { first_clock: clock, last_clock: clock, ..pending.host };
     let (host_id, ak_name) = (host.host_id.clone(), host.ak_name.clone());
     let principal_id = caller.0.id.clone();
-    let entry = AuditEntry {
-        time: now_unix(),
-        event: "enroll.allow".into(),
-        principal: Some(caller.0.name.clone()),
-        host_id: Some(host_id.clone()),
-        code: None,
-        detail: format!("AK {ak_name}"),
-        cti: None,
-        diagnostics: serde_json::Value::Null,
-    };
+    let entry = AuditEntry::new("enroll.allow", format!("AK {ak_name}")).by(&caller.0.name).host(&host_id);
     let outcome = match blocking(&state, move |s| Ok(s.enroll_host(&host, &principal_id, &entry))).await? {
         Ok(o) => o,
         Err(StoreError::Conflict(detail)) if detail.contains("credential") => {

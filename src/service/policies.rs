@@ -57,16 +57,8 @@ pub async fn apply(
         applied_at: now_unix(),
         applied_by: caller.0.name.clone(),
     };
-    let entry = AuditEntry {
-        time: stored.applied_at,
-        event: "policy.apply".into(),
-        principal: Some(caller.0.name.clone()),
-        host_id: None,
-        code: None,
-        detail: format!("policy {} hash {}", stored.id, stored.hash),
-        cti: None,
-        diagnostics: serde_json::Value::Null,
-    };
+    let entry =
+        AuditEntry::new("policy.apply", format!("policy {} hash {}", stored.id, stored.hash)).by(&caller.0.name);
     let s2 = stored.clone();
     blocking(&state, move |s| s.put_policy(&s2, &entry)).await?;
     {

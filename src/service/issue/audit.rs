@@ -91,16 +91,10 @@ pub async fn record_denial(
     denial: Denial,
 ) -> Denial {
     let principal = caller.map(|c| c.0.name.clone());
-    let entry = AuditEntry {
-        time: now_unix(),
-        event: event.into(),
-        principal: principal.clone(),
-        host_id,
-        code: Some(denial.code.clone()),
-        detail: denial.detail.clone(),
-        cti: None,
-        diagnostics: denial.diagnostics.clone(),
-    };
+    let mut entry =
+        AuditEntry::new(event, denial.detail.clone()).code(&denial.code).diagnostics(denial.diagnostics.clone());
+    entry.principal = principal.clone();
+    entry.host_id = host_id;
     match blocking(state, move |s| s.append_audit(&entry)).await {
         Ok(_) => {
             tracing::info!(code = %denial.code, principal = ?principal, event, "denied: {}", denial.detail);
