@@ -29,6 +29,11 @@ pub enum AuditError {
     /// Exported entries out of order, missing or repeated.
     #[error("export: expected entry {expected}, found entry {found}")]
     ExportOrder { expected: u64, found: u64 },
+    /// Entries beyond what the checkpoint commits to: nothing signed vouches for them.
+    #[error(
+        "{entries} entries, but the checkpoint covers {size}: export with `audit tail --all --json --checkpoint FILE`"
+    )]
+    NotCovered { entries: u64, size: u64 },
     #[error("checkpoint is not well formed: {0}")]
     CheckpointFormat(String),
     /// No signature line is by a key of the key set, or one by a known key does not verify.
@@ -54,6 +59,7 @@ impl AuditError {
             | AuditError::RootMismatch { .. }
             | AuditError::ExportFormat(_)
             | AuditError::ExportOrder { .. }
+            | AuditError::NotCovered { .. }
             | AuditError::CheckpointFormat(_)
             | AuditError::BadSignature(_) => DenialCode::SignatureInvalid,
             AuditError::Signing(_) => DenialCode::InternalError,

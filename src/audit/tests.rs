@@ -518,3 +518,47 @@ fn a_million_leaves() {
         verify_consistency(old, 1_000_000, &log.root_at(old).unwrap(), &root, &proof).unwrap();
     }
 }
+
+fn log_entries(n: u64) -> Vec<(u64, crate::store::AuditEntry)> {
+    (0..n).map(|i| (i, crate::store::AuditEntry::new("token.issue", format!("entry {i}")))).collect()
+}
+
+fn checkpoint_of(entries: &[(u64, crate::store::AuditEntry)], size: u64) -> Checkpoint {
+    let mut log = MerkleLog::new();
+    for (i, e) in entries.iter().take(usize::try_from(size).unwrap()) {
+        log.push(leaf_hash(&canonical_entry(e, *i)));
+    }
+    Checkpoint { origin: "t".into(), tree_size: size, root: log.root(), time: 0 }
+}
+
+#[test]
+fn verify_log_checks_order_coverage_and_consistency() {
+    let entries = log_entries(12);
+    let cp = checkpoint_of(&entries, 12);
+    let early = checkpoint_of(&entries, 5);
+    let ok = verify_log(entries.clone(), &cp, Some(&early), true).unwrap();
+    assert_eq!((ok.entries, ok.verified_size, ok.consistent_from), (12, 12, Some(5)));
+
+    // A live log may have grown past the checkpoint; an export must match it exactly.
+    assert!(verify_log(entries.clone(), &early, None, false).is_ok());
+    assert!(matches!(verify_log(entries.clone(), &early, None, true), Err(AuditError::NotCovered { .. })));
+
+    let mut swapped = entries.clone();
+    swapped.swap(3, 4);
+    assert!(matches!(verify_log(swapped, &cp, None, true), Err(AuditError::ExportOrder { .. })));
+    let mut dropped = entries.clone();
+    dropped.remove(7);
+    assert!(matches!(verify_log(dropped, &cp, None, true), Err(AuditError::ExportOrder { .. })));
+    let mut changed = entries.clone();
+    changed[2].1.detail.push('!');
+    assert!(matches!(verify_log(changed.clone(), &cp, None, true), Err(AuditError::RootMismatch { .. })));
+    // A change after the earlier checkpoint but inside the later one: the later root catches it.
+    changed[2].1.detail.pop();
+    changed[9].1.detail.push('!');
+    assert!(verify_log(changed, &cp, Some(&early), true).is_err());
+    // An earlier checkpoint whose root the prefix does not reproduce.
+    let forged = Checkpoint { root: [7; 32], ..early };
+    assert!(verify_log(entries.clone(), &cp, Some(&forged), true).is_err());
+    let bigger = checkpoint_of(&entries, 12);
+    assert!(verify_log(entries[..10].to_vec(), &bigger, None, false).is_err(), "fewer entries than the checkpoint");
+}

@@ -137,11 +137,14 @@ pub struct LogVerification {
 
 /// Recomputes the tree from a whole log (entries from index 0, in order, none missing) and checks it against
 /// a checkpoint, and, when given, an earlier checkpoint: its root must be the root of the log's prefix
-/// (RFC 9162 §2.1.4: the log only grew). Signatures are the caller's to check.
+/// (RFC 9162 §2.1.4: the log only grew). With `exact`, the log must hold exactly the checkpoint's entries
+/// (an export: an entry the checkpoint does not cover would pass unverified); without, entries appended
+/// after the checkpoint was signed are allowed (a live log). Signatures are the caller's to check.
 pub fn verify_log(
     entries: impl IntoIterator<Item = (u64, crate::store::AuditEntry)>,
     checkpoint: &super::Checkpoint,
     earlier: Option<&super::Checkpoint>,
+    exact: bool,
 ) -> Result<LogVerification, AuditError> {
     let mut log = super::MerkleLog::new();
     for (index, entry) in entries {
@@ -152,6 +155,9 @@ pub fn verify_log(
     }
     if checkpoint.tree_size > log.size() {
         return Err(AuditError::SizeOutOfRange { size: checkpoint.tree_size, limit: log.size() });
+    }
+    if exact && log.size() != checkpoint.tree_size {
+        return Err(AuditError::NotCovered { entries: log.size(), size: checkpoint.tree_size });
     }
     if log.root_at(checkpoint.tree_size)? != checkpoint.root {
         return Err(AuditError::RootMismatch { size: checkpoint.tree_size });

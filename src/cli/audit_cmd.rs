@@ -2,7 +2,6 @@
 //! checkpoint, recompute the Merkle tree from the entries (online, or offline from an export) and check it
 //! against signed checkpoints, and prove an issued token's entry is in the log.
 
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _};
@@ -33,6 +32,9 @@ pub enum AuditCommand {
         /// Every entry from the first.
         #[arg(long)]
         all: bool,
+        /// Stop at the entries this saved checkpoint covers (an export to verify against it).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
     },
     /// Print the current signed checkpoint (tree size, root, time; signed by the issuer key). Save it:
     /// `audit verify --checkpoint FILE` later proves the log only grew since.
@@ -66,7 +68,7 @@ runtrust audit tail --all --json > audit.jsonl && runtrust audit verify --log au
 
 pub fn run(cmd: AuditCommand, g: &GlobalOpts) -> CliResult {
     match cmd {
-        AuditCommand::Tail { n, all } => tail(g, n, all),
+        AuditCommand::Tail { n, all, checkpoint } => tail(g, n, all, checkpoint.as_deref()),
         AuditCommand::Checkpoint { out } => {
             let text = g.client()?.get_text("/v1/audit/checkpoint")?;
             let signed = verify_checkpoint(g, &text, None)?;
@@ -134,8 +136,13 @@ fn fetch_all(client: &Client) -> Result<Vec<(u64, AuditEntry)>, CliError> {
     }
 }
 
-fn tail(g: &GlobalOpts, n: usize, all: bool) -> CliResult {
-    let entries = fetch_all(&g.client()?)?;
+fn tail(g: &GlobalOpts, n: usize, all: bool, upto: Option<&Path>) -> CliResult {
+    let mut entries = fetch_all(&g.client()?)?;
+    if let Some(p) = upto {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let cp = verify_checkpoint(g, &text, None)?;
+        entries.truncate(usize::try_from(cp.checkpoint.tree_size).unwrap_or(usize::MAX));
+    }
     let shown = if all { &entries[..] } else { &entries[entries.len().saturating_sub(n)..] };
     for (index, e) in shown {
         if g.json {
@@ -148,16 +155,16 @@ fn tail(g: &GlobalOpts, n: usize, all: bool) -> CliResult {
 }
 
 fn read_export(path: &Path) -> Result<Vec<(u64, AuditEntry)>, CliError> {
-    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
+    for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
         }
-        let parsed = parse_export_line(&line)
-            .map_err(|e| CliError::denied(e.code(), format!("{} line {}: {e}", path.display(), n + 1)))?;
-        out.push(parsed);
+        let at = |e: AuditError| CliError::denied(e.code(), format!("{} line {}: {e}", path.display(), n + 1));
+        // A byte that breaks UTF-8 is an altered entry like any other (exit 3, not an I/O error).
+        let text = std::str::from_utf8(line).map_err(|_| at(AuditError::ExportFormat("not UTF-8".into())))?;
+        out.push(parse_export_line(text).map_err(at)?);
     }
     Ok(out)
 }
@@ -184,7 +191,7 @@ fn verify(g: &GlobalOpts, log: Option<&Path>, earlier: Option<&Path>, key_file: 
             if let Some(old) = &earlier {
                 let p: ConsistencyProof =
                     client.get(&format!("/v1/audit/consistency?from={}", old.checkpoint.tree_size))?;
-                let proved = SignedCheckpoint::from_text(&p.checkpoint).map_err(denied)?;
+                let proved = verify_checkpoint(g, &p.checkpoint, key_file)?;
                 let proof = hashes(&p.proof)?;
                 verify_consistency(
                     old.checkpoint.tree_size,
@@ -202,7 +209,8 @@ fn verify(g: &GlobalOpts, log: Option<&Path>, earlier: Option<&Path>, key_file: 
         (None, Some(e)) => Some(&e.checkpoint),
         _ => None,
     };
-    let report = verify_log(entries, &current.checkpoint, earlier_cp).map_err(denied)?;
+    // An export must be exactly what the checkpoint covers; the live log may have grown since it was signed.
+    let report = verify_log(entries, &current.checkpoint, earlier_cp, log.is_some()).map_err(denied)?;
     if g.json {
         print_json(&json!({
             "valid": true, "source": source, "entries": report.entries, "tree_size": report.verified_size,
@@ -243,7 +251,8 @@ fn prove(g: &GlobalOpts, cti: &str) -> CliResult {
     let cp = verify_checkpoint(g, &p.checkpoint, None)?;
     let (index, entry) = parse_export_line(&p.line).map_err(denied)?;
     let bad = |why: String| CliError::denied(runtrust_attestation::DenialCode::SignatureInvalid, why);
-    if index != p.index || entry.cti.as_deref() != Some(&cti.to_ascii_lowercase()) {
+    let issuance = entry.event == "token.issue" || entry.event == "token.delegate";
+    if index != p.index || !issuance || entry.cti.as_deref() != Some(&cti.to_ascii_lowercase()) {
         return Err(bad(format!("the proven entry {index} is not the issuance of {cti}")));
     }
     if cp.checkpoint.tree_size != p.tree_size {

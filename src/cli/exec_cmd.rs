@@ -126,18 +126,18 @@ fn authorize(a: &ExecArgs, g: &GlobalOpts) -> Result<Grant, CliError> {
     Ok(Grant { cti: started.cti, execution_id: started.execution_id, client })
 }
 
-/// Runs the command with inherited stdio; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to the
-/// gateway are passed on to it.
+/// Runs the command with inherited stdio and passes signals sent to the gateway on to it: SIGTERM, SIGHUP,
+/// SIGUSR1, SIGUSR2 always; SIGINT and SIGQUIT only when the gateway is not in the foreground of a terminal
+/// (in the foreground, the terminal already delivers them to the command, which shares its process group,
+/// and a second copy would make many programs skip their graceful shutdown).
 fn spawn_and_wait(argv: &[OsString]) -> anyhow::Result<std::process::ExitStatus> {
     use tokio::signal::unix::{signal, SignalKind};
     let (program, args) = argv.split_first().context("no command given")?;
+    // SAFETY: plain queries of this process's terminal state; no memory is passed.
+    let foreground = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async {
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
-            .spawn()
-            .with_context(|| format!("starting {}", program.to_string_lossy()))?;
-        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        // Handlers first: a signal that arrives while the command starts is passed on, not fatal to us.
         let handler = |k: SignalKind| signal(k).context("installing signal handlers");
         let mut int = handler(SignalKind::interrupt())?;
         let mut term = handler(SignalKind::terminate())?;
@@ -145,6 +145,11 @@ fn spawn_and_wait(argv: &[OsString]) -> anyhow::Result<std::process::ExitStatus>
         let mut quit = handler(SignalKind::quit())?;
         let mut usr1 = handler(SignalKind::user_defined1())?;
         let mut usr2 = handler(SignalKind::user_defined2())?;
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .spawn()
+            .with_context(|| format!("starting {}", program.to_string_lossy()))?;
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
         loop {
             let sig = tokio::select! {
                 status = child.wait() => return status.context("waiting for the command"),
@@ -155,6 +160,9 @@ fn spawn_and_wait(argv: &[OsString]) -> anyhow::Result<std::process::ExitStatus>
                 _ = usr1.recv() => libc::SIGUSR1,
                 _ = usr2.recv() => libc::SIGUSR2,
             };
+            if foreground && (sig == libc::SIGINT || sig == libc::SIGQUIT) {
+                continue;
+            }
             if let Some(pid) = pid {
                 // SAFETY: kill(2) on the pid of the child we spawned; no memory is touched.
                 unsafe { libc::kill(pid, sig) };

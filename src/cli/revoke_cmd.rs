@@ -28,8 +28,10 @@ pub enum RevokeCommand {
         reason: Option<String>,
     },
     /// Revoke the applied version of a policy: the tokens issued under its hash, and further issuance
-    /// under it (apply a corrected policy to issue again).
+    /// under it (apply a corrected policy to issue again). A policy hash (64 hex digits, as tokens carry
+    /// it) revokes that version, applied or superseded.
     Policy {
+        /// Policy id, or policy hash.
         id: String,
         #[arg(long)]
         reason: Option<String>,

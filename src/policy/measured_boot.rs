@@ -166,6 +166,10 @@ impl MeasuredBoot {
                 fail("required_dbx", format!("dbx entry {}", digest_id(entry)), actual.into());
             }
         }
+        // An unmeasured dbx proves nothing absent (its event may have been relabelled out of the data check).
+        if !self.forbidden_dbx.is_empty() && !facts.dbx.measured {
+            fail("forbidden_dbx", "a measured dbx without the forbidden entries".into(), "dbx not measured".into());
+        }
         for entry in self.forbidden_dbx.iter().filter(|e| dbx.contains(e)) {
             fail("forbidden_dbx", format!("no dbx entry {}", digest_id(entry)), "present in dbx".into());
         }
@@ -182,6 +186,14 @@ impl MeasuredBoot {
                     fail("kernel_cmdline_allow", format!("one of {:?}", self.kernel_cmdline_allow), c.text.clone());
                 }
             }
+        }
+        // No measured command line proves nothing forbidden absent (its data may have been blanked).
+        if !self.kernel_cmdline_forbid.is_empty() && facts.kernel_cmdlines.is_empty() {
+            fail(
+                "kernel_cmdline_forbid",
+                "a measured kernel command line matching no forbidden pattern".into(),
+                format!("no kernel command line in PCR {KERNEL_CMDLINE_PCR}"),
+            );
         }
         for c in &facts.kernel_cmdlines {
             if let Some(p) = self.kernel_cmdline_forbid.iter().find(|p| glob_match(p, &c.text)) {
@@ -310,7 +322,14 @@ mod tests {
         // No command line at all fails an allow rule.
         let mut no_cmdline = facts(false);
         no_cmdline.kernel_cmdlines.clear();
-        assert_eq!(pass.check(&no_cmdline).unwrap_err().failures[0].rule, "kernel_cmdline_allow");
+        let rules: Vec<&str> = pass.check(&no_cmdline).unwrap_err().failures.iter().map(|f| f.rule).collect();
+        assert_eq!(rules, ["kernel_cmdline_allow", "kernel_cmdline_forbid"], "a blanked command line proves nothing");
+        // An unmeasured dbx fails a forbidden-dbx rule (nothing proves the entry absent).
+        let mut no_dbx = facts(false);
+        no_dbx.dbx.measured = false;
+        no_dbx.dbx.lists.clear();
+        let only_forbid = MeasuredBoot { forbidden_dbx: vec![vec![0xAA; 32]], ..MeasuredBoot::default() };
+        assert_eq!(only_forbid.check(&no_dbx).unwrap_err().failures[0].actual, "dbx not measured");
     }
 
     #[test]

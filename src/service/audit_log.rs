@@ -29,8 +29,10 @@ impl AuditTree {
     /// entry it covers is durable (flushed) before this returns.
     fn sync(&self, store: &dyn Store) -> Result<MutexGuard<'_, MerkleLog>, StoreError> {
         let mut log = self.log.lock().map_err(|_| StoreError::Backend("audit tree lock poisoned".into()))?;
-        store.flush()?;
+        // Length first, then flush: every entry below `end` is then on disk (an entry committed after the
+        // length was read is left for the next sync).
         let end = store.audit_len()?;
+        store.flush()?;
         while log.size() < end {
             let batch = store.audit(log.size(), SYNC_BATCH)?;
             if batch.is_empty() {

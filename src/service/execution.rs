@@ -64,6 +64,8 @@ async fn check_and_start(
     let scope = req.scope.clone();
     let argv = req.argv_sha256.to_ascii_lowercase();
     let c2 = cti.clone();
+    // The revocation check and the recorded start are one step with respect to revocations.
+    let _gate = state.revocation_gate.read().await;
     let outcome = blocking(state, move |s| {
         let Some(record) = s.token(&c2)? else {
             return Ok(Err(Denial::new(

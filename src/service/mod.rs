@@ -56,6 +56,9 @@ pub struct Inner {
     pub authorities: KeySet,
     /// The Merkle tree over the audit log.
     pub audit_tree: Arc<audit_log::AuditTree>,
+    /// Revocations (write) exclude execution starts (read): an execution either started before a
+    /// revocation was answered, or its check sees the revocation.
+    pub revocation_gate: tokio::sync::RwLock<()>,
 }
 
 pub fn signing_alg(alg: TokenAlg) -> SigningAlg {
@@ -182,6 +185,7 @@ impl AppState {
                 policies: RwLock::new(Vec::new()),
                 authorities,
                 audit_tree: Arc::default(),
+                revocation_gate: tokio::sync::RwLock::new(()),
             }),
         })
     }
@@ -276,6 +280,7 @@ pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
             policies: RwLock::new(policies),
             authorities,
             audit_tree: Arc::default(),
+            revocation_gate: tokio::sync::RwLock::new(()),
         }),
     })
 }

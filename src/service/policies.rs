@@ -27,11 +27,19 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     ))
 }
 
+/// A refused policy is a decision too: audited as `policy.deny`.
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
     Body(req): Body<ApplyPolicy>,
 ) -> Result<Json<PolicyView>, Denial> {
+    match apply_policy(&state, &caller, req).await {
+        Ok(view) => Ok(Json(view)),
+        Err(d) => Err(super::issue::audit_denial(&state, Some(&caller), None, "policy.deny", d).await),
+    }
+}
+
+async fn apply_policy(state: &AppState, caller: &Caller, req: ApplyPolicy) -> Result<PolicyView, Denial> {
     caller.require(&[Role::Admin])?;
     let loaded = crate::policy::parse("policy", &req.policy)
         .map_err(|e| Denial::new(DenialCode::PolicyMismatch, e.to_string()))?;
@@ -60,18 +68,18 @@ pub async fn apply(
     let entry =
         AuditEntry::new("policy.apply", format!("policy {} hash {}", stored.id, stored.hash)).by(&caller.0.name);
     let s2 = stored.clone();
-    blocking(&state, move |s| s.put_policy(&s2, &entry)).await?;
+    blocking(state, move |s| s.put_policy(&s2, &entry)).await?;
     {
         let mut cache = state.policies.write().map_err(|_| Denial::internal("policy cache lock poisoned"))?;
         cache.retain(|p| p.policy.id != loaded.policy.id);
         cache.push(Arc::new(loaded));
     }
     tracing::info!(by = %caller.0.name, id = %stored.id, hash = %stored.hash, "policy applied");
-    Ok(Json(PolicyView {
+    Ok(PolicyView {
         id: stored.id,
         hash: stored.hash,
         signed_by: stored.signed_by,
         applied_at: stored.applied_at,
         applied_by: stored.applied_by,
-    }))
+    })
 }

@@ -32,14 +32,16 @@ impl Revoked {
     }
 }
 
-/// Whether `token` is revoked: itself, any ancestor, its host, or the policy version it was issued under.
+/// Whether `token` is revoked: itself or any ancestor, the host of any of them, or the policy version any of
+/// them was issued under.
 pub fn why_revoked(s: &dyn Store, token: &TokenRecord) -> Result<Option<Revoked>, StoreError> {
-    if let Some(r) = s.revoked(&revoked_key(RevocationKind::Host, &token.host_id))? {
-        return Ok(Some(Revoked { via: format!("host {}", token.host_id), revocation: r }));
-    }
     let mut current = token.clone();
     // A chain is at most MAX_DELEGATION_DEPTH deep; the bound also stops a corrupt cycle.
     for _ in 0..=MAX_DELEGATION_DEPTH + 1 {
+        // Every host on the chain counts: a child delegated across hosts dies with its ancestor's host.
+        if let Some(r) = s.revoked(&revoked_key(RevocationKind::Host, &current.host_id))? {
+            return Ok(Some(Revoked { via: format!("host {}", current.host_id), revocation: r }));
+        }
         if let Some(r) = s.revoked(&revoked_key(RevocationKind::Policy, &current.policy_hash))? {
             return Ok(Some(Revoked {
                 via: format!("policy {} {}", current.policy_id, current.policy_hash),
@@ -77,11 +79,19 @@ pub fn descendants(s: &dyn Store, cti: &str) -> Result<Vec<String>, StoreError> 
     Ok(out)
 }
 
+/// A refused revocation is audited too (`revoke.deny`).
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Body(req): Body<RevokeRequest>,
 ) -> Result<Json<Revocation>, Denial> {
+    match revoke_now(&state, &caller, req).await {
+        Ok(r) => Ok(Json(r)),
+        Err(d) => Err(super::issue::audit_denial(&state, Some(&caller), None, "revoke.deny", d).await),
+    }
+}
+
+async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Result<Revocation, Denial> {
     caller.require(&[Role::Admin])?;
     let reason = if req.reason.trim().is_empty() { "no reason given".to_owned() } else { req.reason.clone() };
     if reason.len() > 1024 || req.target.len() > 256 {
@@ -90,7 +100,11 @@ pub async fn revoke(
     let kind = req.kind;
     let target = req.target.to_ascii_lowercase();
     let by = caller.0.name.clone();
+    // A policy by id (its applied version), or any version by its hash (64 hex digits, e.g. from a token).
     let current_policy = match kind {
+        RevocationKind::Policy if target.len() == 64 && target.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(target.clone())
+        }
         RevocationKind::Policy => state
             .policies()
             .iter()
@@ -101,17 +115,19 @@ pub async fn revoke(
         _ => None,
     };
     let target = if kind == RevocationKind::Policy { req.target.clone() } else { target };
-    let revoked = blocking(&state, move |s| {
+    // No execution starts while a revocation is being decided and written (see execution.rs).
+    let _gate = state.revocation_gate.write().await;
+    let revoked = blocking(state, move |s| {
         let (host, tokens) = match kind {
             RevocationKind::Token => {
                 let Some(t) = s.token(&target)? else {
-                    return Err(StoreError::Conflict(format!("no token {target} was issued here")));
+                    return Ok(Err(Denial::not_found(format!("no token {target} was issued here"))));
                 };
                 (Some(t.host_id), descendants(s, &target)?)
             }
             RevocationKind::Host => {
                 if s.host(&target)?.is_none() {
-                    return Err(StoreError::Conflict(format!("no host {target} is enrolled")));
+                    return Ok(Err(Denial::not_found(format!("no host {target} is enrolled"))));
                 }
                 let all = s.tokens()?;
                 (
@@ -146,11 +162,11 @@ pub async fn revoke(
         if let Some(h) = &host {
             entry = entry.host(h);
         }
-        s.revoke(&r, &entry)
+        s.revoke(&r, &entry).map(Ok)
     })
-    .await?;
+    .await??;
     tracing::info!(kind = kind.name(), target = %revoked.target, tokens = revoked.tokens.len(), seq = revoked.seq, "revoked");
-    Ok(Json(revoked))
+    Ok(revoked)
 }
 
 #[derive(Deserialize)]

@@ -348,8 +348,8 @@ impl Service {
         self.data_dir().join("admin.credential")
     }
 
-    /// Runs `runtrust ARGS` as a client of this service (and, if given, on `tpm`).
-    pub fn client(&self, tpm: Option<&SwTpm>, credential: Option<&Path>, args: &[&str]) -> Run {
+    /// `runtrust ARGS` as a client of this service (and, if given, on `tpm`), not started yet.
+    pub fn command(&self, tpm: Option<&SwTpm>, credential: Option<&Path>, args: &[&str]) -> Command {
         let mut cmd = Command::new(runtrust_bin());
         cmd.args(args)
             .env("RUNTRUST_SERVER", &self.url)
@@ -364,7 +364,12 @@ impl Service {
             // Clients without a TPM still cache issuer keys: keep them with this service, not in $HOME.
             None => cmd.env("RUNTRUST_STATE_DIR", self.dir.path().join("client-state")),
         };
-        let out = cmd.output().expect("run runtrust");
+        cmd
+    }
+
+    /// Runs `runtrust ARGS` as a client of this service (and, if given, on `tpm`).
+    pub fn client(&self, tpm: Option<&SwTpm>, credential: Option<&Path>, args: &[&str]) -> Run {
+        let out = self.command(tpm, credential, args).output().expect("run runtrust");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -170,7 +170,7 @@ fn exec_runs_allowed_commands_and_refuses_before_starting() {
     assert_eq!(end["diagnostics"]["exit_code"], 7, "{end}");
     assert!(end["diagnostics"]["duration_ms"].is_u64());
     assert_eq!(start["diagnostics"]["argv_sha256"].as_str().map(str::len), Some(64));
-    let starts = fx.exec_starts();
+    let starts = fx.exec_starts() + 1; // + the signal test below, which runs
 
     // Offline checks: wrong scope, wrong audience, expired.
     fx.assert_exec_denied(fx.exec(&fx.a, &token, "deploy/db/x", "gw-1", "scope"), "scope_denied");
@@ -185,6 +185,34 @@ fn exec_runs_allowed_commands_and_refuses_before_starting() {
     assert_eq!(r.code, 0, "{r:?}");
     let thief = Host { tpm: other, cred: fx.a.cred.clone(), id: String::new() };
     fx.assert_exec_denied(fx.exec(&thief, &token, "deploy/web/api", "gw-1", "thief"), "runtime_identity_mismatch");
+
+    // A signal sent to the gateway reaches the command, and the command's status comes back.
+    let (started, got) = (fx.path("sig-started"), fx.path("sig-got"));
+    let script = format!(
+        "trap 'echo term > \"{}\"; exit 3' TERM; touch '{}'; while :; do sleep 0.05; done",
+        got.display(),
+        started.display()
+    );
+    let mut gateway = fx
+        .svc
+        .command(
+            Some(&fx.a.tpm),
+            Some(&fx.a.cred),
+            &["exec", "--token", token.to_str().unwrap(), "--scope", "deploy/web/api", "--audience", "gw-1"],
+        )
+        .args(["--", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < deadline, "the command did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill").args(["-TERM", &gateway.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = gateway.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the command's exit status after its TERM trap");
+    assert_eq!(std::fs::read_to_string(&got).unwrap().trim(), "term");
 
     // The service stopped: the online check cannot be made, so nothing runs.
     let mut fx = fx;
@@ -245,6 +273,11 @@ fn revocation_of_token_ancestor_and_host_stops_exec_and_issuance() {
     let (r, out) = fx.request(&fx.a, "t3", "deploy/web/*", &[]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("revoked") && !out.exists(), "{r:?}");
+
+    // An unknown target is refused, and the refusal is audited too.
+    let r = fx.admin(&["revoke", "token", &"ab".repeat(16)]);
+    assert!(r.code == 1 && r.stderr.contains("no token"), "{r:?}");
+    assert!(fx.svc.audit().iter().any(|e| e["event"] == "revoke.deny"));
 
     // The feed: signed, sequence-numbered, verified by the CLI; `since` pages it.
     let r = fx.svc.client(None, Some(&gw), &["--json", "revoke", "list"]);
@@ -357,7 +390,23 @@ fn delegation_lineage_and_audit_verification() {
 
     // Offline: an export verifies against the checkpoint; altering one byte of one entry, dropping one
     // entry, or swapping two entries each makes it fail with exit 3.
+    // An export of everything is more than the saved checkpoint covers: refused, nothing passes unverified.
     let r = fx.svc.client(None, Some(&auditor), &["--json", "audit", "tail", "--all"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let everything = fx.path("everything.jsonl");
+    std::fs::write(&everything, &r.stdout).unwrap();
+    let r = fx.svc.client(
+        None,
+        Some(&auditor),
+        &["audit", "verify", "--log", everything.to_str().unwrap(), "--checkpoint", saved.to_str().unwrap()],
+    );
+    assert!(r.code == 3 && r.stderr.contains("covers"), "{r:?}");
+    // The export of what the checkpoint covers.
+    let r = fx.svc.client(
+        None,
+        Some(&auditor),
+        &["--json", "audit", "tail", "--all", "--checkpoint", saved.to_str().unwrap()],
+    );
     assert_eq!(r.code, 0, "{r:?}");
     let export = fx.path("audit.jsonl");
     std::fs::write(&export, &r.stdout).unwrap();
@@ -393,6 +442,16 @@ fn delegation_lineage_and_audit_verification() {
     let mut swapped = owned.clone();
     swapped.swap(2, 3);
     tampered("swapped.jsonl", swapped);
+    let mut last = owned.clone();
+    last.pop();
+    tampered("last-dropped.jsonl", last);
+    let f = fx.path("not-utf8.jsonl");
+    let mut raw = std::fs::read(&export).unwrap();
+    let at = raw.iter().position(|b| *b == b'e').unwrap();
+    raw[at] = 0xff;
+    std::fs::write(&f, raw).unwrap();
+    let r = verify(&f);
+    assert_eq!(r.code, 3, "a byte that breaks UTF-8 is an alteration too: {r:?}");
     // The intact export still verifies (nothing above touched it).
     assert_eq!(verify(&export).code, 0);
 }

@@ -41,7 +41,8 @@ pub fn issue(
         iss: state.config.service_id.clone(),
         sub: subject.host_id.clone(),
         aud: req.audience.clone(),
-        exp: now + ttl,
+        // A child never outlives its parent (the ttl was capped a moment ago; time has passed since).
+        exp: parent.map_or(now + ttl, |p| (now + ttl).min(p.exp)),
         nbf: now,
         iat: now,
         cti,

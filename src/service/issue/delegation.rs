@@ -60,9 +60,13 @@ pub async fn check(
         Ok((Some(record), revoked))
     })
     .await?;
-    record.ok_or_else(|| denied(format!("parent token {cti} was not issued by this service")))?;
+    let record = record.ok_or_else(|| denied(format!("parent token {cti} was not issued by this service")))?;
     if let Some(r) = revoked {
         return Err(Denial::new(DenialCode::Revoked, format!("parent token {cti}: {}", r.detail())));
+    }
+    // A spent single-use token authorizes nothing more, not even children.
+    if let Some(at) = record.consumed_at {
+        return Err(denied(format!("parent token {cti} is single use and was used at {at}")));
     }
     // Possession: the quote stage 4 verifies is by the requester's enrolled AK; it must be the parent's.
     let ak = runtrust_attestation::Public::from_tpm2b(&host.ak_public).map_err(Denial::internal)?;
@@ -113,13 +117,21 @@ async fn cross_host(state: &AppState, policy: &LoadedPolicy, other: &str) -> Res
     }
     let id = other.to_owned();
     let (target, revoked) = blocking(state, move |s| {
-        let revoked = s.revoked(&revoked_key(RevocationKind::Host, &id))?;
-        Ok((s.host(&id)?, revoked))
+        let Some(host) = s.host(&id)? else { return Ok((None, None)) };
+        // The host, or the policy version that accepted its PCR state, revoked: no delegation to it.
+        let mut revoked = s.revoked(&revoked_key(RevocationKind::Host, &id))?.map(|r| ("host", r));
+        if let (None, Some(a)) = (&revoked, &host.last_attested) {
+            revoked = s.revoked(&revoked_key(RevocationKind::Policy, &a.policy_hash))?.map(|r| ("policy", r));
+        }
+        Ok((Some(host), revoked))
     })
     .await?;
     let target = target.ok_or_else(|| Denial::new(DenialCode::HostUnknown, format!("host {other} is not enrolled")))?;
-    if let Some(r) = revoked {
-        return Err(Denial::new(DenialCode::Revoked, format!("host {other} was revoked: {}", r.reason)));
+    if let Some((what, r)) = revoked {
+        return Err(Denial::new(
+            DenialCode::Revoked,
+            format!("host {other}: its {what} was revoked ({}): {}", r.target, r.reason),
+        ));
     }
     let attested = target.last_attested.as_ref().ok_or_else(|| {
         denied(format!("host {other} has no accepted PCR state yet: it must obtain a token of its own once"))
