@@ -51,7 +51,8 @@ pub enum AuditCommand {
 runtrust audit tail --all --json > audit.jsonl && runtrust audit verify --log audit.jsonl --checkpoint cp-monday.txt"
     )]
     Verify {
-        /// An export (`audit tail --all --json`), verified offline against --checkpoint.
+        /// An export (`audit tail --all --json --checkpoint FILE`), verified offline against --checkpoint; it
+        /// must hold exactly the entries the checkpoint covers.
         #[arg(long, value_name = "EXPORT", requires = "checkpoint")]
         log: Option<PathBuf>,
         /// A signed checkpoint saved earlier (`audit checkpoint --out`).

@@ -24,13 +24,20 @@ use crate::tpm::TssTpm;
 pub const DENIED: u8 = 125;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Checks, in order, before CMD starts (any failure: exit 125, CMD never started):\n  \
-1. the token verifies offline: issuer signature (keys cached in the state dir), nbf/exp, audience, scope within the token's\n  \
-2. runtime binding: a fresh quote by this TPM, under a nonce made here, signed by the token's cnf AK, with the token's pcrDigest\n     \
-(another TPM: runtime_identity_mismatch; PCRs changed since issuance: pcr_mismatch)\n  \
-3. online check with the service: not revoked (token, ancestors, host, policy); a single-use token is spent here\n     \
-(service unreachable: verifier_unavailable; second use: token_replayed)\n\
-Then CMD runs with stdin/stdout/stderr and signals passed through; exec exits with CMD's status (128+N if killed by signal N).\n\n\
+#[command(after_help = "Checks, in order, before CMD starts (any failure: exit 125, CMD never started):\n\
+  1. the token verifies offline: issuer signature (keys cached in the state dir),\n     \
+nbf/exp, audience, and --scope within the token's scope\n\
+  2. runtime binding: a fresh quote by this TPM, under a nonce made here, signed by\n     \
+the token's cnf AK, with the token's pcrDigest (another TPM:\n     \
+runtime_identity_mismatch; PCRs changed since issuance: pcr_mismatch)\n\
+  3. online check with the service: nothing revoked (token, ancestors, hosts,\n     \
+policy); a single-use token is spent here (second use: token_replayed;\n     \
+service unreachable: verifier_unavailable; there is no offline grace)\n\n\
+Then CMD runs with stdin, stdout and stderr inherited. SIGTERM, SIGHUP, SIGUSR1 and\n\
+SIGUSR2 are passed on (SIGINT and SIGQUIT too, unless exec runs in a terminal's\n\
+foreground, where the terminal sends them to CMD itself). exec exits with CMD's status\n\
+(128+N if a signal N ended it, 127 if it could not start). Start and end (status,\n\
+duration, SHA-256 of the argv) are recorded in the audit log.\n\n\
 Example:\n  runtrust exec --token web.token --scope deploy/web/api --audience gw-1 -- ./deploy.sh --prod")]
 pub struct ExecArgs {
     /// The execution token (runtrust token request --out).
