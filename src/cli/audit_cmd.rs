@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context as _};
 use clap::Subcommand;
 use serde_json::json;
 
-use super::token_cmd::{cached_keys, load_keys};
+use super::token_cmd::with_issuer_keys;
 use super::{print_json, CliError, CliResult, GlobalOpts};
 use crate::api::{ConsistencyProof, InclusionProof};
 use crate::audit::{
@@ -17,7 +17,6 @@ use crate::audit::{
 };
 use crate::client::Client;
 use crate::store::AuditEntry;
-use crate::token::KeySet;
 
 /// Entries per request.
 const PAGE: usize = 1000;
@@ -48,7 +47,8 @@ pub enum AuditCommand {
     /// Exit 3 on any mismatch.
     #[command(
         after_help = "Examples:\n  runtrust audit checkpoint --out cp-monday.txt\n  runtrust audit verify --checkpoint cp-monday.txt\n  \
-runtrust audit tail --all --json > audit.jsonl && runtrust audit verify --log audit.jsonl --checkpoint cp-monday.txt"
+runtrust audit tail --all --json --checkpoint cp-monday.txt > audit.jsonl\n  \
+runtrust audit verify --log audit.jsonl --checkpoint cp-monday.txt"
     )]
     Verify {
         /// An export (`audit tail --all --json --checkpoint FILE`), verified offline against --checkpoint; it
@@ -97,24 +97,10 @@ fn denied(e: AuditError) -> CliError {
     CliError::denied(e.code(), e)
 }
 
-fn keys(g: &GlobalOpts, file: Option<&Path>) -> Result<KeySet, CliError> {
-    match file {
-        Some(p) => load_keys(p),
-        None => cached_keys(g, false),
-    }
-}
-
-/// Verifies a checkpoint's signature, refreshing cached keys once if none of them signed it.
+/// Parses a checkpoint and verifies its signature with the issuer keys ([`with_issuer_keys`]).
 fn verify_checkpoint(g: &GlobalOpts, text: &str, file: Option<&Path>) -> Result<SignedCheckpoint, CliError> {
     let signed = SignedCheckpoint::from_text(text).map_err(denied)?;
-    match signed.verify(&keys(g, file)?) {
-        Ok(_) => {}
-        // A key rotated since the cache was filled: fetch once more.
-        Err(_) if file.is_none() => {
-            signed.verify(&cached_keys(g, true)?).map_err(denied)?;
-        }
-        Err(e) => return Err(denied(e)),
-    }
+    with_issuer_keys(g, file, |keys| signed.verify(keys), |_| true)?.map_err(denied)?;
     Ok(signed)
 }
 

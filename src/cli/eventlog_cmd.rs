@@ -41,15 +41,8 @@ pub fn run(cmd: EventlogCommand, g: &GlobalOpts) -> CliResult {
                     .events
                     .iter()
                     .map(|e| {
-                        let digests: BTreeMap<String, String> = e
-                            .digests
-                            .iter()
-                            .map(|d| {
-                                let name =
-                                    d.hash().map_or_else(|| format!("{:#06x}", d.alg_id), |h| h.name().to_owned());
-                                (name, hex::encode(&d.digest))
-                            })
-                            .collect();
+                        let digests: BTreeMap<String, String> =
+                            e.digests.iter().map(|d| (bank_name(d), hex::encode(&d.digest))).collect();
                         json!({
                             "index": e.index, "offset": e.offset, "pcr": e.pcr, "type": e.event_type,
                             "type_name": e.type_name(), "digests": digests, "data_size": e.data.len(),
@@ -71,8 +64,7 @@ pub fn run(cmd: EventlogCommand, g: &GlobalOpts) -> CliResult {
                     let name = e.type_name().map_or_else(|| format!("{:#010x}", e.event_type), str::to_owned);
                     println!("#{:<4} PCR {:<2} {:<34} {}", e.index, e.pcr, name, describe(e));
                     for d in &e.digests {
-                        let bank = d.hash().map_or_else(|| format!("{:#06x}", d.alg_id), |h| h.name().to_owned());
-                        println!("      {bank:<7} {}", hex::encode(&d.digest));
+                        println!("      {:<7} {}", bank_name(d), hex::encode(&d.digest));
                     }
                 }
                 println!();
@@ -96,6 +88,11 @@ pub fn run(cmd: EventlogCommand, g: &GlobalOpts) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// A digest's bank by name, or its TPM_ALG_ID when runtrust does not know the algorithm.
+fn bank_name(d: &runtrust_attestation::eventlog::EventDigest) -> String {
+    d.hash().map_or_else(|| format!("{:#06x}", d.alg_id), |h| h.name().to_owned())
 }
 
 fn facts_json(f: &MeasuredBootFacts) -> Value {

@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::token_cmd::cached_keys;
+use super::token_cmd::with_issuer_keys;
 use super::{print_json, CliError, CliResult, GlobalOpts};
 use crate::api::{RevocationFeed, RevokeRequest, SignedFeed};
 use crate::store::{Revocation, RevocationKind};
@@ -71,12 +71,9 @@ pub fn run(cmd: RevokeCommand, g: &GlobalOpts) -> CliResult {
 fn list(g: &GlobalOpts, since: u64) -> CliResult {
     let client = g.client()?;
     let signed: SignedFeed = client.get(&format!("/v1/revocations?since={since}"))?;
-    let check = |keys| verify_detached(&signed.signature, &signed.payload, keys);
-    match check(&cached_keys(g, false)?) {
-        Err(TokenError::UnknownKid(_)) => check(&cached_keys(g, true)?),
-        r => r,
-    }
-    .map_err(|e| CliError::denied(e.code(), format!("revocation feed: {e}")))?;
+    let check = |keys: &_| verify_detached(&signed.signature, &signed.payload, keys);
+    with_issuer_keys(g, None, check, |e| matches!(e, TokenError::UnknownKid(_)))?
+        .map_err(|e| CliError::denied(e.code(), format!("revocation feed: {e}")))?;
     let feed: RevocationFeed =
         serde_json::from_slice(&signed.payload).map_err(|e| anyhow!("revocation feed payload: {e}"))?;
     if g.json {

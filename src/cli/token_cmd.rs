@@ -140,25 +140,33 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
     }
 }
 
-/// Verifies a token offline with `keys`, or else the issuer keys cached in the state directory (fetched
-/// from the service when missing, and once more when the token names a kid the cache lacks).
+/// Runs `check` with the issuer keys: those in `keys` (a file), or else the ones cached in the state
+/// directory (fetched from the service when missing). With the cache, a check that fails because no cached
+/// key signed (`retry` says so) runs once more after a fresh fetch: a key rotated since the cache was filled.
+pub(crate) fn with_issuer_keys<T, E>(
+    g: &GlobalOpts,
+    keys: Option<&Path>,
+    check: impl Fn(&KeySet) -> Result<T, E>,
+    retry: impl Fn(&E) -> bool,
+) -> Result<Result<T, E>, CliError> {
+    if let Some(p) = keys {
+        return Ok(check(&load_keys(p)?));
+    }
+    match check(&cached_keys(g, false)?) {
+        Err(e) if retry(&e) => Ok(check(&cached_keys(g, true)?)),
+        r => Ok(r),
+    }
+}
+
+/// Verifies a token offline with the issuer keys ([`with_issuer_keys`]).
 pub(crate) fn verify_token(
     g: &GlobalOpts,
     bytes: &[u8],
     exp: &Expectations<'_>,
     keys: Option<&Path>,
 ) -> Result<Claims, CliError> {
-    let set = match keys {
-        Some(p) => load_keys(p)?,
-        None => cached_keys(g, false)?,
-    };
-    match verify(bytes, &set, exp) {
-        // A key rotated since the cache was filled: fetch once more.
-        Err(TokenError::UnknownKid(_)) if keys.is_none() => {
-            verify(bytes, &cached_keys(g, true)?, exp).map_err(|e| CliError::denied(e.code(), e))
-        }
-        r => r.map_err(|e| CliError::denied(e.code(), e)),
-    }
+    with_issuer_keys(g, keys, |set| verify(bytes, set, exp), |e| matches!(e, TokenError::UnknownKid(_)))?
+        .map_err(|e| CliError::denied(e.code(), e))
 }
 
 /// A COSE_KeySet or PEM file.
@@ -172,7 +180,7 @@ pub(crate) fn load_keys(path: &Path) -> Result<KeySet, CliError> {
     set.map_err(|e| CliError::Other(anyhow!("{}: {e}", path.display())))
 }
 
-pub(crate) fn cached_keys(g: &GlobalOpts, refresh: bool) -> Result<KeySet, CliError> {
+fn cached_keys(g: &GlobalOpts, refresh: bool) -> Result<KeySet, CliError> {
     let dir = g.state_dir.clone().unwrap_or_else(default_state_dir);
     let cache = dir.join(KEY_CACHE);
     if !refresh {

@@ -101,7 +101,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
     let target = req.target.to_ascii_lowercase();
     let by = caller.0.name.clone();
     // A policy by id (its applied version), or any version by its hash (64 hex digits, e.g. from a token).
-    let current_policy = match kind {
+    let policy_hash_revoked = match kind {
         RevocationKind::Policy if target.len() == 64 && target.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Some(target.clone())
         }
@@ -136,7 +136,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
                 )
             }
             RevocationKind::Policy => {
-                let hash = current_policy.clone().unwrap_or_default();
+                let hash = policy_hash_revoked.clone().unwrap_or_default();
                 let all = s.tokens()?;
                 (None, all.into_iter().filter(|t| t.policy_hash == hash).map(|t| t.cti).take(MAX_LISTED).collect())
             }
@@ -145,7 +145,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
             seq: 0,
             kind,
             target: target.clone(),
-            policy_hash: current_policy.clone(),
+            policy_hash: policy_hash_revoked.clone(),
             reason: reason.clone(),
             time: now_unix(),
             by: by.clone(),
