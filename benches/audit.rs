@@ -3,12 +3,15 @@
 //!
 //! cargo bench -p runtrust --bench audit
 
+// A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use runtrust::audit::AuditEntry;
 use runtrust::audit::{canonical_entry, leaf_hash, verify_log, Checkpoint, MerkleLog};
-use runtrust::store::AuditEntry;
 
 fn entry(i: u64) -> AuditEntry {
-    AuditEntry::new("token.issue", format!("scope deploy/web/api for gw-1 under policy web ({i})"))
+    AuditEntry::new(1_800_000_000, "token.issue", format!("scope deploy/web/api for gw-1 under policy web ({i})"))
         .by("web-01")
         .host("sha256:cd493940bc811f4851d41e2296c39d8f9f5ea1ead5ec87659dc1260d55009bda")
         .cti("9375ffa53622f9087f2fdd67ff81d12f")

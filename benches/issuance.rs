@@ -3,6 +3,9 @@
 //!
 //! cargo bench -p runtrust --bench issuance
 
+// A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,7 +13,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use runtrust::api::{QuoteEvidence, TokenRequest};
-use runtrust::config::{IssuerKeyFile, ServiceConfig, TokenAlg};
+use runtrust::config::{IssuerKeyFile, ServiceConfig};
+use runtrust::model::{HostId, Nonce};
 use runtrust::service::auth::Caller;
 use runtrust::service::issue::issue_token;
 use runtrust::service::AppState;
@@ -61,7 +65,7 @@ impl Store for OneNonceStore {
     ) -> Result<runtrust::store::EnrollOutcome, StoreError> {
         self.inner.enroll_host(h, p, a)
     }
-    fn principal_host(&self, p: &str) -> Result<Option<String>, StoreError> {
+    fn principal_host(&self, p: &str) -> Result<Option<HostId>, StoreError> {
         self.inner.principal_host(p)
     }
     fn host(&self, h: &str) -> Result<Option<HostRecord>, StoreError> {
@@ -85,10 +89,12 @@ impl Store for OneNonceStore {
     fn void_challenges(&self) -> Result<usize, StoreError> {
         self.inner.void_challenges()
     }
-    fn consume_nonce(&self, _nonce: &str, now: u64) -> Result<NonceState, StoreError> {
-        let k = format!("bench-{}", self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-        let audit = AuditEntry::new("challenge.issue", "");
-        self.inner.put_challenge(&Challenge { nonce: k.clone(), ..self.challenge.clone() }, &audit)?;
+    fn consume_nonce(&self, _nonce: &Nonce, now: u64) -> Result<NonceState, StoreError> {
+        let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut k = Nonce([0; 32]);
+        k.0[..8].copy_from_slice(&n.to_be_bytes());
+        let audit = AuditEntry::new(now, "challenge.issue", "");
+        self.inner.put_challenge(&Challenge { nonce: k, ..self.challenge.clone() }, &audit)?;
         self.inner.consume_nonce(&k, now)?;
         Ok(NonceState::Fresh(self.challenge.clone()))
     }
@@ -209,7 +215,7 @@ fn bench_pipeline(c: &mut Criterion) {
     let pcrs: PcrValues = serde_json::from_slice(&vector("pcrs.json")).expect("pcrs");
     let nonce = String::from_utf8(vector("nonce.hex")).expect("utf8").trim().to_owned();
     let clock = Attest::parse_quote(&attest).expect("attest").clock_info;
-    let host_id = format!("sha256:{}", "cd".repeat(32));
+    let host_id: HostId = format!("sha256:{}", "cd".repeat(32)).parse().expect("host id");
 
     let principal = Principal {
         id: "00".repeat(8),
@@ -219,10 +225,10 @@ fn bench_pipeline(c: &mut Criterion) {
         created_at: 0,
     };
     let challenge = Challenge {
-        nonce: nonce.clone(),
+        nonce: nonce.parse().expect("nonce"),
         host_id: host_id.clone(),
         principal_id: principal.id.clone(),
-        selection: "sha256:0,1,2,3,4,5,6,7".into(),
+        selection: "sha256:0,1,2,3,4,5,6,7".parse().expect("selection"),
         expires_at: u64::MAX,
     };
     let store = OneNonceStore {
@@ -245,7 +251,7 @@ fn bench_pipeline(c: &mut Criterion) {
         last_attested: None,
         enrolled_by: "web-01".into(),
     };
-    let entry = AuditEntry::new("enroll.allow", "");
+    let entry = AuditEntry::new(0, "enroll.allow", "");
     store.enroll_host(&host, &principal.id, &entry).expect("enroll");
 
     let text =
@@ -264,7 +270,7 @@ fn bench_pipeline(c: &mut Criterion) {
         config,
         dir.path().to_path_buf(),
         Arc::new(store),
-        vec![(IssuerKeyFile { path: key_path, alg: TokenAlg::Eddsa }, key)],
+        vec![(IssuerKeyFile { path: key_path, alg: SigningAlg::EdDsa }, key)],
     )
     .expect("state");
     state.policies.write().expect("lock").push(Arc::new(policy));

@@ -54,21 +54,10 @@ pub struct IssuerConfig {
 #[serde(deny_unknown_fields)]
 pub struct IssuerKeyFile {
     pub path: PathBuf,
-    pub alg: TokenAlg,
+    pub alg: crate::token::SigningAlg,
 }
 
-/// Token signature algorithm (DESIGN §7).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenAlg {
-    /// Ed25519 (COSE alg -8).
-    #[default]
-    Eddsa,
-    /// ECDSA P-256 SHA-256 (COSE alg -7).
-    Es256,
-}
-
-/// Policy authority (DESIGN §10).
+/// Policy authority (docs/design.md §10).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -106,7 +95,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -132,6 +121,11 @@ impl ServiceConfig {
             return Err(ConfigError::Invalid { path, detail: "issuer.keys is empty".into() });
         }
         Ok(cfg)
+    }
+
+    /// Where the store is: the `store` setting, relative to the data directory.
+    pub fn store_config(&self, data_dir: &Path) -> crate::store::StoreConfig {
+        crate::store::StoreConfig::Sled { path: resolve(data_dir, &self.store) }
     }
 
     pub fn to_toml(&self) -> String {

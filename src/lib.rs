@@ -1,4 +1,4 @@
-//! runtrust: trust is established before execution begins (see DESIGN.md §2 for the lifecycle).
+//! runtrust: trust is established before execution begins (docs/design.md §2 is the lifecycle).
 
 pub mod api;
 pub mod audit;
@@ -6,6 +6,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod fsutil;
+pub mod gateway;
+pub mod model;
 pub mod policy;
 pub mod principal;
 pub mod scope;

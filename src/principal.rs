@@ -3,7 +3,7 @@
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::api::b64;
+use crate::model::b64;
 
 /// A freshly minted credential.
 pub struct NewCredential {

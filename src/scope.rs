@@ -1,4 +1,4 @@
-//! Scopes (DESIGN §9): `/`-separated names; a pattern may end in `*` (`deploy/web/*`). A scope is within a
+//! Scopes (docs/design.md §9): `/`-separated names; a pattern may end in `*` (`deploy/web/*`). A scope is within a
 //! pattern when it equals it, or the pattern ends in `*` and the scope extends its prefix.
 
 /// Why a scope or pattern is not well-formed.

@@ -15,8 +15,8 @@
 
 use serde_json::Value;
 
+use super::AuditEntry;
 use super::AuditError;
-use crate::store::AuditEntry;
 
 /// The version of this encoding (the `v` member).
 pub const ENTRY_ENCODING_VERSION: u64 = 1;

@@ -1,4 +1,4 @@
-//! Why an audit log, a proof or a checkpoint does not verify, and the DESIGN §8 code each reason maps to.
+//! Why an audit log, a proof or a checkpoint does not verify, and the docs/design.md §8 code each reason maps to.
 
 use runtrust_attestation::DenialCode;
 

@@ -1,4 +1,4 @@
-//! The tamper-evident audit log (DESIGN §11), its pure core: an append-only Merkle tree with RFC 9162
+//! The tamper-evident audit log (docs/design.md §11), its pure core: an append-only Merkle tree with RFC 9162
 //! hashing over the canonical bytes of each entry, inclusion and consistency proofs and their offline
 //! verification, and signed checkpoints.
 //!
@@ -14,6 +14,7 @@ mod checkpoint;
 mod entry;
 mod error;
 mod merkle;
+mod record;
 mod verify;
 
 pub use checkpoint::{
@@ -22,6 +23,7 @@ pub use checkpoint::{
 pub use entry::{canonical_entry, export_line, parse_export_line, ENTRY_ENCODING_VERSION, MAX_EXPORT_LINE};
 pub use error::AuditError;
 pub use merkle::{empty_root, leaf_hash, node_hash, root_from_leaves, Hash, MerkleLog};
+pub use record::AuditEntry;
 pub use verify::{verify_consistency, verify_inclusion, verify_log, verify_root, LogVerification};
 
 #[cfg(test)]

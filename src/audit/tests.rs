@@ -318,7 +318,7 @@ fn incremental_roots_match_recomputation() {
 
 #[test]
 fn entries_hash_through_canonical_bytes() {
-    let entry = crate::store::AuditEntry {
+    let entry = crate::audit::AuditEntry {
         time: 1,
         event: "policy.apply".into(),
         principal: None,
@@ -496,7 +496,7 @@ fn error_codes() {
     assert_eq!(AuditError::Signing(TokenError::Crypto("x")).code(), DenialCode::InternalError);
 }
 
-/// Scale check (DESIGN: ~10^6 entries): `cargo test --lib audit -- --ignored`.
+/// Scale check (docs/design.md: ~10^6 entries): `cargo test --lib audit -- --ignored`.
 #[test]
 #[ignore = "slow in debug builds"]
 fn a_million_leaves() {
@@ -519,11 +519,11 @@ fn a_million_leaves() {
     }
 }
 
-fn log_entries(n: u64) -> Vec<(u64, crate::store::AuditEntry)> {
-    (0..n).map(|i| (i, crate::store::AuditEntry::new("token.issue", format!("entry {i}")))).collect()
+fn log_entries(n: u64) -> Vec<(u64, crate::audit::AuditEntry)> {
+    (0..n).map(|i| (i, crate::audit::AuditEntry::new(0, "token.issue", format!("entry {i}")))).collect()
 }
 
-fn checkpoint_of(entries: &[(u64, crate::store::AuditEntry)], size: u64) -> Checkpoint {
+fn checkpoint_of(entries: &[(u64, crate::audit::AuditEntry)], size: u64) -> Checkpoint {
     let mut log = MerkleLog::new();
     for (i, e) in entries.iter().take(usize::try_from(size).unwrap()) {
         log.push(leaf_hash(&canonical_entry(e, *i)));

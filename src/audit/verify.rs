@@ -141,7 +141,7 @@ pub struct LogVerification {
 /// (an export: an entry the checkpoint does not cover would pass unverified); without, entries appended
 /// after the checkpoint was signed are allowed (a live log). Signatures are the caller's to check.
 pub fn verify_log(
-    entries: impl IntoIterator<Item = (u64, crate::store::AuditEntry)>,
+    entries: impl IntoIterator<Item = (u64, crate::audit::AuditEntry)>,
     checkpoint: &super::Checkpoint,
     earlier: Option<&super::Checkpoint>,
     exact: bool,

@@ -2,10 +2,11 @@
 
 use clap::Subcommand;
 
+use super::args::RoleArg;
 use super::service_cmd::done;
 use super::{print_json, CliResult, GlobalOpts};
+use crate::api::routes;
 use crate::api::{CreatedPrincipal, HostView, NewPrincipal, PrincipalView};
-use crate::store::Role;
 
 #[derive(Subcommand, Debug)]
 pub enum PrincipalCommand {
@@ -13,7 +14,7 @@ pub enum PrincipalCommand {
     Add {
         name: String,
         #[arg(long, value_enum)]
-        role: Role,
+        role: RoleArg,
     },
     /// List principals and their roles.
     List,
@@ -31,7 +32,8 @@ pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
     let client = g.client()?;
     match cmd {
         PrincipalCommand::Add { name, role } => {
-            let created: CreatedPrincipal = client.post("/v1/principals", &NewPrincipal { name, role })?;
+            let created: CreatedPrincipal =
+                client.post(routes::PRINCIPALS, &NewPrincipal { name, role: role.into() })?;
             if g.json {
                 print_json(&serde_json::to_value(&created).map_err(anyhow::Error::from)?);
             } else {
@@ -44,7 +46,7 @@ pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
             }
         }
         PrincipalCommand::List => {
-            let all: Vec<PrincipalView> = client.get("/v1/principals")?;
+            let all: Vec<PrincipalView> = client.get(routes::PRINCIPALS)?;
             if g.json {
                 print_json(&serde_json::to_value(&all).map_err(anyhow::Error::from)?);
             } else {
@@ -54,7 +56,7 @@ pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
             }
         }
         PrincipalCommand::Remove { name } => {
-            client.delete(&format!("/v1/principals/{name}"))?;
+            client.delete(&routes::path(routes::PRINCIPAL, &[&name]))?;
             done(g, &format!("removed principal {name:?}"));
         }
     }
@@ -64,7 +66,7 @@ pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
 pub fn hosts(cmd: HostsCommand, g: &GlobalOpts) -> CliResult {
     let HostsCommand::List = cmd;
     let client = g.client()?;
-    let hosts: Vec<HostView> = client.get("/v1/hosts")?;
+    let hosts: Vec<HostView> = client.get(routes::HOSTS)?;
     if g.json {
         print_json(&serde_json::to_value(&hosts).map_err(anyhow::Error::from)?);
     } else if hosts.is_empty() {

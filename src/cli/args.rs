@@ -1,4 +1,5 @@
-//! Parsing of command-line values: PCR selections and hex.
+//! Parsing of command-line values: PCR selections, hex, and the clap mirrors of the enums of lower layers
+//! (which know nothing of clap, docs/design.md §3).
 
 use runtrust_attestation::tpm2::PcrSelection;
 use runtrust_attestation::HashAlg;
@@ -19,6 +20,66 @@ pub fn parse_hex(s: &str) -> Result<Hex, String> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     hex::decode(s).map(Hex).map_err(|e| format!("not hex: {e}"))
 }
+
+/// A clap `ValueEnum` mirroring an enum of a lower layer, and its conversion into it.
+macro_rules! value_enum {
+    ($(#[$meta:meta])* $arg:ident => $target:ty { $($(#[$vmeta:meta])* $v:ident),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+        pub enum $arg { $($(#[$vmeta])* $v),* }
+
+        impl From<$arg> for $target {
+            fn from(a: $arg) -> Self {
+                match a { $($arg::$v => <$target>::$v),* }
+            }
+        }
+    };
+}
+
+value_enum!(
+    /// What a principal may do.
+    RoleArg => crate::model::Role {
+        /// Manages principals, policies, keys, revocations; lists hosts.
+        Admin,
+        /// A host: enrolls and requests tokens.
+        Attester,
+        /// An execution gateway: online token checks, execution reports.
+        Gateway,
+        /// Reads hosts and the audit log.
+        Auditor,
+    }
+);
+
+value_enum!(
+    /// Key algorithm for the EK and the AK.
+    KeyAlgArg => crate::tpm::KeyAlg {
+        /// RSA-2048 (EK: TCG template L-1; AK: RSASSA-SHA256).
+        Rsa,
+        /// ECC NIST P-256 (EK: TCG template L-2; AK: ECDSA-SHA256).
+        Ecc,
+        /// ECC NIST P-384 (EK: TCG template H-4, the ECC EK swtpm certifies; AK: ECDSA-SHA384).
+        Ecc384,
+    }
+);
+
+value_enum!(
+    /// Token signature algorithm (docs/design.md §7).
+    SigningAlgArg => crate::token::SigningAlg {
+        /// Ed25519 (COSE alg -8).
+        #[value(name = "eddsa")]
+        EdDsa,
+        /// ECDSA P-256 SHA-256 (COSE alg -7).
+        Es256,
+    }
+);
+
+value_enum!(
+    /// Log format on stderr.
+    LogFormatArg => crate::config::LogFormat {
+        Text,
+        Json,
+    }
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! `runtrust audit tail | checkpoint | verify | prove` (DESIGN §11): read the log, save a signed
+//! `runtrust audit tail | checkpoint | verify | prove` (docs/design.md §11): read the log, save a signed
 //! checkpoint, recompute the Merkle tree from the entries (online, or offline from an export) and check it
 //! against signed checkpoints, and prove an issued token's entry is in the log.
 
@@ -10,13 +10,14 @@ use serde_json::json;
 
 use super::token_cmd::with_issuer_keys;
 use super::{print_json, CliError, CliResult, GlobalOpts};
+use crate::api::{routes, IndexedEntry};
 use crate::api::{ConsistencyProof, InclusionProof};
+use crate::audit::AuditEntry;
 use crate::audit::{
     canonical_entry, export_line, leaf_hash, parse_export_line, verify_consistency, verify_inclusion, verify_log,
     AuditError, Hash, SignedCheckpoint,
 };
 use crate::client::Client;
-use crate::store::AuditEntry;
 
 /// Entries per request.
 const PAGE: usize = 1000;
@@ -71,7 +72,7 @@ pub fn run(cmd: AuditCommand, g: &GlobalOpts) -> CliResult {
     match cmd {
         AuditCommand::Tail { n, all, checkpoint } => tail(g, n, all, checkpoint.as_deref()),
         AuditCommand::Checkpoint { out } => {
-            let text = g.client()?.get_text("/v1/audit/checkpoint")?;
+            let text = g.client()?.get_text(routes::AUDIT_CHECKPOINT)?;
             let signed = verify_checkpoint(g, &text, None)?;
             if let Some(p) = &out {
                 std::fs::write(p, &text).with_context(|| format!("writing {}", p.display()))?;
@@ -105,16 +106,10 @@ fn verify_checkpoint(g: &GlobalOpts, text: &str, file: Option<&Path>) -> Result<
 }
 
 fn fetch_all(client: &Client) -> Result<Vec<(u64, AuditEntry)>, CliError> {
-    #[derive(serde::Deserialize)]
-    struct Indexed {
-        index: u64,
-        #[serde(flatten)]
-        entry: AuditEntry,
-    }
     let mut all = Vec::new();
     loop {
         let from = all.len();
-        let page: Vec<Indexed> = client.get(&format!("/v1/audit?from={from}&limit={PAGE}"))?;
+        let page: Vec<IndexedEntry> = client.get(&format!("{}?from={from}&limit={PAGE}", routes::AUDIT))?;
         let done = page.len() < PAGE;
         all.extend(page.into_iter().map(|i| (i.index, i.entry)));
         if done {
@@ -171,13 +166,13 @@ fn verify(g: &GlobalOpts, log: Option<&Path>, earlier: Option<&Path>, key_file: 
         }
         None => {
             let client = g.client()?;
-            let text = client.get_text("/v1/audit/checkpoint")?;
+            let text = client.get_text(routes::AUDIT_CHECKPOINT)?;
             let cp = verify_checkpoint(g, &text, key_file)?;
             let entries = fetch_all(&client)?;
             // The service's own consistency proof from the saved checkpoint must verify too.
             if let Some(old) = &earlier {
                 let p: ConsistencyProof =
-                    client.get(&format!("/v1/audit/consistency?from={}", old.checkpoint.tree_size))?;
+                    client.get(&format!("{}?from={}", routes::AUDIT_CONSISTENCY, old.checkpoint.tree_size))?;
                 let proved = verify_checkpoint(g, &p.checkpoint, key_file)?;
                 let proof = hashes(&p.proof)?;
                 verify_consistency(
@@ -234,7 +229,7 @@ fn hashes(hex_list: &[String]) -> Result<Vec<Hash>, CliError> {
 
 fn prove(g: &GlobalOpts, cti: &str) -> CliResult {
     let client = g.client()?;
-    let p: InclusionProof = client.get(&format!("/v1/audit/prove/{cti}"))?;
+    let p: InclusionProof = client.get(&routes::path(routes::AUDIT_PROVE, &[cti]))?;
     let cp = verify_checkpoint(g, &p.checkpoint, None)?;
     let (index, entry) = parse_export_line(&p.line).map_err(denied)?;
     let bad = |why: String| CliError::denied(runtrust_attestation::DenialCode::SignatureInvalid, why);

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Subcommand;
 
+use super::args::SigningAlgArg;
 use super::{print_json, CliResult, GlobalOpts};
-use crate::config::TokenAlg;
+use crate::api::routes;
+use crate::token::SigningAlg;
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
@@ -23,7 +25,7 @@ pub enum KeysCommand {
     Rotate {
         /// Algorithm of the new key (default: the current key's).
         #[arg(long, value_enum)]
-        alg: Option<TokenAlg>,
+        alg: Option<SigningAlgArg>,
     },
 }
 
@@ -40,8 +42,8 @@ pub fn run(cmd: KeysCommand, g: &GlobalOpts) -> CliResult {
     match cmd {
         KeysCommand::Export { format, out } => {
             let bytes = match format {
-                KeyFormat::Cose => client.get_bytes("/v1/keys")?,
-                KeyFormat::Pem => client.get_bytes("/v1/keys?format=pem")?,
+                KeyFormat::Cose => client.get_bytes(routes::KEYS)?,
+                KeyFormat::Pem => client.get_bytes(&format!("{}?format=pem", routes::KEYS))?,
             };
             match out {
                 Some(p) => std::fs::write(&p, &bytes).with_context(|| format!("writing {}", p.display()))?,
@@ -49,7 +51,8 @@ pub fn run(cmd: KeysCommand, g: &GlobalOpts) -> CliResult {
             }
         }
         KeysCommand::Rotate { alg } => {
-            let v: serde_json::Value = client.post("/v1/keys/rotate", &serde_json::json!({ "alg": alg }))?;
+            let v: serde_json::Value =
+                client.post(routes::KEYS_ROTATE, &serde_json::json!({ "alg": alg.map(SigningAlg::from) }))?;
             if g.json {
                 print_json(&v);
             } else {

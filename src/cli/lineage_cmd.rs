@@ -1,7 +1,8 @@
 //! `runtrust lineage CTI`: a token's ancestry, its descendants as a tree, and the executions under each.
 
 use clap::Args;
-use serde_json::Value;
+
+use crate::api::{routes, Lineage, LineageNode};
 
 use super::{print_json, CliResult, GlobalOpts};
 
@@ -16,62 +17,55 @@ pub struct LineageArgs {
 
 pub fn run(a: LineageArgs, g: &GlobalOpts) -> CliResult {
     let client = g.client()?;
-    let v: Value = client.get(&format!("/v1/lineage/{}", a.cti))?;
+    let lineage: Lineage = client.get(&routes::path(routes::LINEAGE, &[&a.cti]))?;
     if g.json {
-        print_json(&v);
+        print_json(&lineage);
         return Ok(());
     }
-    let ancestors = v["ancestors"].as_array().cloned().unwrap_or_default();
-    if !ancestors.is_empty() {
+    if !lineage.ancestors.is_empty() {
         println!("ancestry (root first):");
-        for (i, n) in ancestors.iter().enumerate() {
+        for (i, n) in lineage.ancestors.iter().enumerate() {
             println!("{}{}", "  ".repeat(i + 1), line(n));
         }
     }
     println!("token and descendants:");
-    print_tree(&v["token"], 1);
-    if v["truncated"].as_bool() == Some(true) {
+    print_tree(&lineage.token, 1);
+    if lineage.truncated {
         println!("(truncated: more descendants than shown)");
     }
     Ok(())
 }
 
-fn line(n: &Value) -> String {
-    let s = |k: &str| n[k].as_str().unwrap_or("").to_owned();
-    let mut out = format!("{} {} [{}] host {} depth {}", s("cti"), s("scope"), s("status"), s("host_id"), n["depth"]);
-    if let Some(r) = n["revoked"].as_object() {
-        let f = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        out.push_str(&format!(" — revoked via {} by {}: {}", f("via"), f("by"), f("reason")));
+fn line(n: &LineageNode) -> String {
+    let mut out = format!("{} {} [{}] host {} depth {}", n.cti, n.scope, n.status.name(), n.host_id, n.depth);
+    if let Some(r) = &n.revoked {
+        out.push_str(&format!(" — revoked via {} by {}: {}", r.via, r.by, r.reason));
     }
     out
 }
 
-fn print_tree(n: &Value, depth: usize) {
+fn print_tree(n: &LineageNode, depth: usize) {
     let pad = "  ".repeat(depth);
     println!("{pad}{}", line(n));
-    for e in n["executions"].as_array().into_iter().flatten() {
-        let end = match e["end"].as_object() {
+    for e in &n.executions {
+        let end = match &e.end {
             None => "running or not reported".to_owned(),
-            Some(end) => {
-                match (end.get("exit_code").and_then(Value::as_i64), end.get("signal").and_then(Value::as_i64)) {
-                    (Some(c), _) => {
-                        format!("exit {c} after {} ms", end.get("duration_ms").and_then(Value::as_u64).unwrap_or(0))
-                    }
-                    (None, Some(sig)) => format!("signal {sig}"),
-                    _ => "ended".to_owned(),
-                }
-            }
+            Some(end) => match (end.exit_code, end.signal) {
+                (Some(c), _) => format!("exit {c} after {} ms", end.duration_ms),
+                (None, Some(sig)) => format!("signal {sig}"),
+                _ => "ended".to_owned(),
+            },
         };
         println!(
             "{pad}  ▸ execution {} at {} by {} scope {} argv {}: {end}",
-            e["id"].as_str().unwrap_or(""),
-            e["started_at"],
-            e["gateway"].as_str().unwrap_or(""),
-            e["scope"].as_str().unwrap_or(""),
-            e["argv_sha256"].as_str().unwrap_or("").get(..16).unwrap_or("")
+            e.id,
+            e.started_at,
+            e.gateway,
+            e.scope,
+            e.argv_sha256.get(..16).unwrap_or("")
         );
     }
-    for c in n["children"].as_array().into_iter().flatten() {
+    for c in n.children.iter().flatten() {
         print_tree(c, depth + 1);
     }
 }

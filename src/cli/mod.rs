@@ -1,4 +1,4 @@
-//! The `runtrust` command line (DESIGN §9, a contract). The only place that prints or exits.
+//! The `runtrust` command line (docs/design.md §9, a contract). The only place that prints or exits.
 
 mod admin_cmd;
 mod args;
@@ -22,9 +22,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use runtrust_attestation::DenialCode;
 
-use crate::tpm::{default_state_dir, resolve_tcti, KeyAlg, TpmError, TpmOptions, DEFAULT_TCTI};
+use crate::tpm::{default_state_dir, resolve_tcti, TpmError, TpmOptions, DEFAULT_TCTI};
+use args::KeyAlgArg;
 
-/// Exit codes (DESIGN §9).
+/// Exit codes (docs/design.md §9).
 pub mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
@@ -66,11 +67,11 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "RUNTRUST_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Endorsement key algorithm (rsa: RSA-2048, ecc: P-256, ecc384: P-384).
-    #[arg(long, global = true, env = "RUNTRUST_EK_ALG", value_enum, default_value_t = KeyAlg::Rsa)]
-    ek_alg: KeyAlg,
+    #[arg(long, global = true, env = "RUNTRUST_EK_ALG", value_enum, default_value_t = KeyAlgArg::Rsa)]
+    ek_alg: KeyAlgArg,
     /// Attestation key algorithm (rsa: RSASSA-SHA256, ecc: ECDSA-P256-SHA256, ecc384: ECDSA-P384-SHA384).
-    #[arg(long, global = true, env = "RUNTRUST_AK_ALG", value_enum, default_value_t = KeyAlg::Rsa)]
-    ak_alg: KeyAlg,
+    #[arg(long, global = true, env = "RUNTRUST_AK_ALG", value_enum, default_value_t = KeyAlgArg::Rsa)]
+    ak_alg: KeyAlgArg,
     /// The runtrust service, https://HOST:PORT.
     #[arg(long, global = true, env = "RUNTRUST_SERVER", value_name = "URL")]
     server: Option<String>,
@@ -84,21 +85,53 @@ pub struct GlobalOpts {
 }
 
 impl GlobalOpts {
-    fn client(&self) -> Result<crate::client::Client, CliError> {
-        let opts = crate::client::ClientOptions {
+    pub(crate) fn client_options(&self) -> crate::client::ClientOptions {
+        crate::client::ClientOptions {
             server: self.server.clone(),
             server_ca: self.server_ca.clone(),
             credential: self.credential.clone(),
-        };
-        crate::client::Client::new(&opts).map_err(CliError::from)
+        }
+    }
+
+    fn client(&self) -> Result<crate::client::Client, CliError> {
+        self.client_options().connect().map_err(CliError::from)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+
+    /// The issuer keys: `file`, or the state directory's cache filled through `connect`.
+    pub(crate) fn issuer_keys<'a>(
+        &self,
+        file: Option<&std::path::Path>,
+        connect: &'a dyn Fn() -> Result<crate::client::Client, crate::client::ClientError>,
+    ) -> crate::gateway::IssuerKeys<'a> {
+        match file {
+            Some(f) => crate::gateway::IssuerKeys::File(f.to_path_buf()),
+            None => crate::gateway::IssuerKeys::Cached { state_dir: self.state_dir(), connect },
+        }
+    }
+
+    /// The execution gateway these options describe.
+    pub(crate) fn gateway<'a>(
+        &self,
+        keys: Option<&std::path::Path>,
+        connect: &'a dyn Fn() -> Result<crate::client::Client, crate::client::ClientError>,
+    ) -> crate::gateway::Gateway<'a> {
+        crate::gateway::Gateway {
+            keys: self.issuer_keys(keys, connect),
+            connect,
+            clock: std::sync::Arc::new(crate::model::SystemClock),
+        }
     }
 
     fn tpm_options(&self) -> TpmOptions {
         TpmOptions {
             tcti: resolve_tcti(self.tcti.as_deref(), |k| std::env::var(k).ok()),
             state_dir: self.state_dir.clone().unwrap_or_else(default_state_dir),
-            ek_alg: self.ek_alg,
-            ak_alg: self.ak_alg,
+            ek_alg: self.ek_alg.into(),
+            ak_alg: self.ak_alg.into(),
         }
     }
 }
@@ -198,6 +231,15 @@ impl From<crate::client::ClientError> for CliError {
     }
 }
 
+impl From<crate::gateway::KeysError> for CliError {
+    fn from(e: crate::gateway::KeysError) -> Self {
+        match e {
+            crate::gateway::KeysError::Fetch(e) => e.into(),
+            e => CliError::Other(e.into()),
+        }
+    }
+}
+
 impl From<crate::client::HostFlowError> for CliError {
     fn from(e: crate::client::HostFlowError) -> Self {
         use crate::client::HostFlowError;
@@ -212,8 +254,8 @@ impl From<crate::client::HostFlowError> for CliError {
 pub type CliResult = Result<(), CliError>;
 
 /// Prints a value as pretty JSON on stdout.
-pub(crate) fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+pub(crate) fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
 }
 
 /// Logs go to stderr; RUST_LOG filters them (default: `default`).
@@ -228,6 +270,7 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
 }
 
 /// Entry point of the binary.
+#[allow(unsafe_code)]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_) | Command::Exec(_)) {
@@ -263,7 +306,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Prints a failure (stderr; with --json also as JSON on stdout) and returns its DESIGN §9 exit code.
+/// Prints a failure (stderr; with --json also as JSON on stdout) and returns its docs/design.md §9 exit code.
 pub(crate) fn report(e: CliError, g: &GlobalOpts) -> ExitCode {
     let json = g.json;
     match e {

@@ -9,11 +9,11 @@ use runtrust_attestation::{DenialCode, HashAlg};
 use serde_json::json;
 
 use super::args::parse_selection;
+use super::args::SigningAlgArg;
 use super::{print_json, CliError, CliResult, GlobalOpts};
+use crate::api::routes;
 use crate::api::{ApplyPolicy, PolicyView};
-use crate::config::TokenAlg;
 use crate::fsutil;
-use crate::service::signing_alg;
 use crate::token::IssuerKey;
 use crate::tpm::{Tpm, TssTpm};
 
@@ -64,8 +64,8 @@ pub enum PolicyCommand {
         /// The authority's private key (PKCS#8, from `policy keygen`).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
-        #[arg(long, value_enum, default_value_t = TokenAlg::Eddsa)]
-        alg: TokenAlg,
+        #[arg(long, value_enum, default_value_t = SigningAlgArg::EdDsa)]
+        alg: SigningAlgArg,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
@@ -74,8 +74,8 @@ pub enum PolicyCommand {
     Keygen {
         #[arg(long, value_name = "PREFIX")]
         out: PathBuf,
-        #[arg(long, value_enum, default_value_t = TokenAlg::Eddsa)]
-        alg: TokenAlg,
+        #[arg(long, value_enum, default_value_t = SigningAlgArg::EdDsa)]
+        alg: SigningAlgArg,
     },
 }
 
@@ -109,7 +109,7 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
             crate::policy::parse(&file.display().to_string(), &policy)
                 .map_err(|e| CliError::denied(DenialCode::PolicyMismatch, e))?;
             let signature = signature.as_ref().map(read).transpose()?;
-            let view: PolicyView = g.client()?.post("/v1/policies", &ApplyPolicy { policy, signature })?;
+            let view: PolicyView = g.client()?.post(routes::POLICIES, &ApplyPolicy { policy, signature })?;
             if g.json {
                 print_json(&serde_json::to_value(&view).map_err(anyhow::Error::from)?);
             } else {
@@ -117,7 +117,7 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
             }
         }
         PolicyCommand::List => {
-            let all: Vec<PolicyView> = g.client()?.get("/v1/policies")?;
+            let all: Vec<PolicyView> = g.client()?.get(routes::POLICIES)?;
             if g.json {
                 print_json(&serde_json::to_value(&all).map_err(anyhow::Error::from)?);
             } else {
@@ -138,7 +138,7 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
             let values = tpm.pcr_read(&sel)?;
             let host_ids = if tags.is_empty() {
                 let ek = tpm.ek_public()?;
-                vec![crate::api::host_id(&ek)]
+                vec![crate::model::HostId::of_ek(&ek).to_string()]
             } else {
                 Vec::new()
             };
@@ -161,14 +161,13 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
         PolicyCommand::Sign { file, key, alg, out } => {
             let policy = read(&file)?;
             let pkcs8 = read(&key)?;
-            let k = IssuerKey::from_pkcs8(signing_alg(alg), &pkcs8).map_err(|e| anyhow!("{}: {e}", key.display()))?;
+            let k = IssuerKey::from_pkcs8(alg.into(), &pkcs8).map_err(|e| anyhow!("{}: {e}", key.display()))?;
             let sig = k.sign_detached(&policy, &SystemRandom::new()).map_err(|e| anyhow!("signing: {e}"))?;
             std::fs::write(&out, sig).with_context(|| format!("writing {}", out.display()))?;
             println!("signed {} with key {}", file.display(), hex::encode(k.kid()));
         }
         PolicyCommand::Keygen { out, alg } => {
-            let (key, pkcs8) =
-                IssuerKey::generate(signing_alg(alg), &SystemRandom::new()).map_err(|e| anyhow!("{e}"))?;
+            let (key, pkcs8) = IssuerKey::generate(alg.into(), &SystemRandom::new()).map_err(|e| anyhow!("{e}"))?;
             let (sk, pk) = (out.with_extension("pk8"), out.with_extension("pem"));
             fsutil::write_private(&sk, &pkcs8).with_context(|| format!("writing {}", sk.display()))?;
             let pem = key.public().to_pem();

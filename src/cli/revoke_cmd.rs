@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::token_cmd::with_issuer_keys;
 use super::{print_json, CliError, CliResult, GlobalOpts};
-use crate::api::{RevocationFeed, RevokeRequest, SignedFeed};
-use crate::store::{Revocation, RevocationKind};
+use crate::api::{routes, RevocationFeed, RevocationView, RevokeRequest, SignedFeed};
+use crate::model::RevocationKind;
 use crate::token::{verify_detached, TokenError};
 
 #[derive(Subcommand, Debug)]
@@ -52,7 +52,7 @@ pub fn run(cmd: RevokeCommand, g: &GlobalOpts) -> CliResult {
     };
     let client = g.client()?;
     let req = RevokeRequest { kind, target, reason: reason.unwrap_or_default() };
-    let r: Revocation = client.post("/v1/revocations", &req)?;
+    let r: RevocationView = client.post(routes::REVOCATIONS, &req)?;
     if g.json {
         print_json(&json!(r));
     } else {
@@ -70,7 +70,7 @@ pub fn run(cmd: RevokeCommand, g: &GlobalOpts) -> CliResult {
 
 fn list(g: &GlobalOpts, since: u64) -> CliResult {
     let client = g.client()?;
-    let signed: SignedFeed = client.get(&format!("/v1/revocations?since={since}"))?;
+    let signed: SignedFeed = client.get(&format!("{}?since={since}", routes::REVOCATIONS))?;
     let check = |keys: &_| verify_detached(&signed.signature, &signed.payload, keys);
     with_issuer_keys(g, None, check, |e| matches!(e, TokenError::UnknownKid(_)))?
         .map_err(|e| CliError::denied(e.code(), format!("revocation feed: {e}")))?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde_json::json;
 
+use super::args::{LogFormatArg, SigningAlgArg};
 use super::{init_tracing, print_json, CliError, CliResult, GlobalOpts};
 use crate::config::{LogFormat, ServiceConfig};
 use crate::service::init::{init as init_data_dir, InitOptions, DEFAULT_LISTEN};
@@ -33,8 +34,8 @@ pub struct InitArgs {
     #[arg(long)]
     force: bool,
     /// Token signature algorithm.
-    #[arg(long, value_enum, default_value_t = crate::config::TokenAlg::Eddsa)]
-    token_alg: crate::config::TokenAlg,
+    #[arg(long, value_enum, default_value_t = SigningAlgArg::EdDsa)]
+    token_alg: SigningAlgArg,
     /// PEM public key of a policy authority (repeatable); with any, unsigned policies are refused.
     #[arg(long, value_name = "PEM")]
     policy_authority: Vec<PathBuf>,
@@ -48,7 +49,7 @@ pub fn init(a: InitArgs, g: &GlobalOpts) -> CliResult {
         service_id: a.service_id,
         tls_san: a.tls_san,
         force: a.force,
-        token_alg: a.token_alg,
+        token_alg: a.token_alg.into(),
         policy_authority: a.policy_authority,
     })
     .map_err(anyhow::Error::from)?;
@@ -81,14 +82,14 @@ pub struct ServeArgs {
     data_dir: PathBuf,
     /// Log format on stderr (default: the config's log_format). RUST_LOG filters (default: info).
     #[arg(long, env = "RUNTRUST_LOG_FORMAT", value_enum)]
-    log_format: Option<LogFormat>,
+    log_format: Option<LogFormatArg>,
 }
 
 pub fn serve(a: ServeArgs) -> CliResult {
     let config = ServiceConfig::load(&a.data_dir).map_err(|e| {
         CliError::Other(anyhow::anyhow!("{e}\n  hint: create a data directory with: runtrust init --data-dir DIR"))
     })?;
-    init_tracing("info", a.log_format.unwrap_or(config.log_format));
+    init_tracing("info", a.log_format.map(LogFormat::from).unwrap_or(config.log_format));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime
         .block_on(crate::service::serve(a.data_dir, |addr| {

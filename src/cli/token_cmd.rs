@@ -6,15 +6,13 @@ use anyhow::{anyhow, Context as _};
 use clap::Subcommand;
 use serde_json::json;
 
+use super::exec_cmd::gateway_error;
 use super::{print_json, CliError, CliResult, GlobalOpts};
-use crate::api::now_unix;
 use crate::client::token::{request_token, Ask};
 use crate::fsutil;
-use crate::token::{claims_json, decode_unverified, verify, Claims, Expectations, KeySet, TokenError};
-use crate::tpm::{default_state_dir, TssTpm};
-
-/// Where `token verify` caches the issuer keys it fetched.
-const KEY_CACHE: &str = "issuer-keys.cose";
+use crate::model::{Clock, SystemClock};
+use crate::token::{claims_json, decode_unverified, KeySet};
+use crate::tpm::TssTpm;
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
@@ -88,7 +86,7 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
                     ask.scope,
                     ask.audience,
                     issued.policy_id,
-                    issued.expires_at.saturating_sub(now_unix()),
+                    issued.expires_at.saturating_sub(SystemClock.now_unix()),
                     out.display()
                 );
             }
@@ -116,9 +114,11 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
         }
         TokenCommand::Verify { file, audience, scope, keys } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let now = i64::try_from(now_unix()).unwrap_or(i64::MAX);
-            let exp = Expectations { now, audience: audience.as_deref(), scope: scope.as_deref(), leeway_secs: 0 };
-            let claims = verify_token(g, &bytes, &exp, keys.as_deref())?;
+            let connect = || g.client_options().connect();
+            let gateway = g.gateway(keys.as_deref(), &connect);
+            let claims =
+                gateway.verify_offline(&bytes, audience.as_deref(), scope.as_deref()).map_err(gateway_error)?;
+            let now = gateway.clock.now_i64();
             if g.json {
                 let mut v = claims_json(&claims);
                 if let Some(o) = v.as_object_mut() {
@@ -141,60 +141,13 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
 }
 
 /// Runs `check` with the issuer keys: those in `keys` (a file), or else the ones cached in the state
-/// directory (fetched from the service when missing). With the cache, a check that fails because no cached
-/// key signed (`retry` says so) runs once more after a fresh fetch: a key rotated since the cache was filled.
+/// directory (fetched from the service when missing, and once more when `retry` says no cached key signed).
 pub(crate) fn with_issuer_keys<T, E>(
     g: &GlobalOpts,
     keys: Option<&Path>,
     check: impl Fn(&KeySet) -> Result<T, E>,
     retry: impl Fn(&E) -> bool,
 ) -> Result<Result<T, E>, CliError> {
-    if let Some(p) = keys {
-        return Ok(check(&load_keys(p)?));
-    }
-    match check(&cached_keys(g, false)?) {
-        Err(e) if retry(&e) => Ok(check(&cached_keys(g, true)?)),
-        r => Ok(r),
-    }
-}
-
-/// Verifies a token offline with the issuer keys ([`with_issuer_keys`]).
-pub(crate) fn verify_token(
-    g: &GlobalOpts,
-    bytes: &[u8],
-    exp: &Expectations<'_>,
-    keys: Option<&Path>,
-) -> Result<Claims, CliError> {
-    with_issuer_keys(g, keys, |set| verify(bytes, set, exp), |e| matches!(e, TokenError::UnknownKid(_)))?
-        .map_err(|e| CliError::denied(e.code(), e))
-}
-
-/// A COSE_KeySet or PEM file.
-pub(crate) fn load_keys(path: &Path) -> Result<KeySet, CliError> {
-    let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let set = if b.starts_with(b"-----BEGIN") {
-        KeySet::from_pem(&String::from_utf8_lossy(&b))
-    } else {
-        KeySet::from_cose_keyset(&b)
-    };
-    set.map_err(|e| CliError::Other(anyhow!("{}: {e}", path.display())))
-}
-
-fn cached_keys(g: &GlobalOpts, refresh: bool) -> Result<KeySet, CliError> {
-    let dir = g.state_dir.clone().unwrap_or_else(default_state_dir);
-    let cache = dir.join(KEY_CACHE);
-    if !refresh {
-        if let Ok(set) = load_keys(&cache) {
-            return Ok(set);
-        }
-    }
-    let client = g.client()?;
-    let bytes = client.get_bytes("/v1/keys")?;
-    let set = KeySet::from_cose_keyset(&bytes).map_err(|e| anyhow!("the service's key set: {e}"))?;
-    if fsutil::create_private_dir(&dir).is_ok() {
-        if let Err(e) = fsutil::write_atomic(&cache, &bytes, 0o644) {
-            tracing::warn!("could not cache issuer keys in {}: {e}", cache.display());
-        }
-    }
-    Ok(set)
+    let connect = || g.client_options().connect();
+    Ok(g.issuer_keys(keys, &connect).check(check, retry)?)
 }

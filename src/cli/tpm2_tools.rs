@@ -74,7 +74,7 @@ pub fn parse_serialized_pcrs(b: &[u8]) -> Result<PcrValues, String> {
     Ok(values)
 }
 
-/// A PCR file: `pcrs.json` (DESIGN §9) or `tpm2_quote -o` serialized output.
+/// A PCR file: `pcrs.json` (docs/design.md §9) or `tpm2_quote -o` serialized output.
 pub fn parse_pcr_file(b: &[u8]) -> Result<PcrValues, String> {
     if b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{') {
         serde_json::from_slice(b).map_err(|e| format!("pcrs.json: {e}"))

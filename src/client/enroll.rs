@@ -1,8 +1,8 @@
-//! The host's half of enrollment (DESIGN §5): present the EK and AK, activate the credential in the TPM,
+//! The host's half of enrollment (docs/design.md §5): present the EK and AK, activate the credential in the TPM,
 //! answer with the secret and a first quote.
 
 use super::{quote_challenge, Client, HostFlowError};
-use crate::api::{ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
+use crate::api::{routes, ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::tpm::Tpm;
 
 /// Enrolls this host's TPM with `tags`; `ek_intermediates` (DER) complete the EK certificate's path.
@@ -20,9 +20,9 @@ pub fn enroll(
         ak_public: tpm.ak_public()?.to_tpm2b(),
         tags: tags.to_vec(),
     };
-    let challenge: EnrollChallenge = client.post("/v1/enroll", &request)?;
+    let challenge: EnrollChallenge = client.post(routes::ENROLL, &request)?;
     let secret = tpm.activate_credential(&challenge.credential_blob, &challenge.encrypted_secret)?;
     let quote = quote_challenge(tpm, &challenge.nonce, &challenge.pcr_selection)?;
     let answer = ActivationAnswer { secret, quote };
-    Ok(client.post(&format!("/v1/enroll/{}", challenge.enrollment_id), &answer)?)
+    Ok(client.post(&routes::path(routes::ENROLL_ACTIVATE, &[&challenge.enrollment_id]), &answer)?)
 }

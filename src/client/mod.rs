@@ -2,7 +2,6 @@
 //! rustls (ring), trusting only the service's CA when `--server-ca` is given.
 
 pub mod enroll;
-pub mod gateway;
 pub mod token;
 
 use std::path::{Path, PathBuf};
@@ -20,12 +19,19 @@ use crate::tpm::{Tpm, TpmError};
 /// System CA bundle (Debian/Ubuntu), used when no --server-ca is given.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// DESIGN §9 client options (flag > environment > default).
+/// docs/design.md §9 client options (flag > environment > default).
 #[derive(Clone, Debug, Default)]
 pub struct ClientOptions {
     pub server: Option<String>,
     pub server_ca: Option<PathBuf>,
     pub credential: Option<PathBuf>,
+}
+
+impl ClientOptions {
+    /// A client for these options.
+    pub fn connect(&self) -> Result<Client, ClientError> {
+        Client::new(self)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

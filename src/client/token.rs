@@ -1,10 +1,10 @@
-//! The host's half of a token request (DESIGN §6): challenge, quote, event log when asked, request.
+//! The host's half of a token request (docs/design.md §6): challenge, quote, event log when asked, request.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::{quote_challenge, Client, HostFlowError};
-use crate::api::{ChallengeResponse, TokenRequest, TokenResponse, MAX_EVENT_LOG_BYTES};
+use crate::api::{routes, ChallengeResponse, TokenRequest, TokenResponse, MAX_EVENT_LOG_BYTES};
 use crate::tpm::Tpm;
 
 /// What to ask for.
@@ -43,7 +43,7 @@ pub fn read_event_log(path: &Path) -> Result<Vec<u8>, HostFlowError> {
 }
 
 pub fn request_token(client: &Client, tpm: &mut dyn Tpm, ask: &Ask) -> Result<TokenResponse, HostFlowError> {
-    let challenge: ChallengeResponse = client.post("/v1/challenge", &serde_json::json!({}))?;
+    let challenge: ChallengeResponse = client.post(routes::CHALLENGE, &serde_json::json!({}))?;
     let ak = tpm.ak_public()?;
     // Read the log before quoting: a log that can change only grows, and a longer log still replays to
     // the PCRs quoted afterwards only if nothing was extended in between (then a retry helps).
@@ -60,5 +60,5 @@ pub fn request_token(client: &Client, tpm: &mut dyn Tpm, ask: &Ask) -> Result<To
         for_host: ask.for_host.clone(),
         event_log,
     };
-    Ok(client.post("/v1/tokens", &request)?)
+    Ok(client.post(routes::TOKENS, &request)?)
 }

@@ -1,4 +1,4 @@
-//! `runtrust policy capture` (DESIGN §9, §10): a commented policy that accepts exactly the PCR values a
+//! `runtrust policy capture` (docs/design.md §9, §10): a commented policy that accepts exactly the PCR values a
 //! golden host reports now, for an operator to review, extend and apply.
 
 use std::fmt::Write as _;

@@ -1,5 +1,5 @@
-//! PCR values against a policy's acceptable values (DESIGN §2 step 4, "PCR values against policy"), and
-//! the diagnostics a `pcr_mismatch` denial carries (DESIGN §8: index, expected values, actual value).
+//! PCR values against a policy's acceptable values (docs/design.md §2 step 4, "PCR values against policy"), and
+//! the diagnostics a `pcr_mismatch` denial carries (docs/design.md §8: index, expected values, actual value).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! `[measured_boot]`: rules over the facts of a verified TCG event log (DESIGN §2 stage 4, §10). The format
+//! `[measured_boot]`: rules over the facts of a verified TCG event log (docs/design.md §2 stage 4, §10). The format
 //! is in policies/README.md; the facts, and when they can be trusted, in
 //! `runtrust_attestation::eventlog::facts`.
 

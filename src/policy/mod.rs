@@ -1,4 +1,4 @@
-//! Policies (DESIGN §10): which hosts a policy applies to, which boot states (PCR values) it accepts, which
+//! Policies (docs/design.md §10): which hosts a policy applies to, which boot states (PCR values) it accepts, which
 //! scopes it grants to whom, and the limits of the tokens it allows. The format reference is
 //! policies/README.md; [`parse`] implements it. A policy's identity is the SHA-256 of its file's bytes
 //! (the policy hash every token carries); its `id` names it, and a new version of an id replaces the old.

@@ -5,10 +5,11 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::auth::Caller;
+use super::Fault;
 use super::{blocking, AppState, Body, Denial};
-use crate::api::{now_unix, CreatedPrincipal, HostView, NewPrincipal, PrincipalView};
+use crate::api::{CreatedPrincipal, HostView, NewPrincipal, PrincipalView};
+use crate::model::{HostRecord, Principal, Role};
 use crate::principal;
-use crate::store::{HostRecord, Principal, Role};
 
 /// Principal names: 1-64 of [A-Za-z0-9._-], so they print and log safely.
 fn valid_name(name: &str) -> bool {
@@ -17,7 +18,7 @@ fn valid_name(name: &str) -> bool {
 
 pub fn host_view(h: &HostRecord) -> HostView {
     HostView {
-        host_id: h.host_id.clone(),
+        host_id: h.host_id.to_string(),
         tags: h.tags.clone(),
         ak_name: h.ak_name.clone(),
         ek_certificate_sha256: h.ek_certificate_sha256.clone(),
@@ -50,13 +51,13 @@ pub async fn add_principal(
     if !valid_name(&req.name) {
         return Err(Denial::bad_request("principal names are 1-64 characters of A-Z a-z 0-9 . _ -"));
     }
-    let minted = principal::mint(&state.rng).map_err(|_| Denial::internal("random generator failed"))?;
+    let minted = principal::mint(&state.rng).map_err(|_| Fault::Random)?;
     let p = Principal {
         id: minted.principal_id,
         name: req.name.clone(),
         role: req.role,
         secret_sha256: minted.secret_sha256,
-        created_at: now_unix(),
+        created_at: state.clock.now_unix(),
     };
     blocking(&state, move |s| s.add_principal(&p)).await?;
     tracing::info!(by = %caller.0.name, name = %req.name, role = req.role.name(), "principal added");

@@ -1,4 +1,4 @@
-//! The Merkle view of the audit log (DESIGN §11). The store holds the entries, each durable before its
+//! The Merkle view of the audit log (docs/design.md §11). The store holds the entries, each durable before its
 //! answer leaves; this keeps the RFC 9162 tree over their canonical bytes, caught up from the store (in
 //! index order) before every checkpoint or proof, and signs checkpoints only over entries already flushed.
 
@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::audit::{canonical_entry, leaf_hash, Checkpoint, Hash, MerkleLog, SignedCheckpoint};
 use crate::store::{Store, StoreError};
 
-use super::{AppState, Denial};
+use super::{AppState, Fault};
 
 /// Entries read from the store per step while catching up.
 const SYNC_BATCH: usize = 10_000;
@@ -68,10 +68,10 @@ impl AuditTree {
 }
 
 /// Signs a checkpoint over (size, root) with the newest issuer key; origin is the service id.
-pub fn sign_checkpoint(state: &AppState, size: u64, root: Hash) -> Result<SignedCheckpoint, Denial> {
-    let checkpoint =
-        Checkpoint { origin: state.config.service_id.clone(), tree_size: size, root, time: crate::api::now_unix() };
-    let keys = state.issuer.read().map_err(|_| Denial::internal("issuer keys lock poisoned"))?;
-    let (_, key) = keys.last().ok_or_else(|| Denial::internal("no issuer key"))?;
-    checkpoint.sign(key, &state.rng).map_err(|e| Denial::internal(format!("checkpoint: {e}")))
+pub fn sign_checkpoint(state: &AppState, size: u64, root: Hash) -> Result<SignedCheckpoint, Fault> {
+    let time = state.clock.now_unix();
+    let checkpoint = Checkpoint { origin: state.config.service_id.clone(), tree_size: size, root, time };
+    let keys = state.issuer.read().map_err(|_| Fault::Poisoned("issuer keys"))?;
+    let (_, key) = keys.last().ok_or(Fault::NoIssuerKey)?;
+    checkpoint.sign(key, &state.rng).map_err(|e| Fault::Signing(format!("checkpoint: {e}")))
 }

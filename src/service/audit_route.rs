@@ -1,4 +1,4 @@
-//! The audit log over HTTP (DESIGN §11): entries (`GET /v1/audit?from=N&limit=M`), the signed checkpoint
+//! The audit log over HTTP (docs/design.md §11): entries (`GET /v1/audit?from=N&limit=M`), the signed checkpoint
 //! (`GET /v1/audit/checkpoint`), an issued token's inclusion proof (`GET /v1/audit/prove/{cti}`) and a
 //! consistency proof from an earlier size (`GET /v1/audit/consistency?from=N`).
 
@@ -9,9 +9,10 @@ use serde::Deserialize;
 use super::audit_log::sign_checkpoint;
 use super::auth::Caller;
 use super::{blocking, AppState, Denial};
-use crate::api::{ConsistencyProof, InclusionProof};
+use crate::api::{ConsistencyProof, InclusionProof, IndexedEntry};
 use crate::audit::export_line;
-use crate::store::{AuditEntry, Role, StoreError};
+use crate::model::Role;
+use crate::store::StoreError;
 
 /// Everyone who may read the log; checkpoints may be read by every role.
 const READERS: &[Role] = &[Role::Admin, Role::Auditor];
@@ -22,22 +23,15 @@ pub struct Range {
     limit: Option<usize>,
 }
 
-#[derive(serde::Serialize)]
-pub struct Indexed {
-    index: u64,
-    #[serde(flatten)]
-    entry: AuditEntry,
-}
-
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
     Query(r): Query<Range>,
-) -> Result<Json<Vec<Indexed>>, Denial> {
+) -> Result<Json<Vec<IndexedEntry>>, Denial> {
     caller.require(READERS)?;
     let (from, limit) = (r.from.unwrap_or(0), r.limit.unwrap_or(1000).min(10_000));
     let entries = blocking(&state, move |s| s.audit(from, limit)).await?;
-    Ok(Json(entries.into_iter().map(|(index, entry)| Indexed { index, entry }).collect()))
+    Ok(Json(entries.into_iter().map(|(index, entry)| IndexedEntry { index, entry }).collect()))
 }
 
 /// The current signed checkpoint, as text (c2sp.org/tlog-checkpoint in a signed note).

@@ -1,31 +1,18 @@
-//! `POST /v1/challenge` (DESIGN §6): a fresh nonce for the caller's host, and the PCRs to quote.
+//! `POST /v1/challenge` (docs/design.md §6): a fresh nonce for the caller's host, and the PCRs to quote.
+//! A refused challenge is a refused execution request: audited as `challenge.deny` (routes.rs).
 
 use axum::extract::State;
 use axum::Json;
 use runtrust_attestation::DenialCode;
 
 use super::auth::Caller;
+use super::selection::{event_log_wanted, selection_for};
 use super::{blocking, AppState, Denial};
-use crate::api::{now_unix, ChallengeResponse};
-use crate::store::{AuditEntry, Challenge, Role};
+use crate::api::ChallengeResponse;
+use crate::audit::AuditEntry;
+use crate::model::{Challenge, Nonce, Role};
 
-/// Denials are audited like token denials: a refused challenge is a refused execution request.
-pub async fn challenge(
-    State(state): State<AppState>,
-    caller: Result<Caller, Denial>,
-) -> Result<Json<ChallengeResponse>, Denial> {
-    let caller = match caller {
-        Ok(c) => c,
-        Err(d) => return Err(super::issue::audit_denial(&state, None, None, "challenge.deny", d).await),
-    };
-    match issue_challenge(&state, &caller).await {
-        Ok(c) => Ok(Json(c)),
-        Err(d) => Err(super::issue::audit_denial(&state, Some(&caller), None, "challenge.deny", d).await),
-    }
-}
-
-async fn issue_challenge(state: &AppState, caller: &Caller) -> Result<ChallengeResponse, Denial> {
-    let state = state.clone();
+pub async fn challenge(State(state): State<AppState>, caller: Caller) -> Result<Json<ChallengeResponse>, Denial> {
     caller.require(&[Role::Attester])?;
     let principal_id = caller.0.id.clone();
     let host = blocking(&state, move |s| match s.principal_host(&principal_id)? {
@@ -36,26 +23,26 @@ async fn issue_challenge(state: &AppState, caller: &Caller) -> Result<ChallengeR
     .ok_or_else(|| {
         Denial::new(DenialCode::HostUnknown, "this credential has not enrolled a host: run runtrust enroll")
     })?;
-    let selection = super::issue::selection_for(&host, &state.policies());
-    let nonce: [u8; 32] = state.random()?;
+    let policies = state.policies();
+    let now = state.clock.now_unix();
     let c = Challenge {
-        nonce: hex::encode(nonce),
+        nonce: Nonce(state.random()?),
         host_id: host.host_id.clone(),
         principal_id: caller.0.id.clone(),
-        selection: selection.to_string(),
-        expires_at: now_unix() + state.config.limits.challenge_ttl_secs,
+        selection: selection_for(&host, &policies),
+        expires_at: now + state.config.limits.challenge_ttl_secs,
     };
     let answer = ChallengeResponse {
-        nonce: c.nonce.clone(),
+        nonce: c.nonce.to_string(),
         expires_at: c.expires_at,
-        pcr_selection: c.selection.clone(),
-        host_id: c.host_id.clone(),
-        event_log: super::issue::event_log_wanted(&host, &state.policies()),
+        pcr_selection: c.selection.to_string(),
+        host_id: c.host_id.to_string(),
+        event_log: event_log_wanted(&host, &policies),
     };
-    let entry = AuditEntry::new("challenge.issue", format!("nonce for PCRs {}", c.selection))
-        .by(&caller.0.name)
+    let entry = AuditEntry::new(now, "challenge.issue", format!("nonce for PCRs {}", c.selection))
+        .by(caller.name())
         .host(&c.host_id)
         .diagnostics(serde_json::json!({ "nonce": c.nonce, "expires_at": c.expires_at }));
     blocking(&state, move |s| s.put_challenge(&c, &entry)).await?;
-    Ok(answer)
+    Ok(Json(answer))
 }

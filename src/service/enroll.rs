@@ -1,4 +1,4 @@
-//! Enrollment (DESIGN §5): a host proves that its AK lives in a genuine TPM.
+//! Enrollment (docs/design.md §5): a host proves that its AK lives in a genuine TPM.
 //!
 //! `start`: EK certificate path → EK public matches → AK appraisal → AK not another host's →
 //! MakeCredential challenge. `activate`: the challenge is consumed once → the secret matches → a first
@@ -9,14 +9,14 @@ use axum::Json;
 use runtrust_attestation::ak::check_ak;
 use runtrust_attestation::credential::make_credential;
 use runtrust_attestation::ek::verify_ek_certificate;
-use runtrust_attestation::{
-    verify_quote, ClockInfo, DenialCode, HashAlg, PcrSelection, Public, QuoteEvidence, QuoteOptions,
-};
+use runtrust_attestation::{verify_quote, ClockInfo, DenialCode, HashAlg, Public, QuoteEvidence, QuoteOptions};
 
 use super::auth::Caller;
 use super::{blocking, AppState, Body, Denial};
-use crate::api::{host_id, now_unix, ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
-use crate::store::{AuditEntry, EnrollOutcome, HostRecord, PendingEnrollment, Role, StoreError};
+use crate::api::{ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
+use crate::audit::AuditEntry;
+use crate::model::{HostId, HostRecord, Nonce, PendingEnrollment, Role};
+use crate::store::{EnrollOutcome, StoreError};
 
 /// What the first quote covers; its clock becomes the host's baseline.
 const ENROLLMENT_SELECTION: &str = "sha256:0,1,2,3,4,5,6,7";
@@ -35,42 +35,21 @@ fn trust_ek(state: &AppState, req: &EnrollRequest, ek: &Public, host_id: &str) -
     if state.anchors.is_empty() {
         return Err(Denial::new(DenialCode::EkUntrusted, "no EK trust anchors configured (runtrust init --ek-ca PEM)"));
     }
-    let now = i64::try_from(now_unix()).unwrap_or(i64::MAX);
-    let verified = verify_ek_certificate(cert, &req.ek_intermediates, &state.anchors, ek, now)
+    let verified = verify_ek_certificate(cert, &req.ek_intermediates, &state.anchors, ek, state.clock.now_i64())
         .map_err(|e| Denial::new(e.code(), format!("EK certificate: {e}")))?;
     Ok(Some(hex::encode(verified.fingerprint_sha256)))
 }
 
-/// Audits a refused enrollment step, then answers with the denial.
-async fn refused(state: &AppState, caller: Option<&Caller>, denial: Denial) -> Denial {
-    super::issue::audit_denial(state, caller, None, "enroll.deny", denial).await
-}
-
+/// `POST /v1/enroll`; refusals of both steps are audited as `enroll.deny` (routes.rs).
 pub async fn start(
     State(state): State<AppState>,
-    caller: Result<Caller, Denial>,
-    body: Result<Body<EnrollRequest>, Denial>,
+    caller: Caller,
+    Body(req): Body<EnrollRequest>,
 ) -> Result<Json<EnrollChallenge>, Denial> {
-    let caller = match caller {
-        Ok(c) => c,
-        Err(d) => return Err(refused(&state, None, d).await),
-    };
-    let result = match body {
-        Ok(Body(req)) => start_enrollment(&state, &caller, req).await,
-        Err(d) => Err(d),
-    };
-    match result {
-        Ok(c) => Ok(Json(c)),
-        Err(d) => Err(refused(&state, Some(&caller), d).await),
-    }
-}
-
-async fn start_enrollment(state: &AppState, caller: &Caller, req: EnrollRequest) -> Result<EnrollChallenge, Denial> {
-    let state = state.clone();
     caller.require(&[Role::Attester])?;
     let ek = Public::from_tpm2b(&req.ek_public)
         .map_err(|e| Denial::new(DenialCode::EkUntrusted, format!("EK public area: {e}")))?;
-    let host_id = host_id(&ek);
+    let host_id = HostId::of_ek(&ek);
     let ek_certificate_sha256 = trust_ek(&state, &req, &ek, &host_id)?;
 
     // The tags policies can select by: 1-128 printable ASCII characters, no spaces.
@@ -105,8 +84,8 @@ async fn start_enrollment(state: &AppState, caller: &Caller, req: EnrollRequest)
     let made = make_credential(&ek, &ak.name(), &secret, &state.rng)
         .map_err(|e| Denial::new(e.code(), format!("MakeCredential: {e}")))?;
     let id = hex::encode(state.random::<16>()?);
-    let nonce = hex::encode(state.random::<32>()?);
-    let now = now_unix();
+    let nonce = Nonce(state.random()?);
+    let now = state.clock.now_unix();
     let expires_at = now + state.config.limits.challenge_ttl_secs;
     let pending = PendingEnrollment {
         id: id.clone(),
@@ -126,48 +105,28 @@ async fn start_enrollment(state: &AppState, caller: &Caller, req: EnrollRequest)
             enrolled_by: caller.0.name.clone(),
         },
         secret_sha256: hex::encode(HashAlg::Sha256.digest(&secret)),
-        nonce: nonce.clone(),
-        selection: ENROLLMENT_SELECTION.into(),
+        nonce,
+        selection: ENROLLMENT_SELECTION.parse().map_err(Denial::internal)?,
         expires_at,
     };
     blocking(&state, move |s| s.put_enrollment(&pending)).await?;
-    Ok(EnrollChallenge {
+    Ok(Json(EnrollChallenge {
         enrollment_id: id,
         credential_blob: made.credential_blob,
         encrypted_secret: made.encrypted_secret,
-        nonce,
+        nonce: nonce.to_string(),
         pcr_selection: ENROLLMENT_SELECTION.into(),
         expires_at,
-    })
+    }))
 }
 
+/// `POST /v1/enroll/{enrollment_id}`.
 pub async fn activate(
     State(state): State<AppState>,
-    caller: Result<Caller, Denial>,
+    caller: Caller,
     Path(id): Path<String>,
-    body: Result<Body<ActivationAnswer>, Denial>,
+    Body(answer): Body<ActivationAnswer>,
 ) -> Result<Json<Enrolled>, Denial> {
-    let caller = match caller {
-        Ok(c) => c,
-        Err(d) => return Err(refused(&state, None, d).await),
-    };
-    let result = match body {
-        Ok(Body(answer)) => activate_enrollment(&state, &caller, id, answer).await,
-        Err(d) => Err(d),
-    };
-    match result {
-        Ok(e) => Ok(Json(e)),
-        Err(d) => Err(refused(&state, Some(&caller), d).await),
-    }
-}
-
-async fn activate_enrollment(
-    state: &AppState,
-    caller: &Caller,
-    id: String,
-    answer: ActivationAnswer,
-) -> Result<Enrolled, Denial> {
-    let state = state.clone();
     caller.require(&[Role::Attester])?;
     let pending = blocking(&state, move |s| s.take_enrollment(&id))
         .await?
@@ -175,7 +134,7 @@ async fn activate_enrollment(
     if pending.principal_id != caller.0.id {
         return Err(Denial::new(DenialCode::ActivationFailed, "this enrollment was started by another principal"));
     }
-    if now_unix() > pending.expires_at {
+    if state.clock.now_unix() > pending.expires_at {
         return Err(Denial::new(DenialCode::NonceExpired, "the enrollment challenge expired; enroll again"));
     }
     // Only the TPM holding both the EK and this AK can have recovered the secret (Part 1 §24).
@@ -185,19 +144,19 @@ async fn activate_enrollment(
     }
 
     let ak = Public::from_tpm2b(&pending.host.ak_public).map_err(Denial::internal)?;
-    let selection: PcrSelection = pending.selection.parse().map_err(Denial::internal)?;
-    let nonce = hex::decode(&pending.nonce).map_err(Denial::internal)?;
     let q = &answer.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
-    let options = QuoteOptions { expected_selection: Some(&selection), ..Default::default() };
-    let verified = verify_quote(&ak, &evidence, &nonce, &options)
+    let options = QuoteOptions { expected_selection: Some(&pending.selection), ..Default::default() };
+    let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options)
         .map_err(|e| Denial::new(e.code(), format!("enrollment quote: {e}")))?;
 
     let clock = verified.attest.clock_info;
     let host = HostRecord { first_clock: clock, last_clock: clock, ..pending.host };
     let (host_id, ak_name) = (host.host_id.clone(), host.ak_name.clone());
     let principal_id = caller.0.id.clone();
-    let entry = AuditEntry::new("enroll.allow", format!("AK {ak_name}")).by(&caller.0.name).host(&host_id);
+    let entry = AuditEntry::new(state.clock.now_unix(), "enroll.allow", format!("AK {ak_name}"))
+        .by(caller.name())
+        .host(&host_id);
     let outcome = match blocking(&state, move |s| Ok(s.enroll_host(&host, &principal_id, &entry))).await? {
         Ok(o) => o,
         Err(StoreError::Conflict(detail)) if detail.contains("credential") => {
@@ -207,7 +166,7 @@ async fn activate_enrollment(
         Err(e) => return Err(Denial::internal(e)),
     };
     tracing::info!(%host_id, %ak_name, ?outcome, by = %caller.0.name, "host enrolled");
-    Ok(Enrolled { host_id, ak_name, new: outcome != EnrollOutcome::Unchanged })
+    Ok(Json(Enrolled { host_id: host_id.to_string(), ak_name, new: outcome != EnrollOutcome::Unchanged }))
 }
 
 #[cfg(test)]

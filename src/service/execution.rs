@@ -1,4 +1,4 @@
-//! Governed execution, the service's half (DESIGN §2 stage 7): `POST /v1/executions` is the gateway's
+//! Governed execution, the service's half (docs/design.md §2 stage 7): `POST /v1/executions` is the gateway's
 //! online check — the token verifies, is on record, nothing on its ancestry, host or policy is revoked,
 //! and a single-use token is spent atomically — recorded with its audit entry before the gateway may
 //! start the command. `POST /v1/executions/{cti}/{id}/end` records how it ended.
@@ -9,30 +9,24 @@ use runtrust_attestation::DenialCode;
 use serde_json::json;
 
 use super::auth::Caller;
-use super::issue::audit_denial;
-use super::revocation::why_revoked;
+use super::revocation::{why_revoked, RevocationError};
 use super::{blocking, AppState, Body, Denial};
-use crate::api::{now_unix, ExecEndRequest, ExecStartRequest, ExecStartResponse};
-use crate::store::{AuditEntry, ExecStart, ExecutionEnd, ExecutionRecord, Role};
+use crate::api::{ExecEndRequest, ExecStartRequest, ExecStartResponse, ExecutionView};
+use crate::audit::AuditEntry;
+use crate::model::{ExecutionEnd, ExecutionRecord, Role};
+use crate::store::ExecStart;
 use crate::token::{verify, Expectations};
 
+/// `POST /v1/executions`; a refusal is audited as `exec.deny` (routes.rs), naming the token's host.
 pub async fn start(
     State(state): State<AppState>,
-    caller: Result<Caller, Denial>,
-    body: Result<Body<ExecStartRequest>, Denial>,
+    caller: Caller,
+    Body(req): Body<ExecStartRequest>,
 ) -> Result<Json<ExecStartResponse>, Denial> {
-    let caller = match caller {
-        Ok(c) => c,
-        Err(d) => return Err(audit_denial(&state, None, None, "exec.deny", d).await),
-    };
     let mut host = None;
-    let result = match body {
-        Ok(Body(req)) => check_and_start(&state, &caller, req, &mut host).await,
-        Err(d) => Err(d),
-    };
-    match result {
+    match check_and_start(&state, &caller, req, &mut host).await {
         Ok(r) => Ok(Json(r)),
-        Err(d) => Err(audit_denial(&state, Some(&caller), host, "exec.deny", d).await),
+        Err(d) => Err(d.about_host(host.as_deref())),
     }
 }
 
@@ -46,10 +40,10 @@ async fn check_and_start(
     if req.argv_sha256.len() != 64 || !req.argv_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Denial::bad_request("argv_sha256 must be 64 hex digits"));
     }
-    let now = now_unix();
+    let now = state.clock.now_unix();
     let keys = state.verifying_keys()?;
     let expect = Expectations {
-        now: i64::try_from(now).map_err(Denial::internal)?,
+        now: state.clock.now_i64(),
         audience: req.audience.as_deref(),
         scope: Some(&req.scope),
         leeway_secs: 0,
@@ -74,11 +68,10 @@ async fn check_and_start(
             )));
         };
         if let Some(r) = why_revoked(s, &record)? {
-            return Ok(Err(Denial::new(DenialCode::Revoked, r.detail())
-                .with_diagnostics(json!({ "via": r.via, "seq": r.revocation.seq, "reason": r.revocation.reason }))));
+            return Ok(Err(RevocationError::Token(Box::new(r)).into()));
         }
         // An attester credential runs commands on its own host only.
-        if is_attester && s.principal_host(&caller_id)?.as_deref() != Some(record.host_id.as_str()) {
+        if is_attester && s.principal_host(&caller_id)?.as_ref() != Some(&record.host_id) {
             return Ok(Err(Denial::new(
                 DenialCode::RuntimeIdentityMismatch,
                 format!("token {c2} is bound to host {}, not to this credential's host", record.host_id),
@@ -95,7 +88,7 @@ async fn check_and_start(
             start_audit_index: 0,
             end: None,
         };
-        let entry = AuditEntry::new("exec.start", format!("execution {id} under scope {scope}"))
+        let entry = AuditEntry::new(now, "exec.start", format!("execution {id} under scope {scope}"))
             .by(&caller_name)
             .host(&record.host_id)
             .cti(&c2)
@@ -119,11 +112,12 @@ pub async fn end(
     caller: Caller,
     Path((cti, id)): Path<(String, String)>,
     Body(req): Body<ExecEndRequest>,
-) -> Result<Json<ExecutionRecord>, Denial> {
+) -> Result<Json<ExecutionView>, Denial> {
     caller.require(&[Role::Gateway, Role::Attester])?;
     let name = caller.0.name.clone();
+    let now = state.clock.now_unix();
     let end = ExecutionEnd {
-        time: now_unix(),
+        time: now,
         exit_code: req.exit_code,
         signal: req.signal,
         duration_ms: req.duration_ms,
@@ -140,7 +134,7 @@ pub async fn end(
             (None, Some(sig)) => format!("signal {sig}"),
             (None, None) => "unknown status".to_owned(),
         };
-        let entry = AuditEntry::new("exec.end", format!("execution {id}: {outcome} after {} ms", end.duration_ms))
+        let entry = AuditEntry::new(now, "exec.end", format!("execution {id}: {outcome} after {} ms", end.duration_ms))
             .by(&name)
             .host(&started.host_id)
             .cti(&cti)
@@ -148,5 +142,5 @@ pub async fn end(
         Ok(s.end_execution(&cti, &id, &end, &entry)?.ok_or_else(|| Denial::not_found("no such execution")))
     })
     .await??;
-    Ok(Json(record))
+    Ok(Json(ExecutionRecord::into(record)))
 }

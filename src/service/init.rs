@@ -19,14 +19,13 @@ use ring::rand::SystemRandom;
 use ring::signature::Ed25519KeyPair;
 use runtrust_attestation::ek::TrustAnchors;
 
-use crate::api::now_unix;
 use crate::config::{
-    EkConfig, IssuerConfig, IssuerKeyFile, Limits, LogFormat, PolicyConfig, ServiceConfig, TlsConfig, TokenAlg,
-    CONFIG_FILE,
+    EkConfig, IssuerConfig, IssuerKeyFile, Limits, LogFormat, PolicyConfig, ServiceConfig, TlsConfig, CONFIG_FILE,
 };
 use crate::fsutil;
+use crate::model::{Clock, Principal, Role, SystemClock};
 use crate::principal;
-use crate::store::{Principal, Role, SledStore, Store};
+use crate::token::SigningAlg;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 pub const ADMIN_CREDENTIAL: &str = "admin.credential";
@@ -42,7 +41,7 @@ pub struct InitOptions {
     /// Replace an existing data directory.
     pub force: bool,
     /// Token signature algorithm.
-    pub token_alg: TokenAlg,
+    pub token_alg: SigningAlg,
     /// PEM public keys of policy authorities; with any, unsigned policies are refused.
     pub policy_authority: Vec<PathBuf>,
 }
@@ -150,20 +149,6 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         ek_anchors.push(rel);
     }
 
-    let minted = principal::mint(&rng).map_err(crypto("the admin credential"))?;
-    {
-        let store = SledStore::open(&d.join("store"))?;
-        store.add_principal(&Principal {
-            id: minted.principal_id,
-            name: "admin".into(),
-            role: Role::Admin,
-            secret_sha256: minted.secret_sha256,
-            created_at: now_unix(),
-        })?;
-    }
-    let cred = d.join(ADMIN_CREDENTIAL);
-    fsutil::write_private(&cred, format!("{}\n", minted.credential).as_bytes()).map_err(io(&cred))?;
-
     let config = ServiceConfig {
         service_id: opts.service_id.clone(),
         listen: addr.to_string(),
@@ -179,6 +164,20 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         limits: Limits::default(),
         log_format: LogFormat::Text,
     };
+
+    let minted = principal::mint(&rng).map_err(crypto("the admin credential"))?;
+    {
+        let store = crate::store::open(&config.store_config(d))?;
+        store.add_principal(&Principal {
+            id: minted.principal_id,
+            name: "admin".into(),
+            role: Role::Admin,
+            secret_sha256: minted.secret_sha256,
+            created_at: SystemClock.now_unix(),
+        })?;
+    }
+    let cred = d.join(ADMIN_CREDENTIAL);
+    fsutil::write_private(&cred, format!("{}\n", minted.credential).as_bytes()).map_err(io(&cred))?;
     // Written last: a data directory with a config.toml is complete.
     let cfg_path = d.join(CONFIG_FILE);
     fsutil::write_atomic(&cfg_path, config.to_toml().as_bytes(), 0o644).map_err(io(&cfg_path))?;
@@ -197,11 +196,11 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
 }
 
 /// Generates issuer key number `n` into `d/keys/` (PKCS#8, 0600).
-pub fn new_issuer_key(d: &Path, n: usize, alg: TokenAlg, rng: &SystemRandom) -> Result<IssuerKeyFile, InitError> {
+pub fn new_issuer_key(d: &Path, n: usize, alg: SigningAlg, rng: &SystemRandom) -> Result<IssuerKeyFile, InitError> {
     let path = PathBuf::from(format!("keys/issuer-{n}.pk8"));
     let pkcs8 = match alg {
-        TokenAlg::Eddsa => Ed25519KeyPair::generate_pkcs8(rng).map_err(crypto("the issuer key"))?.as_ref().to_vec(),
-        TokenAlg::Es256 => {
+        SigningAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(rng).map_err(crypto("the issuer key"))?.as_ref().to_vec(),
+        SigningAlg::Es256 => {
             ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, rng)
                 .map_err(crypto("the issuer key"))?
                 .as_ref()
@@ -237,7 +236,7 @@ fn tls_names(addr: SocketAddr, extra: &[String]) -> Vec<String> {
 
 /// A local CA (path length 0) and a server certificate it signs, ECDSA P-256, valid ten years.
 fn tls_material(service_id: &str, names: &[String]) -> Result<(String, String, String), InitError> {
-    let year = 1970 + i32::try_from(now_unix() / 31_556_952).unwrap_or(2026);
+    let year = 1970 + i32::try_from(SystemClock.now_unix() / 31_556_952).unwrap_or(2026);
     let (not_before, not_after) = (rcgen::date_time_ymd(year - 1, 1, 1), rcgen::date_time_ymd(year + 10, 1, 1));
 
     let ca_key = KeyPair::generate().map_err(crypto("the TLS CA key"))?;

@@ -7,11 +7,11 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{signing_alg, AppState, Body, Denial};
-use crate::config::{TokenAlg, CONFIG_FILE};
+use super::{AppState, Body, Denial, Fault};
+use crate::config::CONFIG_FILE;
 use crate::fsutil;
-use crate::store::Role;
-use crate::token::IssuerKey;
+use crate::model::Role;
+use crate::token::{IssuerKey, SigningAlg};
 
 #[derive(Deserialize)]
 pub struct KeysQuery {
@@ -35,7 +35,7 @@ pub async fn keys(State(state): State<AppState>, Query(q): Query<KeysQuery>) -> 
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
     #[serde(default)]
-    alg: Option<TokenAlg>,
+    alg: Option<SigningAlg>,
 }
 
 /// Adds a new signing key; tokens signed by older keys keep verifying until they expire.
@@ -48,13 +48,13 @@ pub async fn rotate(
     let state2 = state.clone();
     let kid = tokio::task::spawn_blocking(move || -> Result<String, Denial> {
         let state = state2;
-        let mut keys = state.issuer.write().map_err(|_| Denial::internal("issuer keys lock poisoned"))?;
+        let mut keys = state.issuer.write().map_err(|_| Fault::Poisoned("issuer keys"))?;
         let alg = req.alg.or(keys.last().map(|(f, _)| f.alg)).unwrap_or_default();
         let n = keys.len() + 1;
         let file =
             crate::service::init::new_issuer_key(&state.data_dir, n, alg, &state.rng).map_err(Denial::internal)?;
         let pkcs8 = std::fs::read(state.data_dir.join(&file.path)).map_err(Denial::internal)?;
-        let key = IssuerKey::from_pkcs8(signing_alg(alg), &pkcs8).map_err(Denial::internal)?;
+        let key = IssuerKey::from_pkcs8(alg, &pkcs8).map_err(Denial::internal)?;
         let mut config = state.config.clone();
         config.issuer.keys = keys.iter().map(|(f, _)| f.clone()).chain([file.clone()]).collect();
         let path = state.data_dir.join(CONFIG_FILE);

@@ -1,16 +1,17 @@
-//! Execution lineage (DESIGN §2 stage 9): `GET /v1/lineage/{cti}` — a token's ancestry, its descendants as
-//! a tree, and the executions under each, with each token's status (active, spent, expired, revoked and why).
+//! Execution lineage (docs/design.md §2 stage 9): `GET /v1/lineage/{cti}` — a token's ancestry, its
+//! descendants as a tree, and the executions under each, with each token's status (active, spent, expired,
+//! revoked and why).
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::revocation::why_revoked;
 use super::{blocking, AppState, Denial};
-use crate::api::now_unix;
+use crate::api::{ExecutionView, Lineage, LineageNode, RevokedVia, TokenStatus};
+use crate::model::{Role, TokenRecord};
 use crate::policy::MAX_DELEGATION_DEPTH;
-use crate::store::{Role, Store, StoreError, TokenRecord};
+use crate::store::{Store, StoreError};
 
 /// Bound on the tokens one answer shows.
 const MAX_NODES: usize = 10_000;
@@ -19,12 +20,12 @@ pub async fn lineage(
     State(state): State<AppState>,
     caller: Caller,
     Path(cti): Path<String>,
-) -> Result<Json<Value>, Denial> {
+) -> Result<Json<Lineage>, Denial> {
     caller.require(&[Role::Admin, Role::Auditor, Role::Gateway])?;
     let cti = cti.to_ascii_lowercase();
+    let now = state.clock.now_unix();
     let answer = blocking(&state, move |s| {
         let Some(token) = s.token(&cti)? else { return Ok(None) };
-        let now = now_unix();
         let mut ancestors = Vec::new();
         let mut current = token.clone();
         for _ in 0..=MAX_DELEGATION_DEPTH {
@@ -36,46 +37,50 @@ pub async fn lineage(
         ancestors.reverse();
         let mut budget = MAX_NODES;
         let tree = subtree(s, &token, now, &mut budget)?;
-        Ok(Some(json!({ "cti": cti, "ancestors": ancestors, "token": tree, "truncated": budget == 0 })))
+        Ok(Some(Lineage { cti, ancestors, token: tree, truncated: budget == 0 }))
     })
     .await?;
     answer.map(Json).ok_or_else(|| Denial::not_found("no such token"))
 }
 
 /// One token: its facts, status and executions (no children).
-fn node(s: &dyn Store, t: &TokenRecord, now: u64) -> Result<Value, StoreError> {
+fn node(s: &dyn Store, t: &TokenRecord, now: u64) -> Result<LineageNode, StoreError> {
     let revoked = why_revoked(s, t)?;
     let status = if revoked.is_some() {
-        "revoked"
+        TokenStatus::Revoked
     } else if t.expires_at <= now {
-        "expired"
+        TokenStatus::Expired
     } else if t.consumed_at.is_some() {
-        "spent"
+        TokenStatus::Spent
     } else {
-        "active"
+        TokenStatus::Active
     };
-    Ok(json!({
-        "cti": t.cti,
-        "host_id": t.host_id,
-        "scope": t.scope,
-        "audience": t.audience,
-        "initiator": t.initiator,
-        "policy_id": t.policy_id,
-        "depth": t.delegation_depth,
-        "issued_at": t.issued_at,
-        "expires_at": t.expires_at,
-        "single_use": t.single_use,
-        "status": status,
-        "revoked": revoked.map(|r| json!({
-            "via": r.via, "reason": r.revocation.reason, "by": r.revocation.by,
-            "time": r.revocation.time, "seq": r.revocation.seq,
-        })),
-        "audit_index": t.audit_index,
-        "executions": s.executions(&t.cti)?,
-    }))
+    Ok(LineageNode {
+        cti: t.cti.clone(),
+        host_id: t.host_id.clone(),
+        scope: t.scope.clone(),
+        audience: t.audience.clone(),
+        initiator: t.initiator.clone(),
+        policy_id: t.policy_id.clone(),
+        depth: t.delegation_depth,
+        issued_at: t.issued_at,
+        expires_at: t.expires_at,
+        single_use: t.single_use,
+        status,
+        revoked: revoked.map(|r| RevokedVia {
+            via: r.via,
+            reason: r.revocation.reason,
+            by: r.revocation.by,
+            time: r.revocation.time,
+            seq: r.revocation.seq,
+        }),
+        audit_index: t.audit_index,
+        executions: s.executions(&t.cti)?.into_iter().map(ExecutionView::from).collect(),
+        children: None,
+    })
 }
 
-fn subtree(s: &dyn Store, t: &TokenRecord, now: u64, budget: &mut usize) -> Result<Value, StoreError> {
+fn subtree(s: &dyn Store, t: &TokenRecord, now: u64, budget: &mut usize) -> Result<LineageNode, StoreError> {
     let mut v = node(s, t, now)?;
     *budget = budget.saturating_sub(1);
     let mut children = Vec::new();
@@ -87,8 +92,6 @@ fn subtree(s: &dyn Store, t: &TokenRecord, now: u64, budget: &mut usize) -> Resu
             children.push(subtree(s, &c, now, budget)?);
         }
     }
-    if let Some(o) = v.as_object_mut() {
-        o.insert("children".into(), Value::Array(children));
-    }
+    v.children = Some(children);
     Ok(v)
 }

@@ -7,9 +7,10 @@ use axum::Json;
 use runtrust_attestation::DenialCode;
 
 use super::auth::Caller;
-use super::{blocking, AppState, Body, Denial};
-use crate::api::{now_unix, ApplyPolicy, PolicyView};
-use crate::store::{AuditEntry, Role, StoredPolicy};
+use super::{blocking, AppState, Body, Denial, Fault};
+use crate::api::{ApplyPolicy, PolicyView};
+use crate::audit::AuditEntry;
+use crate::model::{Role, StoredPolicy};
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<PolicyView>>, Denial> {
     caller.require(&[Role::Admin, Role::Auditor])?;
@@ -27,19 +28,12 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     ))
 }
 
-/// A refused policy is a decision too: audited as `policy.deny`.
+/// A refused policy is a decision too: audited as `policy.deny` (routes.rs).
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
     Body(req): Body<ApplyPolicy>,
 ) -> Result<Json<PolicyView>, Denial> {
-    match apply_policy(&state, &caller, req).await {
-        Ok(view) => Ok(Json(view)),
-        Err(d) => Err(super::issue::audit_denial(&state, Some(&caller), None, "policy.deny", d).await),
-    }
-}
-
-async fn apply_policy(state: &AppState, caller: &Caller, req: ApplyPolicy) -> Result<PolicyView, Denial> {
     caller.require(&[Role::Admin])?;
     let loaded = crate::policy::parse("policy", &req.policy)
         .map_err(|e| Denial::new(DenialCode::PolicyMismatch, e.to_string()))?;
@@ -62,24 +56,25 @@ async fn apply_policy(state: &AppState, caller: &Caller, req: ApplyPolicy) -> Re
         hash: hex::encode(loaded.hash),
         bytes: req.policy.clone(),
         signed_by,
-        applied_at: now_unix(),
+        applied_at: state.clock.now_unix(),
         applied_by: caller.0.name.clone(),
     };
     let entry =
-        AuditEntry::new("policy.apply", format!("policy {} hash {}", stored.id, stored.hash)).by(&caller.0.name);
+        AuditEntry::new(stored.applied_at, "policy.apply", format!("policy {} hash {}", stored.id, stored.hash))
+            .by(&caller.0.name);
     let s2 = stored.clone();
-    blocking(state, move |s| s.put_policy(&s2, &entry)).await?;
+    blocking(&state, move |s| s.put_policy(&s2, &entry)).await?;
     {
-        let mut cache = state.policies.write().map_err(|_| Denial::internal("policy cache lock poisoned"))?;
+        let mut cache = state.policies.write().map_err(|_| Fault::Poisoned("policy cache"))?;
         cache.retain(|p| p.policy.id != loaded.policy.id);
         cache.push(Arc::new(loaded));
     }
     tracing::info!(by = %caller.0.name, id = %stored.id, hash = %stored.hash, "policy applied");
-    Ok(PolicyView {
+    Ok(Json(PolicyView {
         id: stored.id,
         hash: stored.hash,
         signed_by: stored.signed_by,
         applied_at: stored.applied_at,
         applied_by: stored.applied_by,
-    })
+    }))
 }

@@ -1,5 +1,5 @@
 //! The token's payload: a CWT claims map (RFC 8392 §3, §7.1) with EAT claims (RFC 9711 §4) and runtrust's
-//! private claims (DESIGN §7). Decoding is strict: integer keys from [`label::claim`] only, each once,
+//! private claims (docs/design.md §7). Decoding is strict: integer keys from [`label::claim`] only, each once,
 //! each of its one type, the required ones present, and the map deterministically encoded (RFC 8949
 //! §4.2.1) — exactly as [`Claims::to_payload`] writes it.
 
@@ -26,7 +26,7 @@ pub const MAX_TIME: i64 = 253_402_300_799;
 /// Bound on the PCR selection text.
 const MAX_SELECTION: usize = 512;
 
-/// Every claim of an execution token (DESIGN §7, `docs/token.md`).
+/// Every claim of an execution token (docs/design.md §7, `docs/token.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claims {
     /// iss (1): the service id.

@@ -1,4 +1,4 @@
-//! Why a token was not issued or not accepted, and the DESIGN §8 code each reason maps to.
+//! Why a token was not issued or not accepted, and the docs/design.md §8 code each reason maps to.
 
 use runtrust_attestation::DenialCode;
 

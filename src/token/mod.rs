@@ -1,4 +1,4 @@
-//! Execution tokens (DESIGN §7, `docs/token.md`): a tagged COSE_Sign1 (RFC 9052 §4.2) signed with EdDSA
+//! Execution tokens (docs/design.md §7, `docs/token.md`): a tagged COSE_Sign1 (RFC 9052 §4.2) signed with EdDSA
 //! (Ed25519) or ES256, whose payload is a CWT claims map (RFC 8392) with EAT claims (RFC 9711) and
 //! runtrust's private claims, binding the token to the host's AK (cnf, RFC 8747) and to the PCR state
 //! it quoted. The issuer key is named by its COSE Key Thumbprint (RFC 9679).

@@ -1,4 +1,4 @@
-//! Host-side TPM access: the attester's half of DESIGN §4–§5.
+//! Host-side TPM access: the attester's half of docs/design.md §4–§5.
 //!
 //! Everything goes through the [`Tpm`] trait so that callers can be tested with a mock; [`TssTpm`] is the
 //! real implementation on tss-esapi (any TCTI: `/dev/tpmrm0`, swtpm, mssim, tabrmd).
@@ -16,7 +16,7 @@ pub use tcti::{resolve_tcti, DEFAULT_TCTI};
 pub use tss::{TpmOptions, TssTpm};
 
 /// Key algorithm for the EK and the AK.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyAlg {
     /// RSA-2048 (EK: TCG template L-1; AK: RSASSA-SHA256).

@@ -9,6 +9,7 @@ use crate::fsutil;
 
 /// Default host state directory: /var/lib/runtrust for root, else $XDG_STATE_HOME/runtrust
 /// (or ~/.local/state/runtrust).
+#[allow(unsafe_code)]
 pub fn default_state_dir() -> PathBuf {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {

@@ -1,4 +1,4 @@
-//! TCTI selection (DESIGN §9): `--tcti`, then RUNTRUST_TCTI, TPM2TOOLS_TCTI, TCTI, then the kernel's
+//! TCTI selection (docs/design.md §9): `--tcti`, then RUNTRUST_TCTI, TPM2TOOLS_TCTI, TCTI, then the kernel's
 //! resource manager.
 
 /// The in-kernel resource manager: what a real host should use.

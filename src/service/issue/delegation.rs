@@ -1,22 +1,80 @@
-//! Stage 2, delegation limits (DESIGN §11): a child token's parent verifies, was issued here and is not
-//! revoked; the child's scope is within the parent's, it expires no later, and it sits within the policy's
-//! depth. Possession of the parent is the fresh quote stage 4 verifies: it must be by the parent's cnf AK.
-//! A child for another enrolled host only where the policy allows it; it is then bound to that host's AK
-//! and to the PCR state its policy last accepted, which its gateway re-proves before anything runs.
+//! Stage 2, delegation limits (docs/design.md §11): a child token's parent verifies, was issued here and is
+//! not revoked; the child's scope is within the parent's, it expires no later, and it sits within the
+//! policy's depth. Possession of the parent is the fresh quote stage 4 verifies: it must be by the parent's
+//! cnf AK. A child for another enrolled host only where the policy allows it; it is then bound to that host's
+//! AK and to the PCR state its policy last accepted, which its gateway re-proves before anything runs.
 
 use runtrust_attestation::DenialCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::super::revocation::why_revoked;
-use super::super::{blocking, AppState, Denial};
+use super::super::revocation::{self, RevocationError};
+use super::super::{blocking, AppState, DenialReason, Fault};
 use super::request::ExecutionRequest;
-use crate::api::now_unix;
+use crate::model::HostRecord;
 use crate::policy::LoadedPolicy;
 use crate::scope;
-use crate::store::{revoked_key, HostRecord, RevocationKind};
-use crate::token::{verify, Claims, Expectations};
+use crate::token::{verify, Claims, Expectations, TokenError};
 
-/// The host a child token is bound to, when it is not the requester's.
+#[derive(Debug, thiserror::Error)]
+pub enum DelegationError {
+    #[error("--for-host delegates a parent token: give --parent")]
+    ForHostWithoutParent,
+    #[error("parent token: {0}")]
+    Parent(TokenError),
+    #[error("parent token {0} was not issued by this service")]
+    NotIssuedHere(String),
+    #[error(transparent)]
+    Revoked(#[from] RevocationError),
+    #[error("parent token {cti} is single use and was used at {at}")]
+    ParentSpent { cti: String, at: u64 },
+    #[error("possession of parent {0} is shown by a quote of its cnf AK; this host's AK is another (request the child on the parent's host)")]
+    NotPossessed(String),
+    #[error("scope {scope:?} is not within the parent's scope {parent_scope:?}")]
+    ScopeWider { scope: String, parent_scope: String, parent: String },
+    #[error("a child of {parent} would be at delegation depth {depth}; policy {policy} allows {max}")]
+    TooDeep { parent: String, depth: u32, max: u32, policy: String },
+    #[error("a child must expire no later than its parent: ttl {ttl} s > {left} s left")]
+    OutlivesParent { ttl: u64, left: u64 },
+    #[error("policy {0} does not allow delegation to another host")]
+    CrossHostNotAllowed(String),
+    #[error("host {0} is not enrolled")]
+    TargetUnknown(String),
+    #[error("host {0} has no accepted PCR state yet: it must obtain a token of its own once")]
+    TargetUnattested(String),
+    #[error("host {0}'s last accepted PCR state was judged by a policy version no longer applied")]
+    TargetStale(String),
+    #[error("an enrolled AK does not parse")]
+    StoredAk,
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
+
+impl DenialReason for DelegationError {
+    fn code(&self) -> DenialCode {
+        match self {
+            DelegationError::Parent(e) => e.code(),
+            DelegationError::Revoked(e) => e.code(),
+            DelegationError::ScopeWider { .. } => DenialCode::ScopeDenied,
+            DelegationError::TargetUnknown(_) => DenialCode::HostUnknown,
+            DelegationError::StoredAk | DelegationError::Fault(_) => DenialCode::InternalError,
+            _ => DenialCode::DelegationDenied,
+        }
+    }
+
+    fn diagnostics(&self) -> Value {
+        match self {
+            DelegationError::ScopeWider { scope, parent_scope, parent } => {
+                json!({ "scope": scope, "parent_scope": parent_scope, "parent": parent })
+            }
+            DelegationError::TooDeep { depth, max, policy, .. } => {
+                json!({ "depth": depth, "max_delegation_depth": max, "policy": policy })
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+/// A verified parent, and the host a child is bound to when it is not the requester's.
 pub struct Delegated {
     /// The verified parent's claims.
     pub parent: Claims,
@@ -26,84 +84,66 @@ pub struct Delegated {
     pub ttl_secs: u64,
 }
 
-fn denied(detail: impl Into<String>) -> Denial {
-    Denial::new(DenialCode::DelegationDenied, detail)
-}
-
 pub async fn check(
     state: &AppState,
     req: &ExecutionRequest,
     policy: &LoadedPolicy,
     host: &HostRecord,
     ttl_secs: u64,
-) -> Result<Option<Delegated>, Denial> {
+) -> Result<Option<Delegated>, DelegationError> {
     let Some(bytes) = &req.parent else {
         return match &req.for_host {
-            Some(_) => Err(denied("--for-host delegates a parent token: give --parent")),
+            Some(_) => Err(DelegationError::ForHostWithoutParent),
             None => Ok(None),
         };
     };
-    let now = now_unix();
+    let now = state.clock.now_unix();
     let keys = state.verifying_keys()?;
-    let expect = Expectations {
-        now: i64::try_from(now).map_err(Denial::internal)?,
-        audience: None,
-        scope: None,
-        leeway_secs: 0,
-    };
-    let claims = verify(bytes, &keys, &expect).map_err(|e| Denial::new(e.code(), format!("parent token: {e}")))?;
+    let expect = Expectations { now: state.clock.now_i64(), audience: None, scope: None, leeway_secs: 0 };
+    let claims = verify(bytes, &keys, &expect).map_err(DelegationError::Parent)?;
     let cti = hex::encode(&claims.cti);
     let c2 = cti.clone();
     let (record, revoked) = blocking(state, move |s| {
         let Some(record) = s.token(&c2)? else { return Ok((None, None)) };
-        let revoked = why_revoked(s, &record)?;
+        let revoked = revocation::why_revoked(s, &record)?;
         Ok((Some(record), revoked))
     })
     .await?;
-    let record = record.ok_or_else(|| denied(format!("parent token {cti} was not issued by this service")))?;
+    let record = record.ok_or_else(|| DelegationError::NotIssuedHere(cti.clone()))?;
     if let Some(r) = revoked {
-        return Err(Denial::new(DenialCode::Revoked, format!("parent token {cti}: {}", r.detail())));
+        return Err(RevocationError::Parent { cti, revoked: Box::new(r) }.into());
     }
     // A spent single-use token authorizes nothing more, not even children.
     if let Some(at) = record.consumed_at {
-        return Err(denied(format!("parent token {cti} is single use and was used at {at}")));
+        return Err(DelegationError::ParentSpent { cti, at });
     }
     // Possession: the quote stage 4 verifies is by the requester's enrolled AK; it must be the parent's.
-    let ak = runtrust_attestation::Public::from_tpm2b(&host.ak_public).map_err(Denial::internal)?;
+    let ak = runtrust_attestation::Public::from_tpm2b(&host.ak_public).map_err(|_| DelegationError::StoredAk)?;
     if !claims.cnf.matches(&ak) {
-        return Err(denied(format!(
-            "possession of parent {cti} is shown by a quote of its cnf AK; this host's AK is another (request the child on the parent's host)"
-        )));
+        return Err(DelegationError::NotPossessed(cti));
     }
     if !scope::within(&req.scope, &claims.scope) {
-        return Err(Denial::new(
-            DenialCode::ScopeDenied,
-            format!("scope {:?} is not within the parent's scope {:?}", req.scope, claims.scope),
-        )
-        .with_diagnostics(json!({ "scope": req.scope, "parent_scope": claims.scope, "parent": cti })));
+        return Err(DelegationError::ScopeWider {
+            scope: req.scope.clone(),
+            parent_scope: claims.scope.clone(),
+            parent: cti,
+        });
     }
     let rules = &policy.policy.token;
     let depth = claims.delegation_depth + 1;
     if depth > rules.max_delegation_depth {
-        return Err(denied(format!(
-            "a child of {cti} would be at delegation depth {depth}; policy {} allows {}",
-            policy.policy.id, rules.max_delegation_depth
-        ))
-        .with_diagnostics(
-            json!({ "depth": depth, "max_delegation_depth": rules.max_delegation_depth, "policy": policy.policy.id }),
-        ));
+        let (max, policy) = (rules.max_delegation_depth, policy.policy.id.clone());
+        return Err(DelegationError::TooDeep { parent: cti, depth, max, policy });
     }
     let left = u64::try_from(claims.exp).unwrap_or(0).saturating_sub(now);
     let ttl_secs = match req.ttl_secs {
-        Some(t) if t > left => {
-            return Err(denied(format!("a child must expire no later than its parent: ttl {t} s > {left} s left")))
-        }
+        Some(ttl) if ttl > left => return Err(DelegationError::OutlivesParent { ttl, left }),
         Some(t) => t,
         None => ttl_secs.min(left),
     };
     let subject = match &req.for_host {
         None => None,
-        Some(other) if *other == host.host_id => None,
+        Some(other) if *other == *host.host_id => None,
         Some(other) => Some(cross_host(state, policy, other).await?),
     };
     Ok(Some(Delegated { parent: claims, subject, ttl_secs }))
@@ -111,39 +151,33 @@ pub async fn check(
 
 /// A child for another enrolled host: the policy must allow it, and that host must have a PCR state its
 /// current policy accepted.
-async fn cross_host(state: &AppState, policy: &LoadedPolicy, other: &str) -> Result<HostRecord, Denial> {
+async fn cross_host(state: &AppState, policy: &LoadedPolicy, other: &str) -> Result<HostRecord, DelegationError> {
     if !policy.policy.token.cross_host_delegation {
-        return Err(denied(format!("policy {} does not allow delegation to another host", policy.policy.id)));
+        return Err(DelegationError::CrossHostNotAllowed(policy.policy.id.clone()));
     }
     let id = other.to_owned();
     let (target, revoked) = blocking(state, move |s| {
         let Some(host) = s.host(&id)? else { return Ok((None, None)) };
         // The host, or the policy version that accepted its PCR state, revoked: no delegation to it.
-        let mut revoked = s.revoked(&revoked_key(RevocationKind::Host, &id))?.map(|r| ("host", r));
+        let mut revoked = revocation::host_revoked(s, &id)?.map(|r| ("host", r));
         if let (None, Some(a)) = (&revoked, &host.last_attested) {
-            revoked = s.revoked(&revoked_key(RevocationKind::Policy, &a.policy_hash))?.map(|r| ("policy", r));
+            revoked = revocation::policy_revoked(s, &a.policy_hash)?.map(|r| ("policy", r));
         }
         Ok((Some(host), revoked))
     })
     .await?;
-    let target = target.ok_or_else(|| Denial::new(DenialCode::HostUnknown, format!("host {other} is not enrolled")))?;
+    let target = target.ok_or_else(|| DelegationError::TargetUnknown(other.to_owned()))?;
     if let Some((what, r)) = revoked {
-        return Err(Denial::new(
-            DenialCode::Revoked,
-            format!("host {other}: its {what} was revoked ({}): {}", r.target, r.reason),
-        ));
+        let host = other.to_owned();
+        return Err(RevocationError::DelegationTarget { host, what, revocation: Box::new(r) }.into());
     }
-    let attested = target.last_attested.as_ref().ok_or_else(|| {
-        denied(format!("host {other} has no accepted PCR state yet: it must obtain a token of its own once"))
-    })?;
+    let attested = target.last_attested.as_ref().ok_or_else(|| DelegationError::TargetUnattested(other.to_owned()))?;
     let current = state
         .policies()
         .iter()
         .any(|p| p.hash_hex() == attested.policy_hash && p.policy.selects(&target.host_id, &target.tags));
     if !current {
-        return Err(denied(format!(
-            "host {other}'s last accepted PCR state was judged by a policy version no longer applied"
-        )));
+        return Err(DelegationError::TargetStale(other.to_owned()));
     }
     Ok(target)
 }

@@ -1,77 +1,113 @@
-//! Stage 2, policy evaluation: the one policy that selects this host and grants this scope to this
-//! initiator; ttl and delegation limits.
+//! Stage 2, policy evaluation (docs/design.md §2, §10): the one policy that selects this host and grants
+//! this scope to this initiator; ttl and delegation limits; the policy version not revoked.
 
 use std::sync::Arc;
 
 use runtrust_attestation::DenialCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::super::{blocking, AppState, Denial};
-use super::delegation::{self, Delegated};
+use super::super::revocation::{self, RevocationError};
+use super::super::{blocking, denial_from, AppState, DenialReason, Fault};
+use super::delegation::{self, Delegated, DelegationError};
+use super::identity::RuntimeIdentity;
 use super::request::ExecutionRequest;
+use crate::model::HostId;
 use crate::policy::LoadedPolicy;
-use crate::store::{revoked_key, HostRecord, RevocationKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("no policy selects host {0}")]
+    NoneSelects(HostId),
+    #[error("scope {scope:?} is not granted to {initiator:?} by the policies of this host")]
+    ScopeNotGranted { scope: String, initiator: String, policies: Vec<String> },
+    /// Two policies could judge the same request differently: refuse rather than pick one.
+    #[error("ambiguous: policies {0:?} all apply")]
+    Ambiguous(Vec<String>),
+    #[error("ttl {ttl_secs} s exceeds policy {policy}'s max_ttl of {max_ttl_secs} s")]
+    Ttl { ttl_secs: u64, max_ttl_secs: u64, policy: String },
+    #[error(transparent)]
+    Revoked(#[from] RevocationError),
+    #[error(transparent)]
+    Delegation(#[from] DelegationError),
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
+
+impl DenialReason for PolicyError {
+    fn code(&self) -> DenialCode {
+        match self {
+            PolicyError::NoneSelects(_) | PolicyError::Ambiguous(_) | PolicyError::Ttl { .. } => {
+                DenialCode::PolicyMismatch
+            }
+            PolicyError::ScopeNotGranted { .. } => DenialCode::ScopeDenied,
+            PolicyError::Revoked(e) => e.code(),
+            PolicyError::Delegation(e) => e.code(),
+            PolicyError::Fault(_) => DenialCode::InternalError,
+        }
+    }
+
+    fn diagnostics(&self) -> Value {
+        match self {
+            PolicyError::ScopeNotGranted { scope, initiator, policies } => {
+                json!({ "scope": scope, "initiator": initiator, "policies": policies })
+            }
+            PolicyError::Ambiguous(ids) => json!({ "policies": ids }),
+            PolicyError::Ttl { ttl_secs, max_ttl_secs, policy } => {
+                json!({ "ttl_secs": ttl_secs, "max_ttl_secs": max_ttl_secs, "policy": policy })
+            }
+            PolicyError::Revoked(e) => e.diagnostics(),
+            PolicyError::Delegation(e) => e.diagnostics(),
+            _ => Value::Null,
+        }
+    }
+}
+
+denial_from!(PolicyError);
 
 pub struct Decision {
-    pub host: HostRecord,
     pub policy: Arc<LoadedPolicy>,
     pub ttl_secs: u64,
     /// For a child token: its verified parent, and the host it is for when that is another.
     pub delegation: Option<Delegated>,
 }
 
-pub async fn evaluate(state: &AppState, req: &ExecutionRequest) -> Result<Decision, Denial> {
-    let id = req.host_id.clone();
-    let host = blocking(state, move |s| s.host(&id))
-        .await?
-        .ok_or_else(|| Denial::new(DenialCode::HostUnknown, format!("host {} is not enrolled", req.host_id)))?;
+pub async fn evaluate(
+    state: &AppState,
+    req: &ExecutionRequest,
+    identity: &RuntimeIdentity,
+) -> Result<Decision, PolicyError> {
+    let host = &identity.host;
     let policies = state.policies();
     let selecting: Vec<&Arc<LoadedPolicy>> =
         policies.iter().filter(|p| p.policy.selects(&host.host_id, &host.tags)).collect();
     if selecting.is_empty() {
-        return Err(Denial::new(DenialCode::PolicyMismatch, format!("no policy selects host {}", host.host_id)));
+        return Err(PolicyError::NoneSelects(host.host_id.clone()));
     }
+    let ids = |ps: &[&Arc<LoadedPolicy>]| ps.iter().map(|p| p.policy.id.clone()).collect::<Vec<_>>();
     let granting: Vec<&Arc<LoadedPolicy>> =
         selecting.iter().copied().filter(|p| p.policy.grants(&req.initiator.name, &req.scope)).collect();
     let policy = match granting.as_slice() {
         [] => {
-            let ids: Vec<&str> = selecting.iter().map(|p| p.policy.id.as_str()).collect();
-            return Err(Denial::new(
-                DenialCode::ScopeDenied,
-                format!(
-                    "scope {:?} is not granted to {:?} by the policies of this host",
-                    req.scope, req.initiator.name
-                ),
-            )
-            .with_diagnostics(json!({ "scope": req.scope, "initiator": req.initiator.name, "policies": ids })));
+            return Err(PolicyError::ScopeNotGranted {
+                scope: req.scope.clone(),
+                initiator: req.initiator.name.clone(),
+                policies: ids(&selecting),
+            })
         }
         [one] => Arc::clone(one),
-        many => {
-            // Two policies could judge the same request differently: refuse rather than pick one.
-            let ids: Vec<&str> = many.iter().map(|p| p.policy.id.as_str()).collect();
-            return Err(Denial::new(DenialCode::PolicyMismatch, format!("ambiguous: policies {ids:?} all apply"))
-                .with_diagnostics(json!({ "policies": ids })));
-        }
+        many => return Err(PolicyError::Ambiguous(ids(many))),
     };
     let rules = &policy.policy.token;
     let ttl_secs = req.ttl_secs.unwrap_or(rules.default_ttl_secs);
     if ttl_secs > rules.max_ttl_secs {
-        return Err(Denial::new(
-            DenialCode::PolicyMismatch,
-            format!("ttl {ttl_secs} s exceeds policy {}'s max_ttl of {} s", policy.policy.id, rules.max_ttl_secs),
-        )
-        .with_diagnostics(
-            json!({ "ttl_secs": ttl_secs, "max_ttl_secs": rules.max_ttl_secs, "policy": policy.policy.id }),
-        ));
+        return Err(PolicyError::Ttl { ttl_secs, max_ttl_secs: rules.max_ttl_secs, policy: policy.policy.id.clone() });
     }
     let hash = policy.hash_hex();
-    if let Some(r) = blocking(state, move |s| s.revoked(&revoked_key(RevocationKind::Policy, &hash))).await? {
-        return Err(Denial::new(
-            DenialCode::Revoked,
-            format!("policy {} version {} was revoked: {}", policy.policy.id, policy.hash_hex(), r.reason),
-        ));
+    if let Some(r) = blocking(state, move |s| revocation::policy_revoked(s, &hash)).await? {
+        let (id, hash) = (policy.policy.id.clone(), policy.hash_hex());
+        return Err(RevocationError::Policy { id, hash, revocation: Box::new(r) }.into());
     }
-    let delegation = delegation::check(state, req, &policy, &host, ttl_secs).await?;
+    let delegation = delegation::check(state, req, &policy, host, ttl_secs).await?;
     let ttl_secs = delegation.as_ref().map_or(ttl_secs, |d| d.ttl_secs);
-    Ok(Decision { host, policy, ttl_secs, delegation })
+    Ok(Decision { policy, ttl_secs, delegation })
 }

@@ -1,13 +1,58 @@
-//! Stage 1, execution request: who (the initiator), what (scope), for whom (audience), how long (ttl), from
-//! which host (the one this initiator enrolled).
+//! Stage 1, execution request (docs/design.md §2): who (the initiator), what (scope), for whom (audience),
+//! how long (ttl), from which host (the one this initiator enrolled), under which nonce.
 
 use runtrust_attestation::DenialCode;
 
-use super::super::auth::Caller;
-use super::super::{blocking, AppState, Denial};
-use crate::api::{QuoteEvidence, TokenRequest};
+use super::super::auth::{AuthError, Caller};
+use super::super::{blocking, denial_from, AppState, DenialReason, Fault};
+use crate::api::{QuoteEvidence, TokenRequest, MAX_EVENT_LOG_BYTES};
+use crate::model::{HostId, Nonce, Principal, Role};
 use crate::scope;
-use crate::store::{Principal, Role};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Scope(scope::ScopeError),
+    #[error("audience must be 1-256 printable ASCII characters")]
+    Audience,
+    #[error("ttl must be positive")]
+    ZeroTtl,
+    #[error("the event log is {len} bytes; the limit is {MAX_EVENT_LOG_BYTES}")]
+    EventLogTooLarge { len: usize },
+    /// Not 64 hex digits: no challenge ever carried it.
+    #[error("this nonce was never issued")]
+    Nonce,
+    #[error("this credential has not enrolled a host: run runtrust enroll")]
+    NotEnrolled,
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
+
+impl DenialReason for RequestError {
+    fn code(&self) -> DenialCode {
+        match self {
+            RequestError::Auth(e) => e.code(),
+            RequestError::Scope(_) => DenialCode::ScopeDenied,
+            RequestError::Audience => DenialCode::AudienceMismatch,
+            RequestError::ZeroTtl => DenialCode::PolicyMismatch,
+            RequestError::EventLogTooLarge { .. } => DenialCode::EventLogMismatch,
+            RequestError::Nonce => DenialCode::NonceUnknown,
+            RequestError::NotEnrolled => DenialCode::HostUnknown,
+            RequestError::Fault(_) => DenialCode::InternalError,
+        }
+    }
+
+    fn status(&self) -> Option<axum::http::StatusCode> {
+        match self {
+            RequestError::Auth(e) => e.status(),
+            _ => None,
+        }
+    }
+}
+
+denial_from!(RequestError);
 
 /// Audiences name relying parties: 1-256 printable ASCII characters.
 fn valid_audience(a: &str) -> bool {
@@ -16,11 +61,11 @@ fn valid_audience(a: &str) -> bool {
 
 pub struct ExecutionRequest {
     pub initiator: Principal,
-    pub host_id: String,
+    pub host_id: HostId,
     pub scope: String,
     pub audience: String,
     pub ttl_secs: Option<u64>,
-    pub nonce: String,
+    pub nonce: Nonce,
     pub ak_name: String,
     pub quote: QuoteEvidence,
     pub parent: Option<Vec<u8>>,
@@ -34,33 +79,29 @@ pub async fn execution_request(
     state: &AppState,
     caller: &Caller,
     req: TokenRequest,
-) -> Result<ExecutionRequest, Denial> {
+) -> Result<ExecutionRequest, RequestError> {
     caller.require(&[Role::Attester])?;
     // A token's scope may be a pattern (deploy/web/*): the gateway runs scopes within it.
-    scope::validate(&req.scope, true).map_err(|e| Denial::new(DenialCode::ScopeDenied, e.to_string()))?;
+    scope::validate(&req.scope, true).map_err(RequestError::Scope)?;
     if !valid_audience(&req.audience) {
-        return Err(Denial::new(DenialCode::AudienceMismatch, "audience must be 1-256 printable ASCII characters"));
+        return Err(RequestError::Audience);
     }
     if req.ttl_secs == Some(0) {
-        return Err(Denial::new(DenialCode::PolicyMismatch, "ttl must be positive"));
+        return Err(RequestError::ZeroTtl);
     }
-    if let Some(log) = req.event_log.as_ref().filter(|l| l.len() > crate::api::MAX_EVENT_LOG_BYTES) {
-        return Err(Denial::new(
-            DenialCode::EventLogMismatch,
-            format!("the event log is {} bytes; the limit is {}", log.len(), crate::api::MAX_EVENT_LOG_BYTES),
-        ));
+    if let Some(log) = req.event_log.as_ref().filter(|l| l.len() > MAX_EVENT_LOG_BYTES) {
+        return Err(RequestError::EventLogTooLarge { len: log.len() });
     }
+    let nonce: Nonce = req.nonce.parse().map_err(|_| RequestError::Nonce)?;
     let principal_id = caller.0.id.clone();
-    let host_id = blocking(state, move |s| s.principal_host(&principal_id)).await?.ok_or_else(|| {
-        Denial::new(DenialCode::HostUnknown, "this credential has not enrolled a host: run runtrust enroll")
-    })?;
+    let host_id = blocking(state, move |s| s.principal_host(&principal_id)).await?.ok_or(RequestError::NotEnrolled)?;
     Ok(ExecutionRequest {
         initiator: caller.0.clone(),
         host_id,
         scope: req.scope,
         audience: req.audience,
         ttl_secs: req.ttl_secs,
-        nonce: req.nonce,
+        nonce,
         ak_name: req.ak_name,
         quote: req.quote,
         parent: req.parent,

@@ -3,63 +3,25 @@
 
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-
 use runtrust_attestation::ClockInfo;
-use sled::transaction::TransactionalTree;
+use serde::de::DeserializeOwned;
+use sled::transaction::Transactional;
+
+mod codec;
+mod group_commit;
+
+use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
+pub use group_commit::GroupCommit;
 
 use super::{
-    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, GroupCommit,
-    HostRecord, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy, TokenRecord,
+    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId, HostRecord,
+    Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy, TokenRecord,
 };
 
 /// Key of the next audit index in the meta tree.
-const AUDIT_NEXT: &[u8] = b"audit_next";
+pub(super) const AUDIT_NEXT: &[u8] = b"audit_next";
 /// Key of the next revocation seq in the meta tree.
 const REVOCATION_NEXT: &[u8] = b"revocation_next";
-
-/// Reads a u64 counter from the meta tree inside a transaction (absent: 0).
-fn tx_counter(meta: &TransactionalTree, key: &[u8]) -> Result<u64, ConflictableTransactionError<StoreError>> {
-    match meta.get(key)? {
-        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
-            Ok(b) => Ok(u64::from_be_bytes(b)),
-            Err(_) => abort(StoreError::Corrupt {
-                key: format!("meta/{}", String::from_utf8_lossy(key)),
-                detail: "not a u64".into(),
-            }),
-        },
-        None => Ok(0),
-    }
-}
-
-/// Encodes inside a transaction (an encoding failure aborts it).
-fn tx_encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<StoreError>> {
-    encode(v).map_err(ConflictableTransactionError::Abort)
-}
-
-/// Decodes inside a transaction (a corrupt record aborts it).
-fn tx_decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ConflictableTransactionError<StoreError>> {
-    decode(key, bytes).map_err(ConflictableTransactionError::Abort)
-}
-
-/// `parent/child` keys of the children tree.
-fn child_key(parent: &str, child: &str) -> Vec<u8> {
-    format!("{parent}/{child}").into_bytes()
-}
-
-/// Appends `entry` at the next dense index inside a transaction.
-fn tx_append(
-    audit: &TransactionalTree,
-    meta: &TransactionalTree,
-    entry: &AuditEntry,
-) -> Result<u64, ConflictableTransactionError<StoreError>> {
-    let next = tx_counter(meta, AUDIT_NEXT)?;
-    audit.insert(&next.to_be_bytes(), tx_encode(entry)?)?;
-    meta.insert(AUDIT_NEXT, &(next + 1).to_be_bytes())?;
-    Ok(next)
-}
 
 pub struct SledStore {
     db: sled::Db,
@@ -84,26 +46,6 @@ pub struct SledStore {
     audit: sled::Tree,
     meta: sled::Tree,
     commit: GroupCommit,
-}
-
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), detail: e.to_string() })
-}
-
-fn tx_error(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => e.into(),
-    }
-}
-
-fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
-    Err(ConflictableTransactionError::Abort(e))
 }
 
 impl SledStore {
@@ -261,8 +203,11 @@ impl Store for SledStore {
         Ok(outcome)
     }
 
-    fn principal_host(&self, principal_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.principal_hosts.get(principal_id.as_bytes())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {
+        let Some(v) = self.principal_hosts.get(principal_id.as_bytes())? else { return Ok(None) };
+        let corrupt = |detail: String| StoreError::Corrupt { key: format!("principal_hosts/{principal_id}"), detail };
+        let text = std::str::from_utf8(&v).map_err(|e| corrupt(e.to_string()))?;
+        text.parse().map(Some).map_err(|e: crate::model::IdError| corrupt(e.to_string()))
     }
 
     fn host(&self, host_id: &str) -> Result<Option<HostRecord>, StoreError> {
@@ -299,7 +244,7 @@ impl Store for SledStore {
     fn put_challenge(&self, c: &Challenge, entry: &AuditEntry) -> Result<(), StoreError> {
         (&self.challenges, &self.audit, &self.meta)
             .transaction(|(challenges, audit, meta)| {
-                challenges.insert(c.nonce.as_bytes(), tx_encode(c)?)?;
+                challenges.insert(c.nonce.to_hex().as_bytes(), tx_encode(c)?)?;
                 tx_append(audit, meta, entry)
             })
             .map_err(tx_error)?;
@@ -317,7 +262,8 @@ impl Store for SledStore {
         Ok(n)
     }
 
-    fn consume_nonce(&self, nonce: &str, now: u64) -> Result<NonceState, StoreError> {
+    fn consume_nonce(&self, nonce: &Nonce, now: u64) -> Result<NonceState, StoreError> {
+        let nonce = nonce.to_hex();
         let state = (&self.challenges, &self.used_nonces)
             .transaction(|(challenges, used)| {
                 if used.get(nonce.as_bytes())?.is_some() {
@@ -538,220 +484,4 @@ impl Store for SledStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{RevocationKind, Role};
-    use runtrust_attestation::ClockInfo;
-
-    fn host(id: &str, ak: &str) -> HostRecord {
-        HostRecord {
-            host_id: id.into(),
-            ek_public: vec![1],
-            ek_certificate_sha256: None,
-            ak_public: vec![2],
-            ak_name: ak.into(),
-            tags: vec![],
-            enrolled_at: 1,
-            updated_at: 1,
-            first_clock: ClockInfo::default(),
-            last_clock: ClockInfo::default(),
-            last_attested: None,
-            enrolled_by: "p".into(),
-        }
-    }
-
-    #[test]
-    fn principals_are_unique_by_name() {
-        let d = tempfile::tempdir().unwrap();
-        let s = SledStore::open(d.path()).unwrap();
-        let p = Principal {
-            id: "01".into(),
-            name: "a".into(),
-            role: Role::Admin,
-            secret_sha256: "x".into(),
-            created_at: 0,
-        };
-        s.add_principal(&p).unwrap();
-        assert!(matches!(s.add_principal(&Principal { id: "02".into(), ..p.clone() }), Err(StoreError::Conflict(_))));
-        assert_eq!(s.principal("01").unwrap(), Some(p));
-        assert!(s.remove_principal("a").unwrap());
-        assert!(!s.remove_principal("a").unwrap());
-        assert_eq!(s.principal("01").unwrap(), None);
-    }
-
-    fn entry() -> AuditEntry {
-        AuditEntry {
-            time: 1,
-            event: "enroll.allow".into(),
-            principal: None,
-            host_id: None,
-            code: None,
-            detail: String::new(),
-            cti: None,
-            diagnostics: serde_json::Value::Null,
-        }
-    }
-
-    #[test]
-    fn enrollment_rules_and_reopen() {
-        let d = tempfile::tempdir().unwrap();
-        {
-            let s = SledStore::open(d.path()).unwrap();
-            assert_eq!(s.enroll_host(&host("h1", "ak1"), "p1", &entry()).unwrap(), EnrollOutcome::New);
-            assert_eq!(s.enroll_host(&host("h1", "ak1"), "p1", &entry()).unwrap(), EnrollOutcome::Unchanged);
-            assert!(matches!(s.enroll_host(&host("h2", "ak1"), "p2", &entry()), Err(StoreError::Conflict(_))));
-            assert!(
-                matches!(s.enroll_host(&host("h2", "ak9"), "p1", &entry()), Err(StoreError::Conflict(_))),
-                "p1 is h1's"
-            );
-            assert_eq!(s.host("h2").unwrap(), None);
-            assert_eq!(s.enroll_host(&host("h1", "ak2"), "p1", &entry()).unwrap(), EnrollOutcome::AkReplaced);
-            assert_eq!(s.principal_host("p1").unwrap().as_deref(), Some("h1"));
-            assert_eq!(s.host_by_ak("ak1").unwrap(), None);
-            assert_eq!(s.host_by_ak("ak2").unwrap().unwrap().host_id, "h1");
-            assert!(s.flushes() >= 3);
-        }
-        let s = SledStore::open(d.path()).unwrap();
-        assert_eq!(s.hosts().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn nonces_are_consumed_once_and_audit_is_dense() {
-        let d = tempfile::tempdir().unwrap();
-        let s = SledStore::open(d.path()).unwrap();
-        let c = Challenge {
-            nonce: "n1".into(),
-            host_id: "h".into(),
-            principal_id: "p".into(),
-            selection: "sha256:0".into(),
-            expires_at: 100,
-        };
-        s.put_challenge(&c, &entry()).unwrap();
-        s.put_challenge(&Challenge { nonce: "n2".into(), ..c.clone() }, &entry()).unwrap();
-        assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Fresh(c.clone()));
-        assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Replayed);
-        assert!(matches!(s.consume_nonce("n2", 101).unwrap(), NonceState::Expired(_)));
-        assert_eq!(s.consume_nonce("n2", 50).unwrap(), NonceState::Replayed);
-        assert_eq!(s.consume_nonce("zz", 50).unwrap(), NonceState::Unknown);
-        let e = AuditEntry {
-            time: 1,
-            event: "token.deny".into(),
-            principal: None,
-            host_id: None,
-            code: Some("pcr_mismatch".into()),
-            detail: "x".into(),
-            cti: None,
-            diagnostics: serde_json::Value::Null,
-        };
-        // The two challenges above are entries 0 and 1 (put_challenge audits them).
-        assert_eq!(s.append_audit(&e).unwrap(), 2);
-        assert_eq!(s.append_audit(&e).unwrap(), 3);
-        drop(s);
-        let s = SledStore::open(d.path()).unwrap();
-        assert_eq!(s.append_audit(&e).unwrap(), 4);
-        assert_eq!(s.audit(3, 10).unwrap().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![3, 4]);
-        assert_eq!(s.audit_len().unwrap(), 5);
-        assert_eq!(s.consume_nonce("n1", 50).unwrap(), NonceState::Replayed, "after reopen too");
-    }
-
-    #[test]
-    fn pending_enrollments_are_taken_once() {
-        let d = tempfile::tempdir().unwrap();
-        let s = SledStore::open(d.path()).unwrap();
-        let e = PendingEnrollment {
-            id: "e1".into(),
-            principal_id: "p".into(),
-            host: host("h", "ak"),
-            secret_sha256: "s".into(),
-            nonce: "n".into(),
-            selection: "sha256:0".into(),
-            expires_at: 0,
-        };
-        s.put_enrollment(&e).unwrap();
-        assert_eq!(s.take_enrollment("e1").unwrap(), Some(e));
-        assert_eq!(s.take_enrollment("e1").unwrap(), None);
-    }
-
-    fn token(cti: &str, parent: Option<&str>) -> TokenRecord {
-        TokenRecord {
-            cti: cti.into(),
-            host_id: "h".into(),
-            initiator: "p".into(),
-            scope: "s".into(),
-            audience: "a".into(),
-            policy_id: "web".into(),
-            policy_hash: "ph".into(),
-            parent_cti: parent.map(Into::into),
-            delegation_depth: u32::from(parent.is_some()),
-            single_use: true,
-            issued_at: 1,
-            expires_at: 100,
-            audit_index: 0,
-            consumed_at: None,
-        }
-    }
-
-    fn attested() -> AttestedState {
-        AttestedState { pcr_selection: "sha256:0".into(), pcr_digest: "00".into(), policy_hash: "ph".into(), time: 1 }
-    }
-
-    #[test]
-    fn children_revocations_and_single_use_executions() {
-        let d = tempfile::tempdir().unwrap();
-        let s = SledStore::open(d.path()).unwrap();
-        let clock = ClockInfo::default();
-        s.record_issuance(&token("t1", None), &entry(), "h", &clock, &attested()).unwrap();
-        s.record_issuance(&token("t2", Some("t1")), &entry(), "h", &clock, &attested()).unwrap();
-        assert_eq!(s.children("t1").unwrap(), vec!["t2".to_owned()]);
-        assert!(s.children("t2").unwrap().is_empty());
-
-        let exec = |id: &str| ExecutionRecord {
-            id: id.into(),
-            cti: "t2".into(),
-            host_id: "h".into(),
-            gateway: "g".into(),
-            scope: "s".into(),
-            argv_sha256: "00".into(),
-            started_at: 5,
-            start_audit_index: 0,
-            end: None,
-        };
-        let ExecStart::Started(first) = s.start_execution(&exec("e1"), true, &entry()).unwrap() else {
-            panic!("first use must start")
-        };
-        assert_eq!(s.start_execution(&exec("e2"), true, &entry()).unwrap(), ExecStart::Replayed { consumed_at: 5 });
-        let before = s.audit_len().unwrap();
-        assert!(matches!(s.start_execution(&exec("e3"), false, &entry()).unwrap(), ExecStart::Started(_)));
-        assert_eq!(s.audit_len().unwrap(), before + 1, "the start is audited in the same step");
-        let unknown = ExecutionRecord { cti: "zz".into(), ..exec("e4") };
-        assert_eq!(s.start_execution(&unknown, false, &entry()).unwrap(), ExecStart::UnknownToken);
-        let end = ExecutionEnd { time: 6, exit_code: Some(0), signal: None, duration_ms: 1, audit_index: 0 };
-        let ended = s.end_execution("t2", "e1", &end, &entry()).unwrap().unwrap();
-        assert_eq!(ended.end.as_ref().map(|e| e.exit_code), Some(Some(0)));
-        assert!(matches!(s.end_execution("t2", "e1", &end, &entry()), Err(StoreError::Conflict(_))), "ends once");
-        assert_eq!(s.executions("t2").unwrap().len(), 2);
-        assert_eq!(s.executions("t2").unwrap()[0].id, first.id);
-
-        let r = Revocation {
-            seq: 9,
-            kind: RevocationKind::Token,
-            target: "t1".into(),
-            policy_hash: None,
-            reason: "r".into(),
-            time: 7,
-            by: "admin".into(),
-            tokens: vec!["t2".into()],
-            audit_index: 0,
-        };
-        let stored = s.revoke(&r, &entry()).unwrap();
-        assert_eq!(stored.seq, 0, "the store assigns the sequence");
-        assert!(s.revoked("token:t2").unwrap().is_some(), "the cascade is marked");
-        assert!(s.revoked("token:t3").unwrap().is_none());
-        drop(s);
-        let s = SledStore::open(d.path()).unwrap();
-        assert_eq!(s.revocations(0, 10).unwrap(), vec![stored.clone()], "durable across reopen");
-        assert_eq!(s.revoke(&r, &entry()).unwrap().seq, 1);
-        assert_eq!(s.revocations(1, 10).unwrap().len(), 1);
-        assert_eq!(s.void_challenges().unwrap(), 0);
-    }
-}
+mod tests;

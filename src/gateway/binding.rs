@@ -1,4 +1,4 @@
-//! The execution gateway's checks that need no service (DESIGN §2 stage 7): the runtime binding. A fresh
+//! The runtime binding (docs/design.md §2 stage 7), the gateway's check that needs no service. A fresh
 //! quote by this host's TPM, under a nonce the gateway makes, must be signed by the AK in the token's `cnf`
 //! (RFC 8747 proof of possession) and carry the token's pcrDigest (TPM 2.0 Part 2 §10.12.1 TPMS_QUOTE_INFO).
 
@@ -73,15 +73,4 @@ pub fn prove_binding(tpm: &mut dyn Tpm, claims: &Claims) -> Result<(), BindingEr
         });
     }
     Ok(())
-}
-
-/// SHA-256 over the argv, each argument followed by a NUL byte (what execution reports carry).
-pub fn argv_sha256(argv: &[std::ffi::OsString]) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for a in argv {
-        ctx.update(a.as_bytes());
-        ctx.update(&[0]);
-    }
-    hex::encode(ctx.finish())
 }

@@ -1,0 +1,61 @@
+//! Every route path, defined once for the service's router and the client (docs/api.md).
+
+pub const HEALTHZ: &str = "/healthz";
+pub const ENROLL: &str = "/v1/enroll";
+pub const ENROLL_ACTIVATE: &str = "/v1/enroll/{enrollment_id}";
+pub const HOSTS: &str = "/v1/hosts";
+pub const CHALLENGE: &str = "/v1/challenge";
+pub const TOKENS: &str = "/v1/tokens";
+pub const KEYS: &str = "/v1/keys";
+pub const KEYS_ROTATE: &str = "/v1/keys/rotate";
+pub const POLICIES: &str = "/v1/policies";
+pub const AUDIT: &str = "/v1/audit";
+pub const AUDIT_CHECKPOINT: &str = "/v1/audit/checkpoint";
+pub const AUDIT_PROVE: &str = "/v1/audit/prove/{cti}";
+pub const AUDIT_CONSISTENCY: &str = "/v1/audit/consistency";
+pub const REVOCATIONS: &str = "/v1/revocations";
+pub const EXECUTIONS: &str = "/v1/executions";
+pub const EXECUTION_END: &str = "/v1/executions/{cti}/{id}/end";
+pub const LINEAGE: &str = "/v1/lineage/{cti}";
+pub const PRINCIPALS: &str = "/v1/principals";
+pub const PRINCIPAL: &str = "/v1/principals/{name}";
+
+/// A route with its `{…}` parameters filled in, in order; each value is percent-encoded as a path segment.
+pub fn path(template: &str, values: &[&str]) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    let mut values = values.iter();
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        if let Some(v) = values.next() {
+            push_segment(&mut out, v);
+        }
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// RFC 3986 §3.3: unreserved characters as they are, every other byte as %XX.
+fn push_segment(out: &mut String, v: &str) {
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_parameters_in_order() {
+        assert_eq!(path(EXECUTION_END, &["ab", "cd"]), "/v1/executions/ab/cd/end");
+        assert_eq!(path(PRINCIPAL, &["web 01/x"]), "/v1/principals/web%2001%2Fx");
+        assert_eq!(path(LINEAGE, &["00ff"]), "/v1/lineage/00ff");
+    }
+}

@@ -1,0 +1,83 @@
+//! The three checks before a command starts (docs/design.md §2 stage 7), in order; the last records the
+//! start with the service.
+
+use std::ffi::OsString;
+
+use super::{prove_binding, Gateway, GatewayError};
+use crate::api::{routes, ExecStartRequest, ExecStartResponse};
+use crate::client::{Client, ClientError};
+use crate::token::{verify, Claims, Expectations, TokenError};
+use crate::tpm::{Tpm, TpmError};
+
+/// What is to run, under which token.
+#[derive(Clone, Debug)]
+pub struct ExecRequest {
+    /// The execution token (COSE_Sign1).
+    pub token: Vec<u8>,
+    /// The scope the command runs under; within the token's.
+    pub scope: String,
+    /// This gateway's audience id; unchecked when None.
+    pub audience: Option<String>,
+    /// The command and its arguments.
+    pub argv: Vec<OsString>,
+}
+
+/// What the checks granted: the start is recorded, the command may run.
+pub struct Grant {
+    pub cti: String,
+    pub execution_id: String,
+    pub claims: Claims,
+    pub(super) client: Client,
+}
+
+impl Gateway<'_> {
+    /// Offline verification, then the runtime binding, then the online check (which records the start).
+    /// `open_tpm` is called only once the token has verified.
+    pub fn authorize(
+        &self,
+        req: &ExecRequest,
+        open_tpm: &mut dyn FnMut() -> Result<Box<dyn Tpm>, TpmError>,
+    ) -> Result<Grant, GatewayError> {
+        let claims = self.verify_offline(&req.token, req.audience.as_deref(), Some(&req.scope))?;
+        let mut tpm = open_tpm().map_err(GatewayError::Tpm)?;
+        prove_binding(tpm.as_mut(), &claims)?;
+        drop(tpm);
+        let client = (self.connect)().map_err(GatewayError::Service)?;
+        let body = ExecStartRequest {
+            token: req.token.clone(),
+            scope: req.scope.clone(),
+            audience: req.audience.clone(),
+            argv_sha256: argv_sha256(&req.argv),
+        };
+        let started: ExecStartResponse = client.post(routes::EXECUTIONS, &body).map_err(|e| match e {
+            ClientError::Unavailable { .. } => GatewayError::ServiceUnreachable(e),
+            e => GatewayError::Service(e),
+        })?;
+        tracing::info!(cti = %started.cti, execution = %started.execution_id, "execution allowed");
+        Ok(Grant { cti: started.cti, execution_id: started.execution_id, claims, client })
+    }
+
+    /// The token verifies with the issuer keys, now (`token verify`, and exec's first check).
+    pub fn verify_offline(
+        &self,
+        token: &[u8],
+        audience: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<Claims, GatewayError> {
+        let expect = Expectations { now: self.clock.now_i64(), audience, scope, leeway_secs: 0 };
+        let verified =
+            self.keys.check(|set| verify(token, set, &expect), |e| matches!(e, TokenError::UnknownKid(_)))?;
+        Ok(verified?)
+    }
+}
+
+/// SHA-256 over the argv, each argument followed by a NUL byte (what execution reports carry).
+pub fn argv_sha256(argv: &[OsString]) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for a in argv {
+        ctx.update(a.as_bytes());
+        ctx.update(&[0]);
+    }
+    hex::encode(ctx.finish())
+}

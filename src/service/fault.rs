@@ -1,0 +1,41 @@
+//! The service's own faults (docs/design.md §8: `internal_error`, still a denial): a failing store, task,
+//! random generator, lock or key. Their detail goes to the log, never to the caller.
+
+use runtrust_attestation::DenialCode;
+
+use super::{Denial, DenialReason};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("store task failed: {0}")]
+    Task(String),
+    #[error("random generator failed")]
+    Random,
+    #[error("{0} lock poisoned")]
+    Poisoned(&'static str),
+    #[error("no issuer key")]
+    NoIssuerKey,
+    #[error("signing: {0}")]
+    Signing(String),
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+impl DenialReason for Fault {
+    fn code(&self) -> DenialCode {
+        DenialCode::InternalError
+    }
+}
+
+impl From<Fault> for Denial {
+    fn from(f: Fault) -> Self {
+        match f {
+            // A conflict is the caller's (a taken name): answered as such.
+            Fault::Store(StoreError::Conflict(detail)) => Denial::conflict(detail),
+            f => f.to_denial(),
+        }
+    }
+}

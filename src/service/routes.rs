@@ -1,0 +1,74 @@
+//! The HTTP API's routes (docs/api.md), grouped by resource; paths come from [`crate::api::routes`].
+//! Routes whose denials are decisions sit behind the audit layer ([`super::audited`]).
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+
+use super::audited::{self, Audited};
+use super::{
+    admin, audit_route, challenge, enroll, execution, issue, keys, lineage, policies, revocation, AppState, Denial,
+};
+use crate::api::routes as r;
+
+/// Every route, with its body limit and audit layer.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.limits.max_body_bytes;
+    // `strangers`: whether refusals of unauthenticated requests are recorded as decisions too.
+    let audited = |event: &'static str, strangers: bool, routes: Router<AppState>| {
+        routes.route_layer(from_fn_with_state(Audited { state: state.clone(), event, strangers }, audited::layer))
+    };
+    let enrollment = audited(
+        "enroll.deny",
+        true,
+        Router::new().route(r::ENROLL, post(enroll::start)).route(r::ENROLL_ACTIVATE, post(enroll::activate)),
+    );
+    let challenges = audited("challenge.deny", true, Router::new().route(r::CHALLENGE, post(challenge::challenge)));
+    // A token request may carry an event log (base64url: 4/3 of MAX_EVENT_LOG_BYTES) besides the quote.
+    let token_limit = limit + crate::api::MAX_EVENT_LOG_BYTES / 3 * 4 + 4;
+    let tokens = audited(
+        "token.deny",
+        true,
+        Router::new().route(r::TOKENS, post(issue::token).layer(DefaultBodyLimit::max(token_limit))),
+    );
+    let executions = audited("exec.deny", true, Router::new().route(r::EXECUTIONS, post(execution::start)))
+        .route(r::EXECUTION_END, post(execution::end));
+    let policy = audited("policy.deny", false, Router::new().route(r::POLICIES, post(policies::apply)))
+        .route(r::POLICIES, get(policies::list));
+    let revocations = audited("revoke.deny", false, Router::new().route(r::REVOCATIONS, post(revocation::revoke)))
+        .route(r::REVOCATIONS, get(revocation::feed));
+    let admin = Router::new()
+        .route(r::HOSTS, get(admin::list_hosts))
+        .route(r::PRINCIPALS, get(admin::list_principals).post(admin::add_principal))
+        .route(r::PRINCIPAL, delete(admin::remove_principal))
+        .route(r::KEYS, get(keys::keys))
+        .route(r::KEYS_ROTATE, post(keys::rotate));
+    let audit = Router::new()
+        .route(r::AUDIT, get(audit_route::audit))
+        .route(r::AUDIT_CHECKPOINT, get(audit_route::checkpoint))
+        .route(r::AUDIT_PROVE, get(audit_route::prove))
+        .route(r::AUDIT_CONSISTENCY, get(audit_route::consistency))
+        .route(r::LINEAGE, get(lineage::lineage));
+    Router::new()
+        .route(r::HEALTHZ, get(healthz))
+        .merge(enrollment)
+        .merge(challenges)
+        .merge(tokens)
+        .merge(executions)
+        .merge(policy)
+        .merge(revocations)
+        .merge(admin)
+        .merge(audit)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "service_id": state.config.service_id }))
+}
+
+async fn not_found() -> Denial {
+    Denial::not_found("no such route (the API lives under /v1, see docs/api.md)")
+}

@@ -1,0 +1,297 @@
+//! The store conformance suite (docs/design.md §12, §15): what every backend must do, checked the same way
+//! for each. A backend plugs in with one line in its test module, `crate::store_conformance!(MyBackend);`,
+//! where `MyBackend` implements [`Backend`]: a fresh, empty store whose `open` can be called again to reopen
+//! the same data (what a restart sees).
+
+use runtrust_attestation::ClockInfo;
+
+use super::{
+    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId, HostRecord,
+    Nonce, NonceState, PendingEnrollment, Principal, Revocation, RevocationKind, Role, Store, StoreError, TokenRecord,
+};
+
+/// A backend under test.
+pub trait Backend {
+    /// An empty store of this backend (its own directory, database or schema).
+    fn new() -> Self;
+    /// Opens it; called again after the previous handle is dropped, it must see everything written.
+    fn open(&self) -> Box<dyn Store>;
+}
+
+/// One `#[test]` per check of the suite, for backend `$backend`.
+#[macro_export]
+macro_rules! store_conformance {
+    ($backend:ty) => {
+        $crate::store_conformance!(@tests $backend;
+            principals_are_unique_by_name,
+            enrollment_rules_and_reopen,
+            nonces_are_consumed_once_and_audit_is_dense,
+            pending_enrollments_are_taken_once,
+            children_revocations_and_single_use_executions,
+            issuance_updates_the_host,
+            challenges_are_voided,
+            concurrent_nonce_consumption_has_one_winner,
+            concurrent_single_use_has_one_winner,
+        );
+    };
+    (@tests $backend:ty; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let backend = <$backend as $crate::store::conformance::Backend>::new();
+                $crate::store::conformance::$check(&backend);
+            }
+        )*
+    };
+}
+
+pub fn hid(n: u8) -> HostId {
+    format!("sha256:{}", hex::encode([n; 32])).parse().unwrap()
+}
+
+fn host(id: u8, ak: &str) -> HostRecord {
+    HostRecord {
+        host_id: hid(id),
+        ek_public: vec![1],
+        ek_certificate_sha256: None,
+        ak_public: vec![2],
+        ak_name: ak.into(),
+        tags: vec![],
+        enrolled_at: 1,
+        updated_at: 1,
+        first_clock: ClockInfo::default(),
+        last_clock: ClockInfo::default(),
+        last_attested: None,
+        enrolled_by: "p".into(),
+    }
+}
+
+fn entry() -> AuditEntry {
+    AuditEntry::new(1, "enroll.allow", "")
+}
+
+fn challenge(n: u8, expires_at: u64) -> Challenge {
+    Challenge {
+        nonce: Nonce([n; 32]),
+        host_id: hid(1),
+        principal_id: "p".into(),
+        selection: "sha256:0".parse().unwrap(),
+        expires_at,
+    }
+}
+
+fn token(cti: &str, parent: Option<&str>) -> TokenRecord {
+    TokenRecord {
+        cti: cti.into(),
+        host_id: hid(1),
+        initiator: "p".into(),
+        scope: "s".into(),
+        audience: "a".into(),
+        policy_id: "web".into(),
+        policy_hash: "ph".into(),
+        parent_cti: parent.map(Into::into),
+        delegation_depth: u32::from(parent.is_some()),
+        single_use: true,
+        issued_at: 1,
+        expires_at: 100,
+        audit_index: 0,
+        consumed_at: None,
+    }
+}
+
+fn attested() -> AttestedState {
+    AttestedState {
+        pcr_selection: "sha256:0".parse().unwrap(),
+        pcr_digest: "00".into(),
+        policy_hash: "ph".into(),
+        time: 1,
+    }
+}
+
+fn exec(id: &str, cti: &str) -> ExecutionRecord {
+    ExecutionRecord {
+        id: id.into(),
+        cti: cti.into(),
+        host_id: hid(1),
+        gateway: "g".into(),
+        scope: "s".into(),
+        argv_sha256: "00".into(),
+        started_at: 5,
+        start_audit_index: 0,
+        end: None,
+    }
+}
+
+pub fn principals_are_unique_by_name(b: &impl Backend) {
+    let s = b.open();
+    let p =
+        Principal { id: "01".into(), name: "a".into(), role: Role::Admin, secret_sha256: "x".into(), created_at: 0 };
+    s.add_principal(&p).unwrap();
+    assert!(matches!(s.add_principal(&Principal { id: "02".into(), ..p.clone() }), Err(StoreError::Conflict(_))));
+    assert_eq!(s.principal("01").unwrap(), Some(p));
+    assert!(s.remove_principal("a").unwrap());
+    assert!(!s.remove_principal("a").unwrap());
+    assert_eq!(s.principal("01").unwrap(), None);
+}
+
+pub fn enrollment_rules_and_reopen(b: &impl Backend) {
+    {
+        let s = b.open();
+        assert_eq!(s.enroll_host(&host(1, "ak1"), "p1", &entry()).unwrap(), EnrollOutcome::New);
+        assert_eq!(s.enroll_host(&host(1, "ak1"), "p1", &entry()).unwrap(), EnrollOutcome::Unchanged);
+        assert!(matches!(s.enroll_host(&host(2, "ak1"), "p2", &entry()), Err(StoreError::Conflict(_))));
+        assert!(matches!(s.enroll_host(&host(2, "ak9"), "p1", &entry()), Err(StoreError::Conflict(_))), "p1 is h1's");
+        assert_eq!(s.host(&hid(2)).unwrap(), None);
+        assert_eq!(s.enroll_host(&host(1, "ak2"), "p1", &entry()).unwrap(), EnrollOutcome::AkReplaced);
+        assert_eq!(s.principal_host("p1").unwrap(), Some(hid(1)));
+        assert_eq!(s.host_by_ak("ak1").unwrap(), None);
+        assert_eq!(s.host_by_ak("ak2").unwrap().unwrap().host_id, hid(1));
+        assert_eq!(s.audit_len().unwrap(), 3, "each enrollment is audited in its own step");
+    }
+    let s = b.open();
+    assert_eq!(s.hosts().unwrap().len(), 1);
+}
+
+pub fn nonces_are_consumed_once_and_audit_is_dense(b: &impl Backend) {
+    let s = b.open();
+    let c = challenge(1, 100);
+    s.put_challenge(&c, &entry()).unwrap();
+    s.put_challenge(&challenge(2, 100), &entry()).unwrap();
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(c.clone()));
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Replayed);
+    assert!(matches!(s.consume_nonce(&Nonce([2; 32]), 101).unwrap(), NonceState::Expired(_)));
+    assert_eq!(s.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Replayed);
+    assert_eq!(s.consume_nonce(&Nonce([9; 32]), 50).unwrap(), NonceState::Unknown);
+    let e = AuditEntry::new(1, "token.deny", "x").code("pcr_mismatch");
+    // The two challenges above are entries 0 and 1 (put_challenge audits them).
+    assert_eq!(s.append_audit(&e).unwrap(), 2);
+    assert_eq!(s.append_audit(&e).unwrap(), 3);
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.append_audit(&e).unwrap(), 4);
+    assert_eq!(s.audit(3, 10).unwrap().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(s.audit(3, 10).unwrap()[0].1, e, "entries read back as written");
+    assert_eq!(s.audit_len().unwrap(), 5);
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Replayed, "after reopen too");
+}
+
+pub fn pending_enrollments_are_taken_once(b: &impl Backend) {
+    let s = b.open();
+    let e = PendingEnrollment {
+        id: "e1".into(),
+        principal_id: "p".into(),
+        host: host(1, "ak"),
+        secret_sha256: "s".into(),
+        nonce: Nonce([3; 32]),
+        selection: "sha256:0".parse().unwrap(),
+        expires_at: 0,
+    };
+    s.put_enrollment(&e).unwrap();
+    assert_eq!(s.take_enrollment("e1").unwrap(), Some(e));
+    assert_eq!(s.take_enrollment("e1").unwrap(), None);
+}
+
+pub fn children_revocations_and_single_use_executions(b: &impl Backend) {
+    let s = b.open();
+    let clock = ClockInfo::default();
+    s.record_issuance(&token("t1", None), &entry(), &hid(1), &clock, &attested()).unwrap();
+    s.record_issuance(&token("t2", Some("t1")), &entry(), &hid(1), &clock, &attested()).unwrap();
+    assert_eq!(s.children("t1").unwrap(), vec!["t2".to_owned()]);
+    assert!(s.children("t2").unwrap().is_empty());
+
+    let ExecStart::Started(first) = s.start_execution(&exec("e1", "t2"), true, &entry()).unwrap() else {
+        panic!("first use must start")
+    };
+    assert_eq!(s.start_execution(&exec("e2", "t2"), true, &entry()).unwrap(), ExecStart::Replayed { consumed_at: 5 });
+    let before = s.audit_len().unwrap();
+    assert!(matches!(s.start_execution(&exec("e3", "t2"), false, &entry()).unwrap(), ExecStart::Started(_)));
+    assert_eq!(s.audit_len().unwrap(), before + 1, "the start is audited in the same step");
+    assert_eq!(s.start_execution(&exec("e4", "zz"), false, &entry()).unwrap(), ExecStart::UnknownToken);
+    let end = ExecutionEnd { time: 6, exit_code: Some(0), signal: None, duration_ms: 1, audit_index: 0 };
+    let ended = s.end_execution("t2", "e1", &end, &entry()).unwrap().unwrap();
+    assert_eq!(ended.end.as_ref().map(|e| e.exit_code), Some(Some(0)));
+    assert!(matches!(s.end_execution("t2", "e1", &end, &entry()), Err(StoreError::Conflict(_))), "ends once");
+    assert_eq!(s.executions("t2").unwrap().len(), 2);
+    assert_eq!(s.executions("t2").unwrap()[0].id, first.id);
+
+    let r = Revocation {
+        seq: 9,
+        kind: RevocationKind::Token,
+        target: "t1".into(),
+        policy_hash: None,
+        reason: "r".into(),
+        time: 7,
+        by: "admin".into(),
+        tokens: vec!["t2".into()],
+        audit_index: 0,
+    };
+    let stored = s.revoke(&r, &entry()).unwrap();
+    assert_eq!(stored.seq, 0, "the store assigns the sequence");
+    assert!(s.revoked("token:t2").unwrap().is_some(), "the cascade is marked");
+    assert!(s.revoked("token:t3").unwrap().is_none());
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.revocations(0, 10).unwrap(), vec![stored.clone()], "durable across reopen");
+    assert_eq!(s.revoke(&r, &entry()).unwrap().seq, 1);
+    assert_eq!(s.revocations(1, 10).unwrap().len(), 1);
+}
+
+pub fn issuance_updates_the_host(b: &impl Backend) {
+    let s = b.open();
+    s.enroll_host(&host(1, "ak1"), "p1", &entry()).unwrap();
+    let clock = ClockInfo { clock: 10, reset_count: 1, restart_count: 2, safe: true };
+    let index = s.record_issuance(&token("t1", None), &entry(), &hid(1), &clock, &attested()).unwrap();
+    assert_eq!(index, 1, "the issuance's audit entry follows the enrollment's");
+    drop(s);
+    let s = b.open();
+    let h = s.host(&hid(1)).unwrap().unwrap();
+    assert_eq!(h.last_clock, clock);
+    assert_eq!(h.last_attested, Some(attested()));
+    assert_eq!(s.token("t1").unwrap().map(|t| t.audit_index), Some(1));
+    assert_eq!(s.tokens().unwrap().len(), 1);
+}
+
+pub fn challenges_are_voided(b: &impl Backend) {
+    let s = b.open();
+    s.put_challenge(&challenge(1, 100), &entry()).unwrap();
+    s.put_challenge(&challenge(2, 100), &entry()).unwrap();
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.void_challenges().unwrap(), 2);
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Unknown, "voided, not usable");
+    assert_eq!(s.void_challenges().unwrap(), 0);
+}
+
+/// docs/design.md §6: of many concurrent consumers of one nonce, exactly one finds it fresh.
+pub fn concurrent_nonce_consumption_has_one_winner(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    s.put_challenge(&challenge(7, 100), &entry()).unwrap();
+    let fresh = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| matches!(s.consume_nonce(&Nonce([7; 32]), 50), Ok(NonceState::Fresh(_)))))
+            .collect();
+        handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(true))).count()
+    });
+    assert_eq!(fresh, 1);
+}
+
+/// docs/design.md §11: of many concurrent starts under one single-use token, exactly one starts.
+pub fn concurrent_single_use_has_one_winner(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    s.record_issuance(&token("t1", None), &entry(), &hid(1), &ClockInfo::default(), &attested()).unwrap();
+    let started = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || {
+                    matches!(
+                        s.start_execution(&exec(&format!("e{i}"), "t1"), true, &entry()),
+                        Ok(ExecStart::Started(_))
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(true))).count()
+    });
+    assert_eq!(started, 1);
+}
