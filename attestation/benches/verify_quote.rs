@@ -3,6 +3,9 @@
 //!
 //! cargo bench -p runtrust-attestation --bench verify_quote
 
+// A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};

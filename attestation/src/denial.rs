@@ -1,4 +1,4 @@
-//! The stable denial codes of DESIGN §8 (contract: extend, never rename).
+//! The stable denial codes of docs/design.md §8 (contract: extend, never rename).
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,13 +7,15 @@ use serde::{Deserialize, Serialize};
 
 macro_rules! denial_codes {
     ($($variant:ident => $code:literal,)*) => {
-        /// Why trust was refused. Every error in runtrust maps onto one of these.
+        /// Why trust was refused. Every error in runtrust maps onto one of these. A contract (docs/design.md
+        /// §8): codes are added, never renamed, so code outside this crate matches with a wildcard arm.
+        #[non_exhaustive]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum DenialCode { $($variant,)* }
 
         impl DenialCode {
-            /// Every code, in the order of DESIGN §8.
+            /// Every code, in the order of docs/design.md §8.
             pub const ALL: &'static [DenialCode] = &[$(DenialCode::$variant,)*];
 
             /// The stable snake_case form used on the wire and on stderr.

@@ -4,6 +4,8 @@
 //! this crate. Structures are parsed strictly (big-endian, bounded sizes, no trailing bytes) following
 //! *TPM 2.0 Library, Part 2: Structures*; cryptography is ring's.
 
+#![forbid(unsafe_code)]
+
 pub mod ak;
 pub mod clock;
 pub mod credential;

@@ -1,11 +1,17 @@
-//! EK certificate path validation (DESIGN §5 step 2) against swtpm's real EK certificates and local CA
+//! EK certificate path validation (docs/design.md §5 step 2) against swtpm's real EK certificates and local CA
 //! (tests/vectors/ekcerts, captured by tests/vectors/capture.sh) and against synthetic chains made with openssl
-//! (tests/vectors/ekchain, made by tests/vectors/ekchain/make.sh).
+//! (tests/vectors/ekchain, made by tests/vectors/ekchain/make.sh; tests/vectors/ekpolicy, made by
+//! tests/vectors/ekpolicy/make.sh, for certificate policies and SHA-1).
+
+// A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
 use std::path::PathBuf;
 
-use runtrust_attestation::ek::{verify_ek_certificate, EkError, TrustAnchors, VerifiedEk, MAX_PATH_LEN};
+use runtrust_attestation::ek::{
+    verify_ca_certificate, verify_ek_certificate, EkError, TrustAnchors, VerifiedEk, MAX_PATH_LEN,
+};
 use runtrust_attestation::{DenialCode, Public};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey as SpkiKey;
@@ -28,6 +34,10 @@ fn swtpm(name: &str) -> Vec<u8> {
 
 fn synth(name: &str) -> Vec<u8> {
     read("ekchain", &format!("{name}.der"))
+}
+
+fn policy(name: &str) -> Vec<u8> {
+    read("ekpolicy", &format!("{name}.der"))
 }
 
 fn rsa_ek() -> Public {
@@ -94,6 +104,13 @@ fn verify<I: AsRef<[u8]>, A: AsRef<[u8]>>(
 
 /// The error, after checking that it is `ek_untrusted`.
 fn denied(r: Result<VerifiedEk, EkError>) -> EkError {
+    let e = r.expect_err("expected a denial");
+    assert_eq!(e.code(), DenialCode::EkUntrusted, "{e}");
+    e
+}
+
+/// The error of any result, after checking that it is `ek_untrusted`.
+fn any_denied<T: std::fmt::Debug>(r: Result<T, EkError>) -> EkError {
     let e = r.expect_err("expected a denial");
     assert_eq!(e.code(), DenialCode::EkUntrusted, "{e}");
     e
@@ -492,4 +509,109 @@ fn no_anchors_and_too_many_intermediates() {
     let many = vec![swtpm("ca-intermediate.der"); 17];
     let e = denied(verify(&leaf, &many, &[swtpm("ca-root.der")], &rsa_ek(), T2027));
     assert!(matches!(e, EkError::TooManyIntermediates { count: 17, max: 16 }), "{e:?}");
+}
+
+#[test]
+fn certificate_policies_are_accepted_when_well_formed() {
+    // Intermediate: critical certificatePolicies anyPolicy (as STMicro's). EK: critical certificatePolicies with
+    // an explicit policy, a CPS pointer and a user notice (as Intel's CA).
+    let root = policy("root");
+    let leaf = policy("ek-policies");
+    let v = verify(&leaf, &[policy("int-any-policy")], &[&root], &ek_public_of(&leaf, 0), T2027).unwrap();
+    assert_eq!(
+        v.chain_subjects,
+        [
+            "CN=runtrust test EK with policies",
+            "CN=runtrust test intermediate anyPolicy",
+            "CN=runtrust test policy root"
+        ]
+    );
+    let anchors = TrustAnchors::from_der_certs(vec![root.clone()]).unwrap();
+    verify_ca_certificate(&policy("int-any-policy"), NONE, &anchors, T2027).unwrap();
+
+    // policyConstraints (requireExplicitPolicy) could make the policies matter: refused.
+    let leaf = policy("ek-under-policy-constraints");
+    let e = denied(verify(&leaf, &[policy("int-policy-constraints")], &[&root], &ek_public_of(&leaf, 0), T2027));
+    assert_eq!(
+        e.to_string(),
+        "CN=runtrust test intermediate policyConstraints: extension policyConstraints (2.5.29.36) is not supported: \
+         it can require an explicit certificate policy (RFC 5280 §4.2.1.11)"
+    );
+}
+
+#[test]
+fn sha1_signed_certificates_are_refused_everywhere() {
+    let root = policy("root");
+    let leaf = policy("ek-under-int-sha1");
+    let ek = ek_public_of(&leaf, 0);
+    // An intermediate on the path (the EK under it is sha256-signed).
+    let e = denied(verify(&leaf, &[policy("int-sha1")], &[&root], &ek, T2027));
+    assert_eq!(
+        e.to_string(),
+        "CN=runtrust test intermediate SHA-1 is SHA-1-signed (sha1WithRSAEncryption): SHA-1 certificate \
+         signatures are refused"
+    );
+    let anchors = TrustAnchors::from_der_certs(vec![root.clone()]).unwrap();
+    let e = any_denied(verify_ca_certificate(&policy("int-sha1"), NONE, &anchors, T2027));
+    assert!(matches!(e, EkError::WeakHashSigned { hash: "SHA-1", .. }), "{e:?}");
+    // The EK certificate, PKCS #1 v1.5 and RSASSA-PSS.
+    for (name, algorithm) in [("ek-sha1", "sha1WithRSAEncryption"), ("ek-pss-sha1", "RSASSA-PSS SHA-1")] {
+        let leaf = policy(name);
+        let e = denied(verify(&leaf, NONE, &[&root], &ek_public_of(&leaf, 0), T2027));
+        assert!(
+            matches!(&e, EkError::WeakHashSigned { cert, algorithm: a, hash: "SHA-1" } if cert.starts_with("EK certificate CN=runtrust test EK") && *a == algorithm),
+            "{e:?}"
+        );
+    }
+    // Anchors, self-signed roots included: all or nothing, or loaded with the refusals listed.
+    let certs = vec![root.clone(), policy("root-sha1"), policy("root-ec-sha1"), policy("int-sha1")];
+    let e = any_denied(TrustAnchors::from_der_certs(certs.clone()));
+    assert_eq!(
+        e.to_string(),
+        "3 of 4 EK trust anchors refused: \
+         trust anchor 2: CN=runtrust test root SHA-1 is SHA-1-signed (sha1WithRSAEncryption): SHA-1 certificate \
+         signatures are refused; \
+         trust anchor 3: CN=runtrust test root ecdsa-with-SHA1 is SHA-1-signed (ecdsa-with-SHA1): SHA-1 certificate \
+         signatures are refused; \
+         trust anchor 4: CN=runtrust test intermediate SHA-1 is SHA-1-signed (sha1WithRSAEncryption): SHA-1 \
+         certificate signatures are refused"
+    );
+    let (anchors, refused) = TrustAnchors::load_der_certs(certs).unwrap();
+    assert_eq!(anchors.der_certs(), [root]);
+    let refused: Vec<(usize, &str)> = refused.iter().map(|r| (r.position, r.subject.as_str())).collect();
+    assert_eq!(
+        refused,
+        [
+            (2, "CN=runtrust test root SHA-1"),
+            (3, "CN=runtrust test root ecdsa-with-SHA1"),
+            (4, "CN=runtrust test intermediate SHA-1")
+        ]
+    );
+}
+
+#[test]
+fn ca_certificates_validate_like_ek_certificates() {
+    let root = TrustAnchors::from_der_certs(vec![swtpm("ca-root.der")]).unwrap();
+    let v = verify_ca_certificate(&swtpm("ca-intermediate.der"), NONE, &root, T2027).unwrap();
+    assert_eq!(v.chain_subjects, ["CN=swtpm-localca", "CN=swtpm-localca-rootca"]);
+    assert_eq!(v.anchor_fingerprint_sha256, sha256(&swtpm("ca-root.der")));
+    // A root checked against itself: its self-signature is verified.
+    verify_ca_certificate(&swtpm("ca-root.der"), NONE, &root, T2027).unwrap();
+
+    // The certificate must be a CA.
+    let e = any_denied(verify_ca_certificate(&swtpm("ek-rsa.der"), &[swtpm("ca-intermediate.der")], &root, T2027));
+    assert_eq!(e.to_string(), "CN=unknown is not a CA certificate: basicConstraints cA is not TRUE");
+    let rsa_root = TrustAnchors::from_der_certs(vec![synth("root-rsa")]).unwrap();
+    let e = any_denied(verify_ca_certificate(&synth("no-keycertsign"), NONE, &rsa_root, T2027));
+    assert_eq!(
+        e.to_string(),
+        "CN=runtrust test CA without keyCertSign is not a CA certificate: its keyUsage lacks keyCertSign"
+    );
+    // It counts against its issuers' pathLenConstraint: root pathlen 0 allows no CA below it.
+    let pl0 = TrustAnchors::from_der_certs(vec![synth("root-pathlen0")]).unwrap();
+    let e = any_denied(verify_ca_certificate(&synth("int-under-pathlen0"), NONE, &pl0, T2027));
+    assert!(matches!(e, EkError::PathLenExceeded { path_len: 0, below: 1, .. }), "{e:?}");
+    // Validity, at the verification time.
+    let e = any_denied(verify_ca_certificate(&swtpm("ca-intermediate.der"), NONE, &root, BEFORE_SWTPM));
+    assert!(matches!(e, EkError::NotYetValid { .. }), "{e:?}");
 }

@@ -1,6 +1,9 @@
 //! TCG event log parsing and replay against real logs (`shared/testdata/eventlogs`, read in place) and
 //! against hand-built and corrupted logs.
 
+// A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use runtrust_attestation::eventlog::{self, event_type::*, EventLog, EventLogError, MismatchKind};
@@ -97,6 +100,85 @@ fn real_logs_replay_to_their_quoted_pcrs() {
         assert_eq!(log.events[0].event_type, EV_NO_ACTION);
         assert!(spec.algorithms.iter().any(|a| a.alg_id == SHA1));
     }
+}
+
+/// A record logged to no PCR, as Windows logs end with (the "Windows AIK" record): EV_NO_ACTION with pcrIndex
+/// 0xFFFFFFFF, in the TCG_PCR_EVENT2 format with a zero digest in each of the log's algorithms.
+fn no_pcr_record(log: &EventLog, data: &[u8]) -> Vec<u8> {
+    let spec = log.spec.as_ref().unwrap();
+    let digests: Vec<(u16, Vec<u8>)> =
+        spec.algorithms.iter().map(|a| (a.alg_id, vec![0; usize::from(a.digest_size)])).collect();
+    event2(eventlog::NO_PCR, EV_NO_ACTION, &digests, data)
+}
+
+#[test]
+fn real_logs_with_a_no_pcr_record_parse_and_replay_the_same() {
+    let data = "Windows AIK\0".encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+    for name in LOGS {
+        let bytes = log_bytes(name);
+        let log = eventlog::parse(&bytes).unwrap();
+        let with = [bytes.clone(), no_pcr_record(&log, &data)].concat();
+        let parsed = eventlog::parse(&with).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(parsed.events.len(), log.events.len() + 1, "{name}");
+        assert_eq!(parsed.events[..log.events.len()], log.events[..], "{name}");
+        // Kept as an event, for display; extends nothing.
+        let last = parsed.events.last().unwrap();
+        assert_eq!((last.index, last.offset), (log.events.len(), bytes.len()), "{name}");
+        assert_eq!((last.pcr, last.pcr_index(), last.event_type), (0xFFFF_FFFF, None, EV_NO_ACTION));
+        assert!(!last.is_extended());
+        assert_eq!(last.type_name(), Some("EV_NO_ACTION"));
+        assert_eq!(eventlog::describe::describe(last), "\"Windows AIK\"");
+        assert_eq!(parsed.replay(), log.replay(), "{name}");
+        parsed.check_against(&expected(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        parsed.verify_data_digests().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(eventlog::unverified_facts(&parsed), eventlog::unverified_facts(&log), "{name}");
+        // In the middle of the log too, and with nonzero digests: still not extended (PFP §9.4.5).
+        let mut record = no_pcr_record(&log, b"x");
+        let n = record.len();
+        record[n - 6] = 0xAA;
+        let at = log.events[3].offset;
+        let middle = [&bytes[..at], &record, &bytes[at..]].concat();
+        let parsed = eventlog::parse(&middle).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(parsed.events[3].pcr_index(), None);
+        parsed.check_against(&expected(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn only_no_action_records_may_be_logged_to_no_pcr() {
+    let spec = spec_id_event(&[(SHA1, 20), (SHA256, 32)]);
+    let at = spec.len();
+    let ok = [spec.clone(), event2(0xFFFF_FFFF, EV_NO_ACTION, &both(b"aik"), b"aik")].concat();
+    assert_eq!(eventlog::parse(&ok).unwrap().events[1].pcr_index(), None);
+    // Another type at 0xFFFFFFFF, or EV_NO_ACTION at another index beyond 31.
+    for (pcr, event_type) in [(0xFFFF_FFFF, EV_SEPARATOR), (0xFFFF_FFFF, EV_EVENT_TAG), (0xFFFF_FFFE, EV_NO_ACTION)] {
+        let bad = [spec.clone(), event2(pcr, event_type, &both(b"aik"), b"aik")].concat();
+        assert_eq!(
+            eventlog::parse(&bad).unwrap_err(),
+            EventLogError::InvalidValue { field: "TCG_PCR_EVENT2.pcrIndex", offset: at, value: pcr.into() }
+        );
+    }
+    // A StartupLocality record must be logged to PCR 0, not to no PCR.
+    let bad = [spec.clone(), event2(0xFFFF_FFFF, EV_NO_ACTION, &both(&[]), b"StartupLocality\0\x03")].concat();
+    assert!(matches!(eventlog::parse(&bad), Err(EventLogError::Invalid { field: "StartupLocality", .. })));
+    // The Spec ID event itself must be logged to PCR 0.
+    let mut bad = spec.clone();
+    bad[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        eventlog::parse(&bad),
+        Err(EventLogError::InvalidValue { field: "TCG_PCR_EVENT.pcrIndex", offset: 0, .. })
+    ));
+    // SHA-1 (legacy) logs too.
+    let sep = HashAlg::Sha1.digest(&[0; 4]);
+    let legacy = [legacy_event(0, EV_SEPARATOR, &sep, &[0; 4]), legacy_event(u32::MAX, EV_NO_ACTION, &[0; 20], b"aik")];
+    let log = eventlog::parse(&legacy.concat()).unwrap();
+    assert_eq!(log.events[1].pcr_index(), None);
+    assert_eq!(log.replay().value(HashAlg::Sha1, 0).unwrap(), extend(HashAlg::Sha1, &[0; 20], &sep));
+    let bad = [legacy_event(0, EV_SEPARATOR, &sep, &[0; 4]), legacy_event(u32::MAX, EV_IPL, &[0; 20], b"aik")];
+    assert!(matches!(
+        eventlog::parse(&bad.concat()),
+        Err(EventLogError::InvalidValue { field: "TCG_PCR_EVENT.pcrIndex", offset: 36, .. })
+    ));
 }
 
 #[test]

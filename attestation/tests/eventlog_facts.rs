@@ -1,6 +1,9 @@
 //! Measured-boot facts: from the real logs (`shared/testdata/eventlogs`, values looked up in the data), from
 //! built logs, and from malformed UEFI variable data.
 
+// A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use runtrust_attestation::eventlog::builder::{sha256_list, signature_list, variable_data, LogBuilder};

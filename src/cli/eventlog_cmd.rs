@@ -1,4 +1,4 @@
-//! `runtrust eventlog show|replay FILE` (DESIGN §9): read a TCG event log offline. Nothing here is checked
+//! `runtrust eventlog show|replay FILE` (docs/design.md §9): read a TCG event log offline. Nothing here is checked
 //! against a quote, so the facts shown are unverified. A log that does not parse is an error (exit 1) that
 //! names the field and byte offset.
 
@@ -62,7 +62,9 @@ pub fn run(cmd: EventlogCommand, g: &GlobalOpts) -> CliResult {
             } else {
                 for e in &log.events {
                     let name = e.type_name().map_or_else(|| format!("{:#010x}", e.event_type), str::to_owned);
-                    println!("#{:<4} PCR {:<2} {:<34} {}", e.index, e.pcr, name, describe(e));
+                    // "-": an EV_NO_ACTION record logged to no PCR (pcrIndex 0xFFFFFFFF).
+                    let pcr = e.pcr_index().map_or_else(|| "-".to_owned(), |p| p.to_string());
+                    println!("#{:<4} PCR {:<2} {:<34} {}", e.index, pcr, name, describe(e));
                     for d in &e.digests {
                         println!("      {:<7} {}", bank_name(d), hex::encode(&d.digest));
                     }

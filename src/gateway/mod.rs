@@ -13,7 +13,7 @@
 //! use runtrust::client::{Client, ClientOptions};
 //! use runtrust::gateway::{ExecRequest, Gateway, IssuerKeys};
 //! use runtrust::model::SystemClock;
-//! use runtrust::tpm::{Tpm, TpmOptions, TssTpm};
+//! use runtrust::tpm::{default_state_dir, KeyAlg, Tpm, TpmOptions, TssTpm, DEFAULT_TCTI};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let options = ClientOptions {
@@ -33,7 +33,12 @@
 //!     audience: Some("gw-1".into()),
 //!     argv: vec![OsString::from("./deploy.sh")],
 //! };
-//! let tpm_options = TpmOptions::default();
+//! let tpm_options = TpmOptions {
+//!     tcti: DEFAULT_TCTI.into(),
+//!     state_dir: default_state_dir(),
+//!     ek_alg: KeyAlg::Rsa,
+//!     ak_alg: KeyAlg::Rsa,
+//! };
 //! let mut open_tpm = || TssTpm::open(tpm_options.clone()).map(|t| Box::new(t) as Box<dyn Tpm>);
 //! // Every check passes before anything runs; a denial carries its code.
 //! let grant = gateway.authorize(&request, &mut open_tpm)?;

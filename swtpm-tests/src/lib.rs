@@ -3,6 +3,10 @@
 //!
 //! Missing tools fail the test with an install hint: these tests never pass by skipping.
 
+// Test support only: a failed assumption is a failed test (workspace lints in Cargo.toml).
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod eventlog;
 
 use std::net::{TcpListener, TcpStream};

@@ -2,6 +2,9 @@
 //! exec` runs an allowed command and refuses (exit 125, command never started) on every denial; revocation
 //! cascades; delegation; lineage; `audit verify` on the live log and on tampered exports; a kill -9 crash.
 
+// A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -30,6 +30,10 @@ pub use replay::{MismatchKind, PcrMismatch, ReplayMismatch, Replayed};
 
 use crate::tpm2::HashAlg;
 
+/// pcrIndex of a record logged to no PCR: only EV_NO_ACTION events may carry it (Windows logs end with such a
+/// record); they extend nothing.
+pub const NO_PCR: u32 = 0xFFFF_FFFF;
+
 /// One entry of TCG_EfiSpecIdEvent.digestSizes (PFP §9.4.5.1, TCG_EfiSpecIdEventAlgorithmSize).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AlgorithmSize {
@@ -78,6 +82,7 @@ pub struct Event {
     pub index: usize,
     /// Byte offset of the event's first byte in the log.
     pub offset: usize,
+    /// pcrIndex: 0–31, or [`NO_PCR`] for an EV_NO_ACTION record logged to no PCR.
     pub pcr: u32,
     pub event_type: u32,
     /// One digest per algorithm: SHA-1 only in a legacy log, the Spec ID table's order otherwise.
@@ -89,6 +94,11 @@ impl Event {
     /// This event's digest in `bank`, if it carries one.
     pub fn digest(&self, bank: HashAlg) -> Option<&[u8]> {
         self.digests.iter().find(|d| d.alg_id == bank.alg_id()).map(|d| d.digest.as_slice())
+    }
+
+    /// The PCR the event is logged to; None for an EV_NO_ACTION record with pcrIndex [`NO_PCR`].
+    pub fn pcr_index(&self) -> Option<u32> {
+        (self.pcr != NO_PCR).then_some(self.pcr)
     }
 
     /// The spec name of the event type, e.g. `EV_SEPARATOR`.

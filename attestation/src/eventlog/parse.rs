@@ -6,7 +6,7 @@ use crate::tpm2::{HashAlg, MAX_PCR_INDEX};
 
 use super::event_type::EV_NO_ACTION;
 use super::reader::LeReader;
-use super::{AlgorithmSize, Event, EventDigest, EventLog, SpecId};
+use super::{AlgorithmSize, Event, EventDigest, EventLog, SpecId, NO_PCR};
 
 /// Largest event data accepted (real events are at most a few tens of KiB: certificate databases, GPTs).
 pub const MAX_EVENT_DATA: usize = 1 << 20;
@@ -107,7 +107,8 @@ pub fn parse(bytes: &[u8]) -> Result<EventLog, EventLogError> {
     Ok(EventLog { spec, events })
 }
 
-/// pcrIndex and eventType, shared by both event formats.
+/// pcrIndex and eventType, shared by both event formats. pcrIndex is a PCR (0–31) or, for EV_NO_ACTION only,
+/// [`NO_PCR`]: a record logged to no PCR (Windows logs end with one); EV_NO_ACTION extends nothing (PFP §9.4.5).
 fn header(
     r: &mut LeReader<'_>,
     pcr_field: &'static str,
@@ -115,10 +116,11 @@ fn header(
 ) -> Result<(u32, u32), EventLogError> {
     let offset = r.offset();
     let pcr = r.u32(pcr_field)?;
-    if pcr > u32::from(MAX_PCR_INDEX) {
+    let event_type = r.u32(type_field)?;
+    if pcr > u32::from(MAX_PCR_INDEX) && !(pcr == NO_PCR && event_type == EV_NO_ACTION) {
         return Err(EventLogError::InvalidValue { field: pcr_field, offset, value: pcr.into() });
     }
-    Ok((pcr, r.u32(type_field)?))
+    Ok((pcr, event_type))
 }
 
 /// eventSize and event, shared by both event formats.

@@ -132,7 +132,8 @@ impl EventLog {
                 for (_, digest) in self.extending(bank, Some(pcr)) {
                     value = extend(bank, &value, digest);
                 }
-                // Cannot fail: the parser bounds PCR indices to 0-31 and digests come in the bank's size.
+                // Cannot fail: the parser bounds extended events' PCR indices to 0-31 (only EV_NO_ACTION may
+                // have none), and digests come in the bank's size.
                 let _ = pcrs.insert(bank, pcr, value);
             }
         }

@@ -247,7 +247,7 @@ pub enum PcrValuesError {
 
 /// PCR values as a host read them: bank → index → digest.
 ///
-/// JSON form (DESIGN §9, `pcrs.json`): `{"sha256": {"0": "<hex>", ...}, "sha1": {...}}`.
+/// JSON form (docs/design.md §9, `pcrs.json`): `{"sha256": {"0": "<hex>", ...}, "sha1": {...}}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PcrValues(BTreeMap<HashAlg, BTreeMap<u8, Vec<u8>>>);
 
