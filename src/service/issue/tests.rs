@@ -81,8 +81,10 @@ impl Fixture {
             role: Role::Attester,
             secret_sha256: String::new(),
             created_at: T0,
+            tags: vec!["env=test".into()],
+            created_by: Some("admin".into()),
         };
-        store.add_principal(&principal).unwrap();
+        store.add_principal(&principal, &AuditEntry::new(T0, "principal.add", "")).unwrap();
         let host = HostRecord {
             host_id: format!("sha256:{}", "cd".repeat(32)).parse().unwrap(),
             ek_public: vec![],
@@ -192,6 +194,7 @@ impl Fixture {
             by: "admin".into(),
             tokens: vec![],
             audit_index: 0,
+            lifts: None,
         };
         self.store.revoke(&r, &AuditEntry::new(T0, "revoke.test", "")).unwrap();
     }
