@@ -57,7 +57,8 @@ pub enum TpmCommand {
         #[arg(long)]
         data: Option<String>,
     },
-    /// Persist the EK at its TCG handle (0x81010001 RSA, 0x81010002 ECC), so that later runs load it
+    /// Persist the EK at its TCG handle (0x81010001 RSA, 0x81010002 ECC P-256, 0x81010016 P-384), so that
+    /// later runs load it
     /// instead of creating it (seconds on a discrete TPM).
     ///
     /// Uses the owner hierarchy's empty authorization (TPM2_EvictControl). Does nothing if this TPM's EK is

@@ -1,10 +1,11 @@
 //! The EK a [`TssTpm`] uses (docs/design.md §14): the one persisted at its TCG handle when that object is this
 //! TPM's EK, else one created from the TCG template, once per `TssTpm`.
 //!
-//! TCG TPM v2.0 Provisioning Guidance §7.8 reserves persistent handle 0x81010001 for the RSA 2048 EK and
-//! 0x81010002 for the ECC EK (runtrust looks for any ECC EK there, P-256 or P-384, and the checks below keep
-//! a key of the other curve out). Creating an RSA EK takes seconds on a discrete chip (TPM2_CreatePrimary
-//! generates the key from the endorsement seed); loading a persisted one takes milliseconds.
+//! The TCG TPM v2.0 Provisioning Guidance reserves persistent handle 0x81010001 for the RSA 2048 EK and
+//! 0x81010002 for the ECC P-256 EK. The P-384 EK (high-range template H-4) is looked for at 0x81010016, where
+//! swtpm_setup persists it (the handle mirrors its certificate's NV index, 0x01c00016). Creating an RSA EK
+//! takes seconds on a discrete chip (TPM2_CreatePrimary derives the key from the endorsement seed); loading a
+//! persisted one takes milliseconds.
 //!
 //! A persisted object is used as the EK only if it is one:
 //! - with an EK certificate in NV, its key must be the certificate's key, and it must be a restricted
@@ -32,16 +33,19 @@ use super::state::AkBlobs;
 use super::tss::{key_selection, TssTpm};
 use super::{KeyAlg, TpmError};
 
-/// Persistent handle of the RSA 2048 EK (TCG TPM v2.0 Provisioning Guidance §7.8).
+/// Persistent handle of the RSA 2048 EK (TCG TPM v2.0 Provisioning Guidance).
 pub const EK_HANDLE_RSA: u32 = 0x8101_0001;
-/// Persistent handle of the ECC EK (TCG TPM v2.0 Provisioning Guidance §7.8).
+/// Persistent handle of the ECC P-256 EK (TCG TPM v2.0 Provisioning Guidance).
 pub const EK_HANDLE_ECC: u32 = 0x8101_0002;
+/// Persistent handle of the ECC P-384 EK where swtpm_setup puts it.
+pub const EK_HANDLE_ECC_P384: u32 = 0x8101_0016;
 
 /// The persistent handle where the EK of `alg` is looked for.
 pub fn ek_persistent_handle(alg: KeyAlg) -> u32 {
     match alg {
         KeyAlg::Rsa => EK_HANDLE_RSA,
-        KeyAlg::Ecc | KeyAlg::Ecc384 => EK_HANDLE_ECC,
+        KeyAlg::Ecc => EK_HANDLE_ECC,
+        KeyAlg::Ecc384 => EK_HANDLE_ECC_P384,
     }
 }
 
@@ -240,4 +244,69 @@ impl TssTpm {
 /// The TPMT_PUBLIC bytes of a tss-esapi public area.
 pub(super) fn tpmt_bytes(public: &TssPublic) -> Result<Vec<u8>, TpmError> {
     public.marshall().map_err(|e| TpmError::Unexpected { what: "TPMT_PUBLIC", detail: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use tss_esapi::traits::UnMarshall;
+
+    use super::*;
+
+    const EK_RSA_PUB: &[u8] = include_bytes!("../../attestation/tests/vectors/ekcerts/ek-rsa.pub");
+    const EK_RSA_CERT: &[u8] = include_bytes!("../../attestation/tests/vectors/ekcerts/ek-rsa.der");
+    const EK_ECC_PUB: &[u8] = include_bytes!("../../attestation/tests/vectors/ekcerts/ek-ecc.pub");
+    const EK_ECC_CERT: &[u8] = include_bytes!("../../attestation/tests/vectors/ekcerts/ek-ecc.der");
+
+    /// A captured EK (tpm2_createek -u: TPM2B_PUBLIC) with `edit` applied to its TPMT_PUBLIC bytes.
+    fn ek(tpm2b: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> (TssPublic, Public) {
+        let mut tpmt = tpm2b[2..].to_vec();
+        edit(&mut tpmt);
+        (TssPublic::unmarshall(&tpmt).unwrap(), Public::from_tpmt(&tpmt).unwrap())
+    }
+
+    fn template(alg: KeyAlg) -> TssPublic {
+        ek::create_ek_public_from_default_template_2(key_selection(alg), DefaultKey).unwrap()
+    }
+
+    /// Sets or clears an objectAttributes bit (TPMT_PUBLIC: type u16, nameAlg u16, objectAttributes u32).
+    fn flip(bit: u32) -> impl FnOnce(&mut Vec<u8>) {
+        move |t| {
+            let a = u32::from_be_bytes([t[4], t[5], t[6], t[7]]) ^ bit;
+            t[4..8].copy_from_slice(&a.to_be_bytes());
+        }
+    }
+
+    #[test]
+    fn persisted_ek_with_certificate_must_be_the_certified_key() {
+        let (tss, public) = ek(EK_RSA_PUB, |_| {});
+        assert_eq!(judge(&tss, &public, &template(KeyAlg::Rsa), Some(EK_RSA_CERT)), Ok(()));
+        let other = judge(&tss, &public, &template(KeyAlg::Rsa), Some(EK_ECC_CERT)).unwrap_err();
+        assert!(other.contains("not the EK certificate's key"), "{other}");
+        let (tss, public) = ek(EK_RSA_PUB, flip(ObjectAttributes::RESTRICTED));
+        let unrestricted = judge(&tss, &public, &template(KeyAlg::Rsa), Some(EK_RSA_CERT)).unwrap_err();
+        assert!(unrestricted.contains("not a restricted decryption key"), "{unrestricted}");
+    }
+
+    #[test]
+    fn persisted_ek_without_certificate_must_have_the_template() {
+        // tpm2_createek's EKs are made from the same TCG templates (L-1 RSA 2048, H-4 P-384).
+        let (tss, public) = ek(EK_RSA_PUB, |_| {});
+        assert_eq!(judge(&tss, &public, &template(KeyAlg::Rsa), None), Ok(()));
+        let (tss384, public384) = ek(EK_ECC_PUB, |_| {});
+        assert_eq!(judge(&tss384, &public384, &template(KeyAlg::Ecc384), None), Ok(()));
+        // Another key type or curve, or one attribute more, is not the EK.
+        assert!(judge(&tss384, &public384, &template(KeyAlg::Rsa), None).is_err());
+        assert!(judge(&tss384, &public384, &template(KeyAlg::Ecc), None).is_err());
+        assert!(judge(&tss, &public, &template(KeyAlg::Ecc384), None).is_err());
+        let (tss, public) = ek(EK_RSA_PUB, flip(ObjectAttributes::USER_WITH_AUTH));
+        let why = judge(&tss, &public, &template(KeyAlg::Rsa), None).unwrap_err();
+        assert!(why.contains("not the TCG EK template's for RSA-2048"), "{why}");
+    }
+
+    #[test]
+    fn handles() {
+        assert_eq!(ek_persistent_handle(KeyAlg::Rsa), 0x8101_0001);
+        assert_eq!(ek_persistent_handle(KeyAlg::Ecc), 0x8101_0002);
+        assert_eq!(ek_persistent_handle(KeyAlg::Ecc384), 0x8101_0016);
+    }
 }

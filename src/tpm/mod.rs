@@ -13,7 +13,7 @@ mod tss;
 
 use runtrust_attestation::{HashAlg, PcrSelection, PcrValues, Public};
 
-pub use ek::{ek_persistent_handle, PersistedEk, EK_HANDLE_ECC, EK_HANDLE_RSA};
+pub use ek::{ek_persistent_handle, PersistedEk, EK_HANDLE_ECC, EK_HANDLE_ECC_P384, EK_HANDLE_RSA};
 pub use error::TpmError;
 pub use nv::{EK_CHAIN_NV_FIRST, EK_CHAIN_NV_LAST};
 pub use state::{default_state_dir, AkBlobs};
