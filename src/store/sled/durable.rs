@@ -106,6 +106,12 @@ impl SledStore {
             .collect()
     }
 
+    /// Tests: make the next flushes fail (after sled applied the write in memory), as on a full disk.
+    #[cfg(test)]
+    pub fn fail_flushes(&self, on: bool) {
+        self.watermark.fail_flush.store(on, Ordering::SeqCst);
+    }
+
     /// The readiness probe: a small durable write outside every record.
     pub(super) fn write_probe(&self) -> Result<(), StoreError> {
         self.meta.insert(PROBE, &self.durable_audit_len().to_be_bytes())?;
