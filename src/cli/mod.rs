@@ -113,14 +113,16 @@ impl GlobalOpts {
         }
     }
 
-    /// The execution gateway these options describe.
+    /// The execution gateway these options describe; `issuer` is `--issuer` (None: the cached service id).
     pub(crate) fn gateway<'a>(
         &self,
         keys: Option<&std::path::Path>,
+        issuer: Option<String>,
         connect: &'a dyn Fn() -> Result<crate::client::Client, crate::client::ClientError>,
     ) -> crate::gateway::Gateway<'a> {
         crate::gateway::Gateway {
             keys: self.issuer_keys(keys, connect),
+            issuer,
             connect,
             clock: std::sync::Arc::new(crate::model::SystemClock),
         }
@@ -272,7 +274,10 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
 /// Entry point of the binary.
 #[allow(unsafe_code)]
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if !matches!(cli.command, Command::Serve(_) | Command::Exec(_)) {
         // A reader that goes away (`runtrust audit tail --json | head`) ends the command quietly, as for
         // any Unix filter, instead of a panic in println!. The service and the gateway keep ignoring it.
@@ -304,6 +309,26 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => report(e, g),
     }
+}
+
+/// Parses the command line. A usage error exits 2, except under `exec`, whose own failures all exit 125
+/// (docs/design.md §9) so that they never mix with its command's status; `--help` and `--version` exit 0.
+fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
+    use clap::CommandFactory as _;
+    let e = match Cli::try_parse_from(&args) {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    let _ = e.print();
+    // clap's own code: 0 for --help and --version, 2 for a usage error.
+    let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
+    if code == exit::OK {
+        return Err(ExitCode::from(code));
+    }
+    // Which subcommand was meant, read leniently (the strict parse above failed).
+    let lenient = Cli::command().ignore_errors(true).try_get_matches_from(args);
+    let is_exec = lenient.ok().is_some_and(|m| m.subcommand_name() == Some("exec"));
+    Err(ExitCode::from(if is_exec { crate::gateway::DENIED_EXIT } else { code }))
 }
 
 /// Prints a failure (stderr; with --json also as JSON on stdout) and returns its docs/design.md §9 exit code.

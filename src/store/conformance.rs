@@ -96,6 +96,7 @@ fn token(cti: &str, parent: Option<&str>) -> TokenRecord {
         expires_at: 100,
         audit_index: 0,
         consumed_at: None,
+        token_sha256: Some(TokenRecord::digest(cti.as_bytes())),
     }
 }
 

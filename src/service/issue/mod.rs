@@ -28,6 +28,7 @@ pub use identity::IdentityError;
 pub use measured_boot::MeasuredBootError;
 pub use policy::PolicyError;
 pub use request::RequestError;
+pub(crate) use request::valid_audience;
 
 /// The audit event of a refused token request.
 pub const DENY_EVENT: &str = "token.deny";

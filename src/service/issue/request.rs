@@ -55,7 +55,7 @@ impl DenialReason for RequestError {
 denial_from!(RequestError);
 
 /// Audiences name relying parties: 1-256 printable ASCII characters.
-fn valid_audience(a: &str) -> bool {
+pub(crate) fn valid_audience(a: &str) -> bool {
     (1..=256).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_graphic())
 }
 

@@ -412,6 +412,7 @@ fn stage4_a_tpm_clock_that_went_back() {
         expires_at: T0,
         audit_index: 0,
         consumed_at: None,
+        token_sha256: None,
     };
     let attested = crate::model::AttestedState {
         pcr_selection: "sha256:0".parse().unwrap(),
