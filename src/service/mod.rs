@@ -21,6 +21,7 @@ pub mod revocation;
 mod routes;
 mod selection;
 mod state;
+mod sweep;
 mod tls;
 
 use std::net::SocketAddr;
@@ -98,6 +99,8 @@ pub async fn serve(data_dir: PathBuf, ready: impl FnOnce(SocketAddr)) -> Result<
         tracing::info!("shutting down: finishing in-flight requests");
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
     });
+    // docs/design.md §12: expired challenges, pending enrollments and used nonces are swept.
+    tokio::spawn(sweep::run(state.clone()));
     tracing::info!(service_id = %state.config.service_id, %bound, "runtrust service listening");
     ready(bound);
     let app = router(state);

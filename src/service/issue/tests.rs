@@ -127,7 +127,9 @@ impl Fixture {
             selection: "sha256:0,1,2,3,4,5,6,7".parse().unwrap(),
             expires_at,
         };
-        self.store.put_challenge(&c, &AuditEntry::new(T0, "challenge.issue", "")).unwrap();
+        let uncapped = crate::store::Cap { max: usize::MAX, now: T0 };
+        let stored = self.store.put_challenge(&c, &AuditEntry::new(T0, "challenge.issue", ""), uncapped).unwrap();
+        assert_eq!(stored, crate::store::Admission::Stored);
     }
 
     fn request(&self) -> TokenRequest {
@@ -210,7 +212,7 @@ fn the_vector_is_issued_a_token_bound_to_its_quote() {
     let issued = f.run(f.request()).unwrap();
     assert_eq!(issued.expires_at, T0 + 7 + 300, "exp comes from the injected clock");
     assert_eq!(issued.host_id, f.host.host_id.to_string());
-    let exp = Expectations::new(i64::try_from(T0 + 8).unwrap());
+    let exp = Expectations::new(i64::try_from(T0 + 8).unwrap(), "test");
     let claims = verify(&issued.token, &f.keys(), &exp).unwrap();
     assert_eq!(claims.eat_nonce, f.nonce.as_bytes());
     assert_eq!(claims.iat, i64::try_from(T0 + 7).unwrap());
