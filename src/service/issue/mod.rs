@@ -12,6 +12,8 @@ mod measured_boot;
 mod policy;
 mod request;
 #[cfg(test)]
+mod hardening_tests;
+#[cfg(test)]
 mod tests;
 
 use axum::extract::State;
