@@ -167,7 +167,7 @@ enum Command {
     /// The service's issuer keys: export, rotate.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
-    /// Run a command only if an execution token allows it here and now (exit 125 when denied).
+    /// Run a command only if an execution token allows it here and now (exit 125 for any failure of exec's own).
     Exec(exec_cmd::ExecArgs),
     /// Revoke a token (and its descendants), a host or a policy (admin); list the signed feed.
     #[command(subcommand)]
@@ -363,3 +363,42 @@ pub(crate) fn report(e: CliError, g: &GlobalOpts) -> ExitCode {
 
 /// The TCTI a command will use when none is configured, for help texts.
 pub const TCTI_DEFAULT_HELP: &str = DEFAULT_TCTI;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `parse` makes of a command line: "parsed", or the exit code it would end with.
+    fn outcome(args: &[&str]) -> String {
+        match parse(std::iter::once("runtrust").chain(args.iter().copied()).map(Into::into).collect()) {
+            Ok(_) => "parsed".into(),
+            Err(code) => format!("{code:?}"),
+        }
+    }
+
+    fn exit(n: u8) -> String {
+        format!("{:?}", ExitCode::from(n))
+    }
+
+    /// Issue 11 finding 11: exec's usage errors exit 125 like its other failures; help exits 0.
+    #[test]
+    fn exec_usage_errors_exit_125_and_others_2() {
+        let run = ["exec", "--token", "t", "--scope", "s", "--audience", "gw-1", "--", "true"];
+        assert_eq!(outcome(&run), "parsed");
+        for bad in [
+            &["exec"][..],
+            &["exec", "--token", "t", "--scope", "s", "--audience", "gw-1"],
+            &["exec", "--token", "t", "--scope", "s", "--audience", "", "--", "true"],
+            &["exec", "--bogus"],
+            &["--json", "exec", "--token"],
+            &["--tcti", "swtpm:port=1", "exec", "--scope", "s", "--", "true"],
+        ] {
+            assert_eq!(outcome(bad), exit(crate::gateway::DENIED_EXIT), "{bad:?}");
+        }
+        assert_eq!(outcome(&["exec", "--help"]), exit(exit::OK));
+        assert_eq!(outcome(&["--help"]), exit(exit::OK));
+        assert_eq!(outcome(&["tpm", "bogus"]), exit(exit::USAGE));
+        assert_eq!(outcome(&["token", "verify"]), exit(exit::USAGE));
+        assert_eq!(outcome(&["bogus", "exec"]), exit(exit::USAGE), "exec as an argument, not the command");
+    }
+}

@@ -51,6 +51,8 @@ mod authorize;
 mod binding;
 mod keys;
 mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
