@@ -77,7 +77,9 @@ pub struct Cap {
 pub enum Admission {
     Stored,
     /// The principal already has `outstanding` (at least the cap) unexpired: nothing was written.
-    Full { outstanding: usize },
+    Full {
+        outstanding: usize,
+    },
 }
 
 /// What [`Store::sweep`] removed.

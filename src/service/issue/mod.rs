@@ -7,12 +7,12 @@ mod audit;
 mod authorization;
 mod delegation;
 mod environment;
+#[cfg(test)]
+mod hardening_tests;
 mod identity;
 mod measured_boot;
 mod policy;
 mod request;
-#[cfg(test)]
-mod hardening_tests;
 #[cfg(test)]
 mod tests;
 
@@ -29,8 +29,8 @@ pub use environment::EnvironmentError;
 pub use identity::IdentityError;
 pub use measured_boot::MeasuredBootError;
 pub use policy::PolicyError;
-pub use request::RequestError;
 pub(crate) use request::valid_audience;
+pub use request::RequestError;
 
 /// The audit event of a refused token request.
 pub const DENY_EVENT: &str = "token.deny";

@@ -66,9 +66,7 @@ const MAX_AK_NAME_HEX: usize = 2 * (2 + 64);
 
 /// Hex of at most a TPM name's length; whether it names the enrolled AK is stage 3's question.
 fn valid_ak_name(n: &str) -> bool {
-    (2..=MAX_AK_NAME_HEX).contains(&n.len())
-        && n.len() % 2 == 0
-        && n.bytes().all(|b| b.is_ascii_hexdigit())
+    (2..=MAX_AK_NAME_HEX).contains(&n.len()) && n.len() % 2 == 0 && n.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Audiences name relying parties: 1-256 printable ASCII characters.

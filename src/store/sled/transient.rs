@@ -6,7 +6,9 @@
 use sled::transaction::Transactional;
 
 use super::codec::{abort, decode, encode, tx_append, tx_decode, tx_encode, tx_error};
-use super::{Admission, AuditEntry, Cap, Challenge, Nonce, NonceState, PendingEnrollment, SledStore, StoreError, Swept};
+use super::{
+    Admission, AuditEntry, Cap, Challenge, Nonce, NonceState, PendingEnrollment, SledStore, StoreError, Swept,
+};
 
 /// `principal/item` keys of the owner indices.
 fn owner_key(principal: &str, item: &str) -> Vec<u8> {
