@@ -96,7 +96,8 @@ pub struct Limits {
     /// At least 1.
     #[serde(default = "default_outstanding")]
     pub max_enrollments_per_principal: usize,
-    /// How often `serve` sweeps expired challenges, pending enrollments and used nonces, in seconds (≥ 1).
+    /// How often `serve` sweeps challenges, pending enrollments and used nonces that expired at least this
+    /// long ago, in seconds (≥ 1).
     #[serde(default = "default_sweep_interval")]
     pub sweep_interval_secs: u64,
 }

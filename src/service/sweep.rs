@@ -1,6 +1,6 @@
 //! The store sweep (docs/design.md §12): every `limits.sweep_interval_secs`, `serve` removes the challenges,
-//! pending enrollments and used-nonce records that expired, so the store does not grow with traffic that
-//! issued nothing. A sweep that fails is logged and tried again at the next tick; it never allows anything.
+//! pending enrollments and used-nonce records that expired at least that long ago, so the store does not
+//! grow with traffic that issued nothing. A sweep that fails is logged and tried again at the next tick; it never allows anything.
 
 use std::time::Duration;
 
@@ -24,8 +24,10 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// One sweep at the injected clock's now.
+/// One sweep, of what had expired one interval before the injected clock's now: a challenge that just
+/// expired still answers `nonce_expired` (the better diagnosis) for a while before it is gone (then
+/// `nonce_unknown`, refused all the same).
 pub async fn sweep_once(state: &AppState) -> Result<Swept, Fault> {
-    let now = state.clock.now_unix();
-    blocking(state, move |s| s.sweep(now)).await
+    let before = state.clock.now_unix().saturating_sub(state.config.limits.sweep_interval_secs);
+    blocking(state, move |s| s.sweep(before)).await
 }

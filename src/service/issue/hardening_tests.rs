@@ -178,9 +178,12 @@ fn challenges_beyond_the_cap_are_refused_until_used_or_expired() {
     f.run(f.request()).unwrap();
     let _ = challenge().unwrap();
     denied(challenge(), "limit_exceeded");
-    // Expired ones do not count, and the sweep removes them.
+    // Expired ones do not count; once expired for a sweep interval (60 s), the sweep removes them.
     f.clock.advance(61);
     let _ = challenge().unwrap();
+    let swept = block_on(crate::service::sweep::sweep_once(&f.state)).unwrap();
+    assert_eq!(swept, crate::store::Swept::default(), "just expired: still there (nonce_expired, not unknown)");
+    f.clock.advance(60);
     let swept = block_on(crate::service::sweep::sweep_once(&f.state)).unwrap();
     assert_eq!((swept.challenges, swept.nonces), (3, 1), "three expired unused, one used: {swept:?}");
 }
@@ -215,6 +218,7 @@ fn pending_enrollments_beyond_the_cap_are_refused() {
     assert!(d.detail.contains("max_enrollments_per_principal = 2"), "{}", d.detail);
     f.clock.advance(61);
     let fresh = start().unwrap();
+    f.clock.advance(60);
     let swept = block_on(crate::service::sweep::sweep_once(&f.state)).unwrap();
     assert_eq!(swept.enrollments, 2, "{swept:?}");
     assert!(f.store.take_enrollment(&fresh.enrollment_id).unwrap().is_some(), "the unexpired one stays");
@@ -225,7 +229,7 @@ fn a_swept_nonce_is_never_accepted_again() {
     let f = Fixture::new();
     f.run(f.request()).unwrap();
     f.denied(f.request(), "nonce_replayed");
-    f.clock.advance(61);
+    f.clock.advance(121);
     let swept = block_on(crate::service::sweep::sweep_once(&f.state)).unwrap();
     assert_eq!(swept.nonces, 1);
     // Its record is gone: the nonce is unknown now, and refused all the same.
