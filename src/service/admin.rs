@@ -1,12 +1,12 @@
 //! Administration: principals and the host inventory.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
 use super::auth::Caller;
 use super::Fault;
-use super::{blocking, AppState, Body, Denial};
+use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{CreatedPrincipal, HostView, NewPrincipal, PrincipalView};
 use crate::model::{HostRecord, Principal, Role};
 use crate::principal;

@@ -4,7 +4,7 @@
 //! MakeCredential challenge. `activate`: the challenge is consumed once → the secret matches → a first
 //! quote by the AK verifies → the host is stored. Any failure is a denial and stores nothing.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use runtrust_attestation::ak::check_ak;
 use runtrust_attestation::credential::make_credential;
@@ -12,7 +12,7 @@ use runtrust_attestation::ek::verify_ek_certificate;
 use runtrust_attestation::{verify_quote, ClockInfo, DenialCode, HashAlg, Public, QuoteEvidence, QuoteOptions};
 
 use super::auth::Caller;
-use super::{blocking, AppState, Body, Denial};
+use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::audit::AuditEntry;
 use crate::model::{HostId, HostRecord, Nonce, PendingEnrollment, Role};
