@@ -4,6 +4,7 @@ pub const HEALTHZ: &str = "/healthz";
 pub const ENROLL: &str = "/v1/enroll";
 pub const ENROLL_ACTIVATE: &str = "/v1/enroll/{enrollment_id}";
 pub const HOSTS: &str = "/v1/hosts";
+pub const HOST_REBASELINE: &str = "/v1/hosts/{host_id}/rebaseline";
 pub const CHALLENGE: &str = "/v1/challenge";
 pub const TOKENS: &str = "/v1/tokens";
 pub const KEYS: &str = "/v1/keys";

@@ -6,7 +6,7 @@ use super::args::RoleArg;
 use super::service_cmd::done;
 use super::{print_json, CliResult, GlobalOpts};
 use crate::api::routes;
-use crate::api::{CreatedPrincipal, HostView, NewPrincipal, PrincipalView};
+use crate::api::{CreatedPrincipal, HostView, NewPrincipal, PrincipalView, RebaselineRequest, Rebaselined};
 
 #[derive(Subcommand, Debug)]
 pub enum PrincipalCommand {
@@ -26,6 +26,15 @@ pub enum PrincipalCommand {
 pub enum HostsCommand {
     /// List enrolled hosts.
     List,
+    /// Forget HOST's last accepted TPM clock, so that its next quote becomes the baseline (admin, audited).
+    /// For a TPM whose counters legitimately went back (TPM2_Clear, a restored vTPM state): its quotes are
+    /// clock_regressed until then. An unsafe clock (after power loss) is not waved through: see the hint.
+    Rebaseline {
+        host: String,
+        /// Why (kept in the audit entry).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
@@ -64,8 +73,20 @@ pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
 }
 
 pub fn hosts(cmd: HostsCommand, g: &GlobalOpts) -> CliResult {
-    let HostsCommand::List = cmd;
     let client = g.client()?;
+    if let HostsCommand::Rebaseline { host, reason } = cmd {
+        let r: Rebaselined =
+            client.post(&routes::path(routes::HOST_REBASELINE, &[&host]), &RebaselineRequest { reason })?;
+        if g.json {
+            print_json(&serde_json::to_value(&r).map_err(anyhow::Error::from)?);
+        } else {
+            println!(
+                "host {}: clock baseline reset (was clock {}, resetCount {}, restartCount {}); its next quote sets it",
+                r.host_id, r.previous_clock, r.previous_reset_count, r.previous_restart_count
+            );
+        }
+        return Ok(());
+    }
     let hosts: Vec<HostView> = client.get(routes::HOSTS)?;
     if g.json {
         print_json(&serde_json::to_value(&hosts).map_err(anyhow::Error::from)?);

@@ -146,9 +146,18 @@ pub async fn activate(
     let ak = Public::from_tpm2b(&pending.host.ak_public).map_err(Denial::internal)?;
     let q = &answer.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
-    let options = QuoteOptions { expected_selection: Some(&pending.selection), ..Default::default() };
-    let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options)
-        .map_err(|e| Denial::new(e.code(), format!("enrollment quote: {e}")))?;
+    // Enrolling again does not reset a known TPM's clock baseline: only an admin re-baseline does (§4).
+    let known = pending.host.host_id.to_string();
+    let previous = blocking(&state, move |s| s.host(&known)).await?.map(|h| h.last_clock);
+    let options = QuoteOptions {
+        expected_selection: Some(&pending.selection),
+        previous_clock: previous.as_ref(),
+        ..Default::default()
+    };
+    let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options).map_err(|e| {
+        let hint = e.hint().map_or(serde_json::Value::Null, |hint| serde_json::json!({ "hint": hint }));
+        Denial::new(e.code(), format!("enrollment quote: {e}")).with_diagnostics(hint)
+    })?;
 
     let clock = verified.attest.clock_info;
     let host = HostRecord { first_clock: clock, last_clock: clock, ..pending.host };

@@ -17,6 +17,7 @@ mod keys;
 mod lineage;
 mod policies;
 mod problem;
+mod rebaseline;
 pub mod revocation;
 mod routes;
 mod selection;

@@ -8,7 +8,8 @@ use axum::{Json, Router};
 
 use super::audited::{self, Audited};
 use super::{
-    admin, audit_route, challenge, enroll, execution, issue, keys, lineage, policies, revocation, AppState, Denial,
+    admin, audit_route, challenge, enroll, execution, issue, keys, lineage, policies, rebaseline, revocation, AppState,
+    Denial,
 };
 use crate::api::routes as r;
 
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route(r::REVOCATIONS, get(revocation::feed));
     let admin = Router::new()
         .route(r::HOSTS, get(admin::list_hosts))
+        .route(r::HOST_REBASELINE, post(rebaseline::rebaseline))
         .route(r::PRINCIPALS, get(admin::list_principals).post(admin::add_principal))
         .route(r::PRINCIPAL, delete(admin::remove_principal))
         .route(r::KEYS, get(keys::keys))

@@ -9,6 +9,7 @@ use sled::transaction::Transactional;
 
 mod codec;
 mod group_commit;
+mod hosts;
 
 use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
 pub use group_commit::GroupCommit;
@@ -223,6 +224,10 @@ impl Store for SledStore {
 
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
         Self::all(&self.hosts)
+    }
+
+    fn rebaseline_host(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<ClockInfo>, StoreError> {
+        self.rebaseline(host_id, entry)
     }
 
     fn put_policy(&self, p: &StoredPolicy, entry: &AuditEntry) -> Result<u64, StoreError> {
