@@ -165,7 +165,12 @@ fn tail(g: &GlobalOpts, n: usize, all: bool, upto: Option<&Path>) -> CliResult {
     let size = match end {
         Some(e) => e,
         None if all => 0,
-        None => SignedCheckpoint::from_text(&client.get_text(routes::AUDIT_CHECKPOINT)?).map_err(denied)?.checkpoint.tree_size,
+        None => {
+            SignedCheckpoint::from_text(&client.get_text(routes::AUDIT_CHECKPOINT)?)
+                .map_err(denied)?
+                .checkpoint
+                .tree_size
+        }
     };
     let entries = fetch(&mut |from, limit| page(&client, from, limit), tail_start(size, n, all), end)?;
     let shown = if all { &entries[..] } else { &entries[entries.len().saturating_sub(n)..] };
@@ -301,7 +306,10 @@ mod tests {
     use super::*;
 
     /// A log of `len` entries served page by page; records every range asked for.
-    fn log(len: u64, asked: &mut Vec<(u64, usize)>) -> impl FnMut(u64, usize) -> Result<Vec<IndexedEntry>, CliError> + '_ {
+    fn log(
+        len: u64,
+        asked: &mut Vec<(u64, usize)>,
+    ) -> impl FnMut(u64, usize) -> Result<Vec<IndexedEntry>, CliError> + '_ {
         move |from, limit| {
             asked.push((from, limit));
             let to = len.min(from + limit as u64);
