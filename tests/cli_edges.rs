@@ -8,7 +8,6 @@
 
 use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -151,32 +150,24 @@ fn relay(mut client: TcpStream, upstream: &str, mode: Mode, down: &Arc<AtomicUsi
     });
     let mut buf = [0u8; 16384];
     let mut chunks = 0;
-    while let Ok(n) = client.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        chunks += 1;
-        if matches!(mode, Mode::Reset) && chunks > 1 {
-            // SO_LINGER 0: close() sends RST instead of FIN.
-            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-            // SAFETY: setsockopt on an open socket with a properly sized linger struct.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::setsockopt(
-                    client.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    (&linger as *const libc::linger).cast(),
-                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                );
-            }
+    loop {
+        if matches!(mode, Mode::Reset) && chunks == 1 {
+            // Wait for the client's next write and leave it unread: closing a socket with unread data sends
+            // RST (RFC 1122 §4.2.2.13).
+            let _ = client.peek(&mut buf);
             let _ = server.shutdown(std::net::Shutdown::Both);
             drop(client);
             let _ = back.join();
             return;
         }
-        if server.write_all(&buf[..n]).is_err() {
-            break;
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                chunks += 1;
+                if server.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
         }
     }
     let _ = server.shutdown(std::net::Shutdown::Write);
