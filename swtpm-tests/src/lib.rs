@@ -226,12 +226,19 @@ impl SwTpm {
     /// Stops swtpm and starts it again on the same state and ports (a reboot of the host): `clean` sends
     /// TPM2_Shutdown first, as an orderly OS shutdown does; otherwise it is a power loss (SIGKILL).
     pub fn restart(&mut self, clean: bool) {
+        self.restart_with(clean, |_| {});
+    }
+
+    /// As [`SwTpm::restart`], running `between` on the TPM's state directory while swtpm is down (to save or
+    /// restore a copy of it, as a VM snapshot would).
+    pub fn restart_with(&mut self, clean: bool, between: impl FnOnce(&Path)) {
         if clean {
             self.tpm_shutdown().unwrap_or_else(|e| panic!("TPM2_Shutdown: {e}"));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let state = self.dir.path().join("state");
+        between(&state);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(child) = spawn_swtpm(&state, self.port) {
@@ -246,6 +253,16 @@ impl SwTpm {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Copies the files of directory `from` into `to` (created if missing): a TPM state snapshot.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("snapshot dir");
+    for f in std::fs::read_dir(from).expect("state dir").map_while(Result::ok) {
+        if f.path().is_file() {
+            std::fs::copy(f.path(), to.join(f.file_name())).expect("copy state file");
+        }
+    }
 }
 
 /// A clean shutdown first (as `scripts/swtpm.sh stop` does), then the process goes.

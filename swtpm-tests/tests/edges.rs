@@ -1,13 +1,13 @@
 //! Issue 11, findings 10 and 13, end to end on swtpm: a reset connection during a token request exits 4 and
 //! leaves no TPM object loaded; ending another gateway's execution is 403; an unclean TPM stop makes quotes
 //! clock_regressed with a hint (at the service and at the gateway), a clean one does not; a TPM whose counters
-//! went back (TPM2_Clear) needs an admin re-baseline, which is audited, and re-enrolling is no way around it.
+//! went back (a restored state snapshot) needs an admin re-baseline, which is audited, and re-enrolling is no way around it.
 
 use std::path::{Path, PathBuf};
 
 use runtrust::api::{routes, ExecEndRequest};
 use runtrust::client::{Client, ClientError, ClientOptions};
-use swtpm_tests::{ResetProxy, Run, Service, SwTpm};
+use swtpm_tests::{copy_dir, ResetProxy, Run, Service, SwTpm};
 
 /// A service, one enrolled host (tag env=test) and a policy over PCRs 0-7 (unchanged by a TPM restart)
 /// granting deploy/* to everyone.
@@ -125,12 +125,18 @@ fn an_unclean_tpm_stop_is_clock_regressed_with_a_hint_and_a_clean_one_is_not() {
 
 #[test]
 fn counters_that_went_back_need_an_audited_admin_rebaseline() {
-    let fx = Fx::new();
+    let mut fx = Fx::new();
+    // A snapshot of the TPM's state (a VM snapshot), then two reboots and a token: resetCount is now 2 past
+    // the snapshot's.
+    let snapshot = fx.path("snapshot");
+    fx.tpm.restart_with(true, |state| copy_dir(state, &snapshot));
+    fx.tpm.restart(true);
     assert_eq!(fx.request("t1").0.code, 0);
-    // TPM2_Clear sets resetCount and restartCount to 0 (TPM 2.0 Part 3 §24.6); the EK and the AK under it stay.
-    fx.tpm.tpm2("tpm2_clear", &[], fx.dir.path());
+    // The snapshot restored: the TPM's resetCount is lower than in the last quote the service accepted.
+    fx.tpm.restart_with(true, |state| copy_dir(&snapshot, state));
     let (r, _) = fx.request("t2");
     assert_clock_regressed(&r, 3, "runtrust hosts rebaseline");
+    assert!(r.stderr.contains("resetCount went backwards"), "{r:?}");
     // Enrolling again is no way around it.
     let r = fx.host(&["enroll", "--tag", "env=test"]);
     assert_clock_regressed(&r, 3, "runtrust hosts rebaseline");
@@ -138,14 +144,14 @@ fn counters_that_went_back_need_an_audited_admin_rebaseline() {
     // Only an admin may re-baseline, with a reason.
     let r = fx.host(&["hosts", "rebaseline", &fx.host_id, "--reason", "mine"]);
     assert_eq!(r.code, 3, "{r:?}");
-    let r = fx.admin(&["--json", "hosts", "rebaseline", &fx.host_id, "--reason", "TPM cleared by its owner"]);
+    let r = fx.admin(&["--json", "hosts", "rebaseline", &fx.host_id, "--reason", "vTPM restored from a snapshot"]);
     assert_eq!(r.code, 0, "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(v["previous_reset_count"].as_u64().unwrap() > 0, "{v}");
     let entry = fx.svc.audit().into_iter().find(|e| e["event"] == "host.rebaseline").expect("audited");
     assert_eq!(entry["principal"], "admin", "{entry}");
     assert_eq!(entry["host_id"], fx.host_id.as_str(), "{entry}");
-    assert!(entry["detail"].as_str().unwrap().contains("TPM cleared by its owner"), "{entry}");
+    assert!(entry["detail"].as_str().unwrap().contains("vTPM restored from a snapshot"), "{entry}");
 
     let (r, _) = fx.request("t3");
     assert_eq!(r.code, 0, "the next quote is the new baseline: {r:?}");
