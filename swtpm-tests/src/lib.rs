@@ -481,4 +481,3 @@ impl Drop for Service {
         self.kill9();
     }
 }
-
