@@ -1,6 +1,7 @@
 //! The `runtrust` command line (docs/design.md §9, a contract). The only place that prints or exits.
 
 mod admin_cmd;
+mod agent_cmd;
 mod args;
 mod audit_cmd;
 mod enroll_cmd;
@@ -82,6 +83,10 @@ pub struct GlobalOpts {
     /// DATA_DIR/admin.credential).
     #[arg(long, global = true, env = "RUNTRUST_CREDENTIAL_FILE", value_name = "FILE")]
     credential: Option<PathBuf>,
+    /// The host agent's socket (docs/design.md §14); token request, exec and enroll use the agent when it
+    /// answers there, else the TPM. Default: /run/runtrust/agent.sock.
+    #[arg(long, global = true, env = "RUNTRUST_AGENT", value_name = "PATH")]
+    agent: Option<PathBuf>,
 }
 
 impl GlobalOpts {
@@ -126,6 +131,22 @@ impl GlobalOpts {
         }
     }
 
+    fn agent_socket(&self) -> PathBuf {
+        self.agent.clone().unwrap_or_else(|| PathBuf::from(crate::agent::DEFAULT_SOCKET))
+    }
+
+    /// The TPM for host flows: the agent when its socket answers, else this host's TPM directly.
+    fn open_tpm(&self) -> Result<Box<dyn crate::tpm::Tpm>, TpmError> {
+        let socket = self.agent_socket();
+        match crate::agent::AgentTpm::connect(&socket) {
+            Ok(agent) => Ok(Box::new(agent)),
+            Err(e) => {
+                tracing::debug!("no agent at {}: {e}; opening the TPM", socket.display());
+                Ok(Box::new(crate::tpm::TssTpm::open(self.tpm_options())?))
+            }
+        }
+    }
+
     fn tpm_options(&self) -> TpmOptions {
         TpmOptions {
             tcti: resolve_tcti(self.tcti.as_deref(), |k| std::env::var(k).ok()),
@@ -167,6 +188,8 @@ enum Command {
     Keys(keys_cmd::KeysCommand),
     /// Run a command only if an execution token allows it here and now (exit 125 when denied).
     Exec(exec_cmd::ExecArgs),
+    /// The host agent: owns the TPM, batches quotes, serves local clients on a Unix socket; `status`.
+    Agent(agent_cmd::AgentArgs),
     /// Revoke a token (and its descendants), a host or a policy (admin); list the signed feed.
     #[command(subcommand)]
     Revoke(revoke_cmd::RevokeCommand),
@@ -273,13 +296,13 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
 #[allow(unsafe_code)]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Exec(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Exec(_) | Command::Agent(_)) {
         // A reader that goes away (`runtrust audit tail --json | head`) ends the command quietly, as for
         // any Unix filter, instead of a panic in println!. The service and the gateway keep ignoring it.
         // SAFETY: signal(2) with SIG_DFL at startup, before any thread is spawned.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Agent(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
     }
     let g = &cli.global;
@@ -299,6 +322,7 @@ pub fn main() -> ExitCode {
         Command::Lineage(a) => lineage_cmd::run(a, g),
         Command::Exec(a) => return exec_cmd::run(a, g),
         Command::Eventlog(c) => eventlog_cmd::run(c, g),
+        Command::Agent(a) => agent_cmd::run(a, g),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

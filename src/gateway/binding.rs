@@ -4,7 +4,7 @@
 
 use ring::rand::{SecureRandom, SystemRandom};
 use runtrust_attestation::quote::verify_quote_with_key;
-use runtrust_attestation::{DenialCode, PcrSelection, QuoteEvidence, QuoteOptions};
+use runtrust_attestation::{DenialCode, PcrSelection, QuoteError, QuoteEvidence, QuoteOptions};
 use serde_json::json;
 
 use crate::token::Claims;
@@ -15,7 +15,7 @@ pub enum BindingError {
     #[error("this host's TPM is not the one the token is bound to: its AK is not the token's cnf key (token for host {host})")]
     OtherTpm { host: String },
     #[error("the fresh quote does not verify with the token's cnf key: {0}")]
-    QuoteInvalid(runtrust_attestation::QuoteError),
+    QuoteInvalid(QuoteError),
     #[error("the PCRs changed since the token was issued: pcrDigest over {selection} is {actual}, the token's is {expected}")]
     PcrChanged { selection: String, expected: String, actual: String, pcrs: serde_json::Value },
     #[error("the token's PCR selection {0:?} is not usable")]
@@ -29,6 +29,8 @@ pub enum BindingError {
 impl BindingError {
     pub fn code(&self) -> DenialCode {
         match self {
+            // A batch proof that does not hold (docs/design.md §14): the quote does not carry this nonce.
+            BindingError::QuoteInvalid(QuoteError::Batch(e)) => e.code(),
             BindingError::OtherTpm { .. } | BindingError::QuoteInvalid(_) => DenialCode::RuntimeIdentityMismatch,
             BindingError::PcrChanged { .. } => DenialCode::PcrMismatch,
             BindingError::Selection(_) => DenialCode::SignatureInvalid,
@@ -57,9 +59,17 @@ pub fn prove_binding(tpm: &mut dyn Tpm, claims: &Claims) -> Result<(), BindingEr
         claims.pcr_selection.parse().map_err(|_| BindingError::Selection(claims.pcr_selection.clone()))?;
     let mut nonce = [0u8; 32];
     SystemRandom::new().fill(&mut nonce).map_err(|_| BindingError::Random)?;
-    let q = tpm.quote(&nonce, &selection)?;
+    // The quote may come from the host agent's batch (docs/design.md §14): then the proof must lead from
+    // this nonce to its extraData, or the binding is not proved.
+    let shared = tpm.quote_nonce(&nonce, &selection)?;
+    let q = &shared.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
-    let options = QuoteOptions { allow_sha1: false, expected_selection: Some(&selection), previous_clock: None };
+    let options = QuoteOptions {
+        allow_sha1: false,
+        expected_selection: Some(&selection),
+        previous_clock: None,
+        nonce_batch: shared.batch.as_ref(),
+    };
     let (key, scheme) = claims.ak_key();
     let verified =
         verify_quote_with_key(key, scheme, &evidence, &nonce, &options).map_err(BindingError::QuoteInvalid)?;

@@ -146,7 +146,12 @@ pub async fn activate(
     let ak = Public::from_tpm2b(&pending.host.ak_public).map_err(Denial::internal)?;
     let q = &answer.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
-    let options = QuoteOptions { expected_selection: Some(&pending.selection), ..Default::default() };
+    // The first quote may come from the host agent's batch (docs/design.md §14).
+    let batch = q.batch.as_ref().map(|b| b.to_proof()).transpose().map_err(|e| {
+        Denial::new(e.code(), format!("enrollment quote: nonce batch: {e}"))
+    })?;
+    let options =
+        QuoteOptions { expected_selection: Some(&pending.selection), nonce_batch: batch.as_ref(), ..Default::default() };
     let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options)
         .map_err(|e| Denial::new(e.code(), format!("enrollment quote: {e}")))?;
 

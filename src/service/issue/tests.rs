@@ -126,6 +126,7 @@ impl Fixture {
             principal_id: principal_id.into(),
             selection: "sha256:0,1,2,3,4,5,6,7".parse().unwrap(),
             expires_at,
+            host_clock: None,
         };
         self.store.put_challenge(&c, &AuditEntry::new(T0, "challenge.issue", "")).unwrap();
     }
@@ -141,6 +142,7 @@ impl Fixture {
                 attest: vector("attest"),
                 signature: vector("signature"),
                 pcrs: serde_json::from_slice(&vector("pcrs.json")).unwrap(),
+                batch: None,
             },
             parent: None,
             for_host: None,
