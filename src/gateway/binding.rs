@@ -84,3 +84,92 @@ pub fn prove_binding(tpm: &mut dyn Tpm, claims: &Claims) -> Result<(), BindingEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use runtrust_attestation::batch::NonceBatch;
+    use runtrust_attestation::{Attest, HashAlg, PcrValues, Public};
+
+    use super::*;
+    use crate::token::{ConfirmationKey, EAT_PROFILE};
+    use crate::tpm::{NonceQuote, Quote, TpmInfo};
+
+    fn vector(file: &str) -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors/batch").join(file);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// A host agent that answers every nonce with the recorded batch quote (a genuine quote by the AK, over
+    /// another batch's root) and a proof it made up for the gateway's nonce.
+    struct OtherBatchAgent;
+
+    impl Tpm for OtherBatchAgent {
+        fn info(&mut self) -> Result<TpmInfo, TpmError> {
+            Err(TpmError::Unexpected { what: "test", detail: "unused".into() })
+        }
+        fn pcr_read(&mut self, _: &PcrSelection) -> Result<PcrValues, TpmError> {
+            Err(TpmError::Unexpected { what: "test", detail: "unused".into() })
+        }
+        fn pcr_extend(&mut self, _: HashAlg, _: u8, _: &[u8]) -> Result<(), TpmError> {
+            Ok(())
+        }
+        fn ek_public(&mut self) -> Result<Public, TpmError> {
+            self.ak_public()
+        }
+        fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TpmError> {
+            Ok(None)
+        }
+        fn ak_public(&mut self) -> Result<Public, TpmError> {
+            Ok(Public::from_tpm2b(&vector("ak.pub")).unwrap())
+        }
+        fn quote(&mut self, _: &[u8], _: &PcrSelection) -> Result<Quote, TpmError> {
+            Err(TpmError::Unexpected { what: "test", detail: "unused".into() })
+        }
+        fn quote_nonce(&mut self, nonce: &[u8], _: &PcrSelection) -> Result<NonceQuote, TpmError> {
+            let quote = Quote {
+                attest: vector("attest"),
+                signature: vector("signature"),
+                pcrs: serde_json::from_slice(&vector("pcrs.json")).unwrap(),
+            };
+            let made_up = NonceBatch::new(&[nonce, &[7u8; 32][..]]).unwrap().proof(0);
+            Ok(NonceQuote { quote, batch: made_up })
+        }
+        fn activate_credential(&mut self, _: &[u8], _: &[u8]) -> Result<Vec<u8>, TpmError> {
+            Ok(vec![])
+        }
+    }
+
+    #[test]
+    fn a_batch_proof_that_does_not_hold_for_the_gateways_nonce_is_nonce_mismatch() {
+        let ak = Public::from_tpm2b(&vector("ak.pub")).unwrap();
+        let digest = Attest::parse_quote(&vector("attest")).unwrap().quote.pcr_digest;
+        let claims = Claims {
+            iss: "test".into(),
+            sub: format!("sha256:{}", "ab".repeat(32)),
+            aud: "gw".into(),
+            exp: 2,
+            nbf: 0,
+            iat: 0,
+            cti: vec![1; 16],
+            cnf: ConfirmationKey::from_public(&ak).unwrap(),
+            eat_nonce: vec![2; 32],
+            eat_profile: EAT_PROFILE.into(),
+            scope: "deploy/*".into(),
+            initiator: "alice".into(),
+            policy_id: "web".into(),
+            policy_hash: vec![3; 32],
+            pcr_bank: "sha256".into(),
+            pcr_selection: "sha256:0,1,2,3,4,5,6,7".into(),
+            pcr_digest: digest,
+            parent_cti: None,
+            delegation_depth: 0,
+            audit_index: None,
+            single_use: false,
+        };
+        let e = prove_binding(&mut OtherBatchAgent, &claims).unwrap_err();
+        assert!(matches!(e, BindingError::QuoteInvalid(QuoteError::Batch(_))), "{e}");
+        assert_eq!(e.code(), DenialCode::NonceMismatch);
+    }
+}

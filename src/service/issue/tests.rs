@@ -21,7 +21,12 @@ use crate::token::{verify, Expectations, IssuerKey, KeySet, SigningAlg};
 const T0: u64 = 1_800_000_000;
 
 fn vector(file: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors/rsa").join(file);
+    vector_in("rsa", file)
+}
+
+/// A file of `attestation/tests/vectors/<dir>` (`rsa`; `batch`: quotes over nonce-batch roots).
+fn vector_in(dir: &str, file: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors").join(dir).join(file);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -32,6 +37,8 @@ struct Fixture {
     caller: Caller,
     host: HostRecord,
     nonce: Nonce,
+    /// The vector directory the host's AK and quotes come from.
+    vectors: &'static str,
     _dir: tempfile::TempDir,
 }
 
@@ -70,6 +77,13 @@ impl Fixture {
     }
 
     fn with_policies(policies: &[String]) -> Self {
+        Self::with_vectors("rsa", policies)
+    }
+
+    /// As [`Fixture::with_policies`], the host's AK and quote from `attestation/tests/vectors/<vectors>`;
+    /// the challenge is for the directory's first nonce (`nonce.hex`, or `nonces.hex` of a batch).
+    fn with_vectors(vectors: &'static str, policies: &[String]) -> Self {
+        let vector = |file: &str| vector_in(vectors, file);
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open(&StoreConfig::Sled { path: dir.path().join("store") }).unwrap();
         let clock = Arc::new(ManualClock::at(T0));
@@ -112,8 +126,10 @@ impl Fixture {
             let loaded = crate::policy::parse("test", text.as_bytes()).unwrap();
             state.policies.write().unwrap().push(Arc::new(loaded));
         }
-        let nonce: Nonce = String::from_utf8(vector("nonce.hex")).unwrap().trim().parse().unwrap();
-        let f = Fixture { state, store, clock, caller: Caller(principal), host, nonce, _dir: dir };
+        let nonce_file = if vectors == "batch" { "nonces.hex" } else { "nonce.hex" };
+        let nonces = String::from_utf8(vector(nonce_file)).unwrap();
+        let nonce: Nonce = nonces.lines().next().unwrap().trim().parse().unwrap();
+        let f = Fixture { state, store, clock, caller: Caller(principal), host, nonce, vectors, _dir: dir };
         f.challenge(&f.caller.0.id.clone(), T0 + 60);
         f
     }
@@ -139,9 +155,9 @@ impl Fixture {
             ttl_secs: Some(300),
             ak_name: self.host.ak_name.clone(),
             quote: QuoteEvidence {
-                attest: vector("attest"),
-                signature: vector("signature"),
-                pcrs: serde_json::from_slice(&vector("pcrs.json")).unwrap(),
+                attest: vector_in(self.vectors, "attest"),
+                signature: vector_in(self.vectors, "signature"),
+                pcrs: serde_json::from_slice(&vector_in(self.vectors, "pcrs.json")).unwrap(),
                 batch: None,
             },
             parent: None,
@@ -450,3 +466,6 @@ fn stage_errors_map_to_their_codes() {
     assert_eq!(fault.code(), DenialCode::InternalError);
     assert_eq!(fault.to_denial().detail, "internal error (see the service log)", "faults are not detailed");
 }
+
+// Batched quotes (docs/design.md §14).
+mod batched;
