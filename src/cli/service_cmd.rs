@@ -39,6 +39,10 @@ pub struct InitArgs {
     /// PEM public key of a policy authority (repeatable); with any, unsigned policies are refused.
     #[arg(long, value_name = "PEM")]
     policy_authority: Vec<PathBuf>,
+    /// A PostgreSQL database shared by replicas (postgres://USER@HOST:PORT/DB); default: the embedded
+    /// store in DIR/store. Initialize once, then copy the data directory to each replica.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 }
 
 pub fn init(a: InitArgs, g: &GlobalOpts) -> CliResult {
@@ -51,6 +55,7 @@ pub fn init(a: InitArgs, g: &GlobalOpts) -> CliResult {
         force: a.force,
         token_alg: a.token_alg.into(),
         policy_authority: a.policy_authority,
+        store: a.store,
     })
     .map_err(anyhow::Error::from)?;
     if g.json {
@@ -83,6 +88,9 @@ pub struct ServeArgs {
     /// Log format on stderr (default: the config's log_format). RUST_LOG filters (default: info).
     #[arg(long, env = "RUNTRUST_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormatArg>,
+    /// Address to listen on instead of the config's (each replica of a shared store its own).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 pub fn serve(a: ServeArgs) -> CliResult {
@@ -92,7 +100,7 @@ pub fn serve(a: ServeArgs) -> CliResult {
     init_tracing("info", a.log_format.map(LogFormat::from).unwrap_or(config.log_format));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime
-        .block_on(crate::service::serve(a.data_dir, |addr| {
+        .block_on(crate::service::serve(a.data_dir, a.listen, |addr| {
             let mut out = std::io::stdout();
             let _ = writeln!(out, "runtrust: serving on https://{addr}");
             let _ = out.flush();

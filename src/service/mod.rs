@@ -35,7 +35,7 @@ pub use fault::Fault;
 pub(crate) use problem::denial_from;
 pub use problem::{Denial, DenialReason};
 pub use routes::router;
-pub use state::{blocking, load, AppState, Inner};
+pub use state::{blocking, load, refresh_policies, AppState, Inner};
 
 use crate::config::ConfigError;
 use crate::store::StoreError;
@@ -78,14 +78,17 @@ pub enum ServiceError {
 }
 
 /// Serves until SIGTERM or SIGINT; in-flight requests get 10 s to finish. `ready` receives the bound address.
-pub async fn serve(data_dir: PathBuf, ready: impl FnOnce(SocketAddr)) -> Result<(), ServiceError> {
+/// `listen` overrides the config's address (replicas sharing one data directory's config, docs/design.md §15).
+pub async fn serve(
+    data_dir: PathBuf,
+    listen: Option<String>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServiceError> {
     let state = load(&data_dir)?;
     let tls = tls::server_config(&data_dir, &state.config.tls)?;
-    let addr: SocketAddr = state
-        .config
-        .listen
-        .parse()
-        .map_err(|e| ServiceError::Listen { addr: state.config.listen.clone(), source: std::io::Error::other(e) })?;
+    let listen = listen.unwrap_or_else(|| state.config.listen.clone());
+    let addr: SocketAddr =
+        listen.parse().map_err(|e| ServiceError::Listen { addr: listen.clone(), source: std::io::Error::other(e) })?;
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| ServiceError::Listen { addr: addr.to_string(), source })?;
     listener.set_nonblocking(true).map_err(|source| ServiceError::Listen { addr: addr.to_string(), source })?;

@@ -31,15 +31,14 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     /// Token signing keys, oldest first; the last one signs.
     pub issuer: RwLock<Vec<(IssuerKeyFile, IssuerKey)>>,
-    /// Applied policies, parsed once.
+    /// Applied policies, parsed once per store policies version (see [`refresh_policies`]).
     pub policies: RwLock<Vec<Arc<LoadedPolicy>>>,
+    /// The store's policies version that `policies` reflects.
+    pub policies_version: std::sync::atomic::AtomicU64,
     /// Policy authority public keys.
     pub authorities: KeySet,
     /// The Merkle tree over the audit log.
     pub audit_tree: Arc<AuditTree>,
-    /// Revocations (write) exclude execution starts (read): an execution either started before a
-    /// revocation was answered, or its check sees the revocation.
-    pub revocation_gate: tokio::sync::RwLock<()>,
 }
 
 impl Inner {
@@ -114,7 +113,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServiceError> {
         let authorities = KeySet::new(Vec::new()).map_err(|e| ServiceError::Authorities(e.to_string()))?;
-        let parts = Parts { anchors: TrustAnchors::default(), authorities, policies: Vec::new() };
+        let parts = Parts { anchors: TrustAnchors::default(), authorities, policies: Vec::new(), policies_version: 0 };
         Ok(Self::assemble(config, data_dir.to_path_buf(), store, issuer, clock, parts))
     }
 
@@ -138,7 +137,7 @@ impl AppState {
                 policies: RwLock::new(parts.policies),
                 authorities: parts.authorities,
                 audit_tree: Arc::default(),
-                revocation_gate: tokio::sync::RwLock::new(()),
+                policies_version: std::sync::atomic::AtomicU64::new(parts.policies_version),
             }),
         }
     }
@@ -148,6 +147,35 @@ struct Parts {
     anchors: TrustAnchors,
     authorities: KeySet,
     policies: Vec<Arc<LoadedPolicy>>,
+    policies_version: u64,
+}
+
+/// Parses stored policies.
+fn parse_policies(stored: Vec<crate::model::StoredPolicy>) -> Result<Vec<Arc<LoadedPolicy>>, ServiceError> {
+    let mut policies = Vec::new();
+    for stored in stored {
+        let loaded = crate::policy::parse(&stored.id, &stored.bytes)
+            .map_err(|e| ServiceError::Policy { id: stored.id.clone(), detail: e.to_string() })?;
+        policies.push(Arc::new(loaded));
+    }
+    Ok(policies)
+}
+
+/// Brings the parsed policies up to the store's policies version: one read per request that uses them, so
+/// a policy applied through any replica is in force for every request that starts after its answer
+/// (docs/design.md §15).
+pub async fn refresh_policies(state: &AppState) -> Result<(), Fault> {
+    use std::sync::atomic::Ordering;
+    let version = blocking(state, |s| s.policies_version()).await?;
+    if version == state.policies_version.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let (version, stored) = blocking(state, |s| Ok((s.policies_version()?, s.policies()?))).await?;
+    let parsed = parse_policies(stored).map_err(|e| Fault::Corrupt(e.to_string()))?;
+    let mut cache = state.policies.write().map_err(|_| Fault::Poisoned("policy cache"))?;
+    *cache = parsed;
+    state.policies_version.store(version, Ordering::SeqCst);
+    Ok(())
 }
 
 /// The concatenated contents of `files` (relative to the data directory), one newline after each.
@@ -185,18 +213,18 @@ pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
         KeySet::from_pem(&String::from_utf8_lossy(&authority_pem))
             .map_err(|e| ServiceError::Authorities(e.to_string()))?
     };
-    let store = crate::store::open(&config.store_config(data_dir))?;
-    // A restart voids every outstanding challenge: no nonce issued before a crash is usable after it.
-    let voided = store.void_challenges()?;
-    if voided > 0 {
-        tracing::info!(voided, "voided the challenges outstanding at the last stop");
+    let store_config = config.store_config(data_dir);
+    let store = crate::store::open(&store_config)?;
+    // A restart voids every outstanding challenge: no nonce issued before a crash is usable after it. Not on a
+    // shared store, whose other replicas still answer their challenges (consumption is atomic there anyway).
+    if !store_config.is_shared() {
+        let voided = store.void_challenges()?;
+        if voided > 0 {
+            tracing::info!(voided, "voided the challenges outstanding at the last stop");
+        }
     }
-    let mut policies = Vec::new();
-    for stored in store.policies()? {
-        let loaded = crate::policy::parse(&stored.id, &stored.bytes)
-            .map_err(|e| ServiceError::Policy { id: stored.id.clone(), detail: e.to_string() })?;
-        policies.push(Arc::new(loaded));
-    }
-    let parts = Parts { anchors, authorities, policies };
+    let policies_version = store.policies_version()?;
+    let policies = parse_policies(store.policies()?)?;
+    let parts = Parts { anchors, authorities, policies, policies_version };
     Ok(AppState::assemble(config, data_dir.to_path_buf(), store, issuer, Arc::new(SystemClock), parts))
 }

@@ -4,24 +4,28 @@
 use std::path::Path;
 
 use runtrust_attestation::ClockInfo;
-use serde::de::DeserializeOwned;
 use sled::transaction::Transactional;
 
 mod codec;
+mod dump;
+mod enroll;
 mod group_commit;
 
 use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
 pub use group_commit::GroupCommit;
 
 use super::{
-    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId, HostRecord,
-    Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy, TokenRecord,
+    AttestedState, AuditEntry, Challenge, Dump, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId,
+    HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy,
+    TokenRecord,
 };
 
 /// Key of the next audit index in the meta tree.
 pub(super) const AUDIT_NEXT: &[u8] = b"audit_next";
 /// Key of the next revocation seq in the meta tree.
 const REVOCATION_NEXT: &[u8] = b"revocation_next";
+/// Key of the policies version in the meta tree (bumped by every put_policy).
+const POLICIES_VERSION: &[u8] = b"policies_version";
 
 pub struct SledStore {
     db: sled::Db,
@@ -43,6 +47,9 @@ pub struct SledStore {
     revoked: sled::Tree,
     /// `cti/id` → ExecutionRecord.
     executions: sled::Tree,
+    /// `host/cti` → () and `policy_hash/cti` → (): revocation by host or policy without a scan.
+    host_tokens: sled::Tree,
+    policy_tokens: sled::Tree,
     audit: sled::Tree,
     meta: sled::Tree,
     commit: GroupCommit,
@@ -56,7 +63,7 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
-        Ok(Self {
+        let store = Self {
             principals: db.open_tree("principals")?,
             principal_names: db.open_tree("principal_names")?,
             hosts: db.open_tree("hosts")?,
@@ -71,23 +78,19 @@ impl SledStore {
             revocations: db.open_tree("revocations")?,
             revoked: db.open_tree("revoked")?,
             executions: db.open_tree("executions")?,
+            host_tokens: db.open_tree("host_tokens")?,
+            policy_tokens: db.open_tree("policy_tokens")?,
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             commit: GroupCommit::default(),
             db,
-        })
+        };
+        store.index_tokens()?;
+        Ok(store)
     }
 
     fn durable(&self) -> Result<(), StoreError> {
         self.commit.durable(|| self.db.flush().map(|_| ()).map_err(StoreError::from))
-    }
-
-    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
-        tree.get(key.as_bytes())?.map(|v| decode(key.as_bytes(), &v)).transpose()
-    }
-
-    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
-        tree.iter().map(|kv| kv.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v))).collect()
     }
 }
 
@@ -144,63 +147,7 @@ impl Store for SledStore {
         principal_id: &str,
         entry: &AuditEntry,
     ) -> Result<EnrollOutcome, StoreError> {
-        let outcome = (&self.hosts, &self.ak_index, &self.principal_hosts, &self.audit, &self.meta)
-            .transaction(|(hosts, ak_index, principal_hosts, audit, meta)| {
-                if let Some(bound) = principal_hosts.get(principal_id.as_bytes())? {
-                    if bound.as_ref() != host.host_id.as_bytes() {
-                        return abort(StoreError::Conflict(format!(
-                            "this credential enrolled host {}; a different TPM cannot enroll under it",
-                            String::from_utf8_lossy(&bound)
-                        )));
-                    }
-                }
-                principal_hosts.insert(principal_id.as_bytes(), host.host_id.as_bytes())?;
-                if let Some(owner) = ak_index.get(host.ak_name.as_bytes())? {
-                    if owner.as_ref() != host.host_id.as_bytes() {
-                        return abort(StoreError::Conflict(format!(
-                            "AK {} is enrolled as host {}",
-                            host.ak_name,
-                            String::from_utf8_lossy(&owner)
-                        )));
-                    }
-                }
-                let previous: Option<HostRecord> = match hosts.get(host.host_id.as_bytes())? {
-                    Some(v) => match decode(host.host_id.as_bytes(), &v) {
-                        Ok(h) => Some(h),
-                        Err(e) => return abort(e),
-                    },
-                    None => None,
-                };
-                let (record, outcome) = match previous {
-                    None => (host.clone(), EnrollOutcome::New),
-                    Some(prev) if prev.ak_name == host.ak_name => {
-                        // Idempotent: keep the original enrollment, take the new tags and clock.
-                        let rec = HostRecord {
-                            tags: host.tags.clone(),
-                            updated_at: host.updated_at,
-                            last_clock: host.last_clock,
-                            ..prev
-                        };
-                        (rec, EnrollOutcome::Unchanged)
-                    }
-                    Some(prev) => {
-                        ak_index.remove(prev.ak_name.as_bytes())?;
-                        let rec = HostRecord { enrolled_at: prev.enrolled_at, ..host.clone() };
-                        (rec, EnrollOutcome::AkReplaced)
-                    }
-                };
-                let value = match encode(&record) {
-                    Ok(v) => v,
-                    Err(e) => return abort(e),
-                };
-                hosts.insert(host.host_id.as_bytes(), value)?;
-                ak_index.insert(host.ak_name.as_bytes(), host.host_id.as_bytes())?;
-                tx_append(audit, meta, entry)?;
-                Ok(outcome)
-            })
-            .map_err(tx_error)?;
-        self.durable()?;
-        Ok(outcome)
+        self.enroll(host, principal_id, entry)
     }
 
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {
@@ -230,6 +177,8 @@ impl Store for SledStore {
         let index = (&self.policies, &self.audit, &self.meta)
             .transaction(|(policies, audit, meta)| {
                 policies.insert(p.id.as_bytes(), value.as_slice())?;
+                let version = tx_counter(meta, POLICIES_VERSION)?;
+                meta.insert(POLICIES_VERSION, &(version + 1).to_be_bytes())?;
                 tx_append(audit, meta, entry)
             })
             .map_err(tx_error)?;
@@ -239,6 +188,10 @@ impl Store for SledStore {
 
     fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
         Self::all(&self.policies)
+    }
+
+    fn policies_version(&self) -> Result<u64, StoreError> {
+        self.counter(POLICIES_VERSION)
     }
 
     fn put_challenge(&self, c: &Challenge, entry: &AuditEntry) -> Result<(), StoreError> {
@@ -293,11 +246,14 @@ impl Store for SledStore {
         clock: &ClockInfo,
         attested: &AttestedState,
     ) -> Result<u64, StoreError> {
-        let index = (&self.tokens, &self.audit, &self.meta, &self.hosts, &self.children)
-            .transaction(|(tokens, audit, meta, hosts, children)| {
+        let trees = (&self.tokens, &self.audit, &self.meta, &self.hosts, &self.children);
+        let index = (trees.0, trees.1, trees.2, trees.3, trees.4, &self.host_tokens, &self.policy_tokens)
+            .transaction(|(tokens, audit, meta, hosts, children, host_tokens, policy_tokens)| {
                 if let Some(parent) = &token.parent_cti {
                     children.insert(child_key(parent, &token.cti), &[])?;
                 }
+                host_tokens.insert(child_key(&token.host_id, &token.cti), &[])?;
+                policy_tokens.insert(child_key(&token.policy_hash, &token.cti), &[])?;
                 let index = tx_append(audit, meta, entry)?;
                 let record = TokenRecord { audit_index: index, ..token.clone() };
                 tokens.insert(token.cti.as_bytes(), tx_encode(&record)?)?;
@@ -325,19 +281,19 @@ impl Store for SledStore {
     }
 
     fn children(&self, cti: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = format!("{cti}/");
-        self.children
-            .scan_prefix(prefix.as_bytes())
-            .map(|kv| {
-                let (k, _) = kv?;
-                let child = k.get(prefix.len()..).unwrap_or_default();
-                Ok(String::from_utf8_lossy(child).into_owned())
-            })
-            .collect()
+        Self::suffixes(&self.children, cti, usize::MAX)
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         Self::all(&self.tokens)
+    }
+
+    fn tokens_by_host(&self, host_id: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        Self::suffixes(&self.host_tokens, host_id, limit)
+    }
+
+    fn tokens_by_policy(&self, policy_hash: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        Self::suffixes(&self.policy_tokens, policy_hash, limit)
     }
 
     fn revoke(&self, r: &Revocation, entry: &AuditEntry) -> Result<Revocation, StoreError> {
@@ -381,13 +337,26 @@ impl Store for SledStore {
         &self,
         e: &ExecutionRecord,
         single_use: bool,
+        revoked_keys: &[String],
         entry: &AuditEntry,
     ) -> Result<ExecStart, StoreError> {
         let key = format!("{}/{}", e.cti, e.id);
-        let outcome = (&self.tokens, &self.executions, &self.audit, &self.meta)
-            .transaction(|(tokens, executions, audit, meta)| {
+        // The revoked index is read inside the transaction: revoke() writes it in one, so they serialize.
+        let trees = (&self.tokens, &self.executions, &self.audit, &self.meta);
+        let outcome = (trees.0, trees.1, trees.2, trees.3, &self.revoked, &self.revocations)
+            .transaction(|(tokens, executions, audit, meta, revoked, revocations)| {
                 let Some(v) = tokens.get(e.cti.as_bytes())? else { return Ok(ExecStart::UnknownToken) };
                 let mut token: TokenRecord = tx_decode(e.cti.as_bytes(), &v)?;
+                for k in revoked_keys {
+                    let Some(seq) = revoked.get(k.as_bytes())? else { continue };
+                    let Some(r) = revocations.get(&seq)? else {
+                        return abort(StoreError::Corrupt {
+                            key: format!("revoked/{k}"),
+                            detail: "no revocation".into(),
+                        });
+                    };
+                    return Ok(ExecStart::Revoked { key: k.clone(), revocation: tx_decode(k.as_bytes(), &r)? });
+                }
                 if single_use {
                     if let Some(consumed_at) = token.consumed_at {
                         return Ok(ExecStart::Replayed { consumed_at });
@@ -466,12 +435,7 @@ impl Store for SledStore {
     }
 
     fn audit_len(&self) -> Result<u64, StoreError> {
-        match self.meta.get(AUDIT_NEXT)? {
-            Some(v) => <[u8; 8]>::try_from(v.as_ref())
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt { key: "meta/audit_next".into(), detail: "not a u64".into() }),
-            None => Ok(0),
-        }
+        self.counter(AUDIT_NEXT)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -480,6 +444,14 @@ impl Store for SledStore {
 
     fn flushes(&self) -> u64 {
         self.commit.flushes()
+    }
+
+    fn export(&self) -> Result<Dump, StoreError> {
+        self.dump()
+    }
+
+    fn import(&self, d: &Dump) -> Result<(), StoreError> {
+        self.load(d)
     }
 }
 
