@@ -100,3 +100,24 @@ fn an_unreachable_server_is_an_error_not_a_hang() {
     assert!(!e.to_string().contains("secret"), "the password stays out of messages: {e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }
+
+/// `runtrust store migrate` (docs/design.md §15): sled to PostgreSQL keeps every record, counter and audit
+/// index, so the audit root is the same before and after.
+#[test]
+fn migrate_from_sled_keeps_everything_and_the_audit_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = crate::store::SledStore::open(dir.path()).unwrap();
+    crate::store::conformance::populate(&sled);
+    let schema = TestSchema::new();
+    let pg = schema.open();
+    let report = crate::store::migrate(&sled, &pg).unwrap();
+    assert_eq!(report.root_before, report.root_after);
+    assert_eq!(report.audit_entries, sled.audit_len().unwrap());
+    assert_eq!((report.tokens, report.revocations, report.executions), (2, 1, 1));
+    assert_eq!(pg.export().unwrap(), sled.export().unwrap(), "the same records, counters and indices");
+    assert!(matches!(crate::store::migrate(&sled, &pg), Err(crate::store::StoreError::Conflict(_))));
+    // And back: PostgreSQL to an empty sled store.
+    let back_dir = tempfile::tempdir().unwrap();
+    let back = crate::store::SledStore::open(back_dir.path()).unwrap();
+    assert_eq!(crate::store::migrate(&pg, &back).unwrap().root_after, report.root_before);
+}
