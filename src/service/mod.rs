@@ -84,7 +84,11 @@ pub async fn serve(
     listen: Option<String>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServiceError> {
-    let state = load(&data_dir)?;
+    // The store is synchronous (a PostgreSQL store blocks on its own client): opened off the async threads.
+    let dir = data_dir.clone();
+    let state = tokio::task::spawn_blocking(move || load(&dir))
+        .await
+        .map_err(|e| ServiceError::Store(StoreError::Backend(format!("loading the data directory: {e}"))))??;
     let tls = tls::server_config(&data_dir, &state.config.tls)?;
     let listen = listen.unwrap_or_else(|| state.config.listen.clone());
     let addr: SocketAddr =

@@ -33,8 +33,21 @@ const REVOCATION_LOCK: i64 = 0x7274_7265_766f_6b65;
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 pub struct PgStore {
-    pool: Pool,
+    /// Always Some until dropped.
+    pool: Option<Pool>,
     commits: AtomicU64,
+}
+
+impl Drop for PgStore {
+    /// A `postgres::Client` closes by blocking on its own runtime, which panics on a thread that drives an
+    /// async runtime: the connections are closed on a plain thread.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::spawn(move || drop(pool)).join();
+            }
+        }
+    }
 }
 
 impl From<postgres::Error> for StoreError {
@@ -73,16 +86,19 @@ impl PgStore {
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
+            // No extra round trip per checkout: a dead connection fails its request (closed) and is dropped.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(PostgresConnectionManager::new(config, NoTls))
             .map_err(|e| StoreError::Backend(format!("PostgreSQL at {}: {e}", redact(url))))?;
-        let store = PgStore { pool, commits: AtomicU64::new(0) };
+        let store = PgStore { pool: Some(pool), commits: AtomicU64::new(0) };
         schema::migrate(&mut *store.conn()?)?;
         Ok(store)
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
-        Ok(self.pool.get()?)
+        let pool = self.pool.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
+        Ok(pool.get()?)
     }
 
     /// Runs `f` in one transaction and commits it; an error rolls everything back.
