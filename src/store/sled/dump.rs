@@ -8,6 +8,9 @@ use super::{
 };
 use crate::store::Counters;
 
+/// Key-value pairs for one tree's batch.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Set in the meta tree once host_tokens and policy_tokens cover every token.
 const TOKEN_INDEX: &[u8] = b"token_index_v1";
 
@@ -101,7 +104,7 @@ impl SledStore {
         if trees.iter().any(|t| !t.is_empty()) || self.counter(AUDIT_NEXT)? > 0 {
             return Err(StoreError::Conflict("the target store is not empty".into()));
         }
-        let batch = |pairs: Vec<(Vec<u8>, Vec<u8>)>| {
+        let batch = |pairs: Pairs| {
             let mut b = sled::Batch::default();
             for (k, v) in pairs {
                 b.insert(k, v);
@@ -109,7 +112,7 @@ impl SledStore {
             b
         };
         let json = |k: &str, v: Result<Vec<u8>, StoreError>| v.map(|v| (k.as_bytes().to_vec(), v));
-        let records = |tree: &sled::Tree, pairs: Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>| {
+        let records = |tree: &sled::Tree, pairs: Result<Pairs, StoreError>| {
             tree.apply_batch(batch(pairs?)).map_err(StoreError::from)
         };
         records(&self.principals, d.principals.iter().map(|p| json(&p.id, encode(p))).collect())?;
@@ -154,8 +157,7 @@ impl SledStore {
         let c = d.counters;
         let counters =
             [(AUDIT_NEXT, c.audit_next), (REVOCATION_NEXT, c.revocation_next), (POLICIES_VERSION, c.policies_version)];
-        let mut meta: Vec<(Vec<u8>, Vec<u8>)> =
-            counters.iter().map(|(k, v)| (k.to_vec(), v.to_be_bytes().to_vec())).collect();
+        let mut meta: Pairs = counters.iter().map(|(k, v)| (k.to_vec(), v.to_be_bytes().to_vec())).collect();
         meta.push((TOKEN_INDEX.to_vec(), Vec::new()));
         records(&self.meta, Ok(meta))?;
         self.durable()?;
