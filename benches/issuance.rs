@@ -39,8 +39,8 @@ struct OneNonceStore {
 }
 
 impl Store for OneNonceStore {
-    fn add_principal(&self, p: &Principal) -> Result<(), StoreError> {
-        self.inner.add_principal(p)
+    fn add_principal(&self, p: &Principal, a: &AuditEntry) -> Result<(), StoreError> {
+        self.inner.add_principal(p, a)
     }
     fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
         self.inner.principal(id)
@@ -48,8 +48,8 @@ impl Store for OneNonceStore {
     fn principals(&self) -> Result<Vec<Principal>, StoreError> {
         self.inner.principals()
     }
-    fn remove_principal(&self, name: &str) -> Result<bool, StoreError> {
-        self.inner.remove_principal(name)
+    fn remove_principal(&self, name: &str, a: &AuditEntry) -> Result<bool, StoreError> {
+        self.inner.remove_principal(name, a)
     }
     fn put_enrollment(&self, e: &runtrust::store::PendingEnrollment) -> Result<(), StoreError> {
         self.inner.put_enrollment(e)
@@ -76,6 +76,9 @@ impl Store for OneNonceStore {
     }
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
         self.inner.hosts()
+    }
+    fn set_host_tags(&self, h: &str, t: &[String], a: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
+        self.inner.set_host_tags(h, t, a)
     }
     fn put_policy(&self, p: &runtrust::store::StoredPolicy, a: &AuditEntry) -> Result<u64, StoreError> {
         self.inner.put_policy(p, a)
@@ -119,6 +122,9 @@ impl Store for OneNonceStore {
     }
     fn revoke(&self, r: &Revocation, a: &AuditEntry) -> Result<Revocation, StoreError> {
         self.inner.revoke(r, a)
+    }
+    fn unrevoke_host(&self, r: &Revocation, a: &AuditEntry) -> Result<Option<Revocation>, StoreError> {
+        self.inner.unrevoke_host(r, a)
     }
     fn revoked(&self, key: &str) -> Result<Option<Revocation>, StoreError> {
         self.inner.revoked(key)
@@ -223,6 +229,8 @@ fn bench_pipeline(c: &mut Criterion) {
         role: Role::Attester,
         secret_sha256: String::new(),
         created_at: 0,
+        tags: vec!["env=bench".into()],
+        created_by: None,
     };
     let challenge = Challenge {
         nonce: nonce.parse().expect("nonce"),
@@ -236,7 +244,7 @@ fn bench_pipeline(c: &mut Criterion) {
         challenge,
         n: Default::default(),
     };
-    store.add_principal(&principal).expect("principal");
+    store.add_principal(&principal, &AuditEntry::new(0, "principal.add", "")).expect("principal");
     let host = HostRecord {
         host_id: host_id.clone(),
         ek_public: vec![],

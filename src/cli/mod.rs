@@ -153,7 +153,7 @@ enum Command {
     /// Manage principals (admin).
     #[command(subcommand)]
     Principal(admin_cmd::PrincipalCommand),
-    /// Enrolled hosts (admin, auditor).
+    /// Enrolled hosts: list, show (admin, auditor); tag, unrevoke (admin).
     #[command(subcommand)]
     Hosts(admin_cmd::HostsCommand),
     /// Policies: check, hash, apply, list, capture from a golden host, sign.

@@ -81,16 +81,9 @@ fn list(g: &GlobalOpts, since: u64) -> CliResult {
     } else {
         println!("revocation feed of {} (signature verified), next seq {}", feed.issuer, feed.next);
         for r in &feed.revocations {
-            println!(
-                "{:>5} {} {:<6} {} by {}: {} ({} tokens)",
-                r.seq,
-                r.time,
-                r.kind.name(),
-                r.target,
-                r.by,
-                r.reason,
-                r.tokens.len()
-            );
+            // A lift (`hosts unrevoke`) names the revocation it lifted; that host's earlier tokens stay revoked.
+            let what = r.lifts.map_or_else(|| format!("{} tokens", r.tokens.len()), |seq| format!("lifts seq {seq}"));
+            println!("{:>5} {} {:<8} {} by {}: {} ({what})", r.seq, r.time, r.kind.name(), r.target, r.by, r.reason,);
         }
     }
     Ok(())

@@ -168,13 +168,21 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let minted = principal::mint(&rng).map_err(crypto("the admin credential"))?;
     {
         let store = crate::store::open(&config.store_config(d))?;
-        store.add_principal(&Principal {
+        let now = SystemClock.now_unix();
+        let admin = Principal {
             id: minted.principal_id,
             name: "admin".into(),
             role: Role::Admin,
             secret_sha256: minted.secret_sha256,
-            created_at: SystemClock.now_unix(),
-        })?;
+            created_at: now,
+            tags: Vec::new(),
+            created_by: None,
+        };
+        // The log starts with the first admin (docs/design.md §11); no principal made it, `runtrust init` did.
+        let entry =
+            crate::audit::AuditEntry::new(now, "principal.add", "principal \"admin\" with role admin (runtrust init)")
+                .diagnostics(serde_json::json!({ "name": "admin", "role": Role::Admin, "tags": [] }));
+        store.add_principal(&admin, &entry)?;
     }
     let cred = d.join(ADMIN_CREDENTIAL);
     fsutil::write_private(&cred, format!("{}\n", minted.credential).as_bytes()).map_err(io(&cred))?;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{AppState, Body, Denial, Fault};
+use crate::audit::AuditEntry;
 use crate::config::CONFIG_FILE;
 use crate::fsutil;
 use crate::model::Role;
@@ -44,27 +45,37 @@ pub async fn rotate(
     caller: Caller,
     Body(req): Body<RotateRequest>,
 ) -> Result<Json<serde_json::Value>, Denial> {
+    rotate_key(&state, &caller, req.alg).await.map(|kid| Json(serde_json::json!({ "kid": kid })))
+}
+
+/// Makes a new issuer key the signing key (admin); audited as `keys.rotate` with the admin's name, durably
+/// before the new key is configured or used (docs/design.md §11): no key signs anything unaudited.
+pub async fn rotate_key(state: &AppState, caller: &Caller, alg: Option<SigningAlg>) -> Result<String, Denial> {
     caller.require(&[Role::Admin])?;
-    let state2 = state.clone();
+    let (state2, by) = (state.clone(), caller.name().to_owned());
     let kid = tokio::task::spawn_blocking(move || -> Result<String, Denial> {
         let state = state2;
         let mut keys = state.issuer.write().map_err(|_| Fault::Poisoned("issuer keys"))?;
-        let alg = req.alg.or(keys.last().map(|(f, _)| f.alg)).unwrap_or_default();
+        let alg = alg.or(keys.last().map(|(f, _)| f.alg)).unwrap_or_default();
         let n = keys.len() + 1;
         let file =
             crate::service::init::new_issuer_key(&state.data_dir, n, alg, &state.rng).map_err(Denial::internal)?;
         let pkcs8 = std::fs::read(state.data_dir.join(&file.path)).map_err(Denial::internal)?;
         let key = IssuerKey::from_pkcs8(alg, &pkcs8).map_err(Denial::internal)?;
+        let kid = hex::encode(key.kid());
+        let entry = AuditEntry::new(state.clock.now_unix(), "keys.rotate", format!("issuer key {kid} ({alg})"))
+            .by(&by)
+            .diagnostics(serde_json::json!({ "kid": kid, "key": file.path }));
+        state.store.append_audit(&entry).map_err(Denial::from)?;
         let mut config = state.config.clone();
         config.issuer.keys = keys.iter().map(|(f, _)| f.clone()).chain([file.clone()]).collect();
         let path = state.data_dir.join(CONFIG_FILE);
         fsutil::write_atomic(&path, config.to_toml().as_bytes(), 0o644).map_err(Denial::internal)?;
-        let kid = hex::encode(key.kid());
         keys.push((file, key));
         Ok(kid)
     })
     .await
     .map_err(Denial::internal)??;
     tracing::info!(by = %caller.0.name, %kid, "issuer key rotated");
-    Ok(Json(serde_json::json!({ "kid": kid })))
+    Ok(kid)
 }

@@ -3,6 +3,8 @@
 //! decisions record them through one layer ([`audited`]).
 
 mod admin;
+#[cfg(test)]
+mod admin_tests;
 mod audit_log;
 mod audit_route;
 pub mod audited;
@@ -11,6 +13,7 @@ mod challenge;
 mod enroll;
 mod execution;
 mod fault;
+mod hosts;
 pub mod init;
 pub mod issue;
 mod keys;
@@ -21,6 +24,7 @@ pub mod revocation;
 mod routes;
 mod selection;
 mod state;
+mod tags;
 mod tls;
 
 use std::net::SocketAddr;

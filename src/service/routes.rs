@@ -8,7 +8,8 @@ use axum::{Json, Router};
 
 use super::audited::{self, Audited};
 use super::{
-    admin, audit_route, challenge, enroll, execution, issue, keys, lineage, policies, revocation, AppState, Denial,
+    admin, audit_route, challenge, enroll, execution, hosts, issue, keys, lineage, policies, revocation, AppState,
+    Denial,
 };
 use crate::api::routes as r;
 
@@ -38,8 +39,13 @@ pub fn router(state: AppState) -> Router {
         .route(r::POLICIES, get(policies::list));
     let revocations = audited("revoke.deny", false, Router::new().route(r::REVOCATIONS, post(revocation::revoke)))
         .route(r::REVOCATIONS, get(revocation::feed));
+    // Tag changes and lifts decide which hosts policies select and trust (docs/design.md §5, §11).
+    let host_changes =
+        Router::new().route(r::HOST_TAGS, post(hosts::tag)).route(r::HOST_UNREVOKE, post(hosts::unrevoke));
+    let host_changes = audited("host.deny", false, host_changes);
     let admin = Router::new()
-        .route(r::HOSTS, get(admin::list_hosts))
+        .route(r::HOSTS, get(hosts::list))
+        .route(r::HOST, get(hosts::show))
         .route(r::PRINCIPALS, get(admin::list_principals).post(admin::add_principal))
         .route(r::PRINCIPAL, delete(admin::remove_principal))
         .route(r::KEYS, get(keys::keys))
@@ -58,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(executions)
         .merge(policy)
         .merge(revocations)
+        .merge(host_changes)
         .merge(admin)
         .merge(audit)
         .fallback(not_found)

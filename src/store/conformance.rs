@@ -6,8 +6,9 @@
 use runtrust_attestation::ClockInfo;
 
 use super::{
-    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId, HostRecord,
-    Nonce, NonceState, PendingEnrollment, Principal, Revocation, RevocationKind, Role, Store, StoreError, TokenRecord,
+    lift_key, revoked_key, AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd,
+    ExecutionRecord, HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, RevocationKind,
+    Role, Store, StoreError, TokenRecord,
 };
 
 /// A backend under test.
@@ -32,6 +33,10 @@ macro_rules! store_conformance {
             challenges_are_voided,
             concurrent_nonce_consumption_has_one_winner,
             concurrent_single_use_has_one_winner,
+            principal_changes_are_audited,
+            reenrollment_never_changes_tags,
+            host_tags_are_replaced_with_their_audit_entry,
+            a_lifted_host_revocation_keeps_earlier_tokens_revoked,
         );
     };
     (@tests $backend:ty; $($check:ident),* $(,)?) => {
@@ -122,16 +127,122 @@ fn exec(id: &str, cti: &str) -> ExecutionRecord {
     }
 }
 
+fn principal(id: &str, name: &str) -> Principal {
+    Principal {
+        id: id.into(),
+        name: name.into(),
+        role: Role::Attester,
+        secret_sha256: "x".into(),
+        created_at: 0,
+        tags: vec!["role=web".into()],
+        created_by: Some("admin".into()),
+    }
+}
+
 pub fn principals_are_unique_by_name(b: &impl Backend) {
     let s = b.open();
-    let p =
-        Principal { id: "01".into(), name: "a".into(), role: Role::Admin, secret_sha256: "x".into(), created_at: 0 };
-    s.add_principal(&p).unwrap();
-    assert!(matches!(s.add_principal(&Principal { id: "02".into(), ..p.clone() }), Err(StoreError::Conflict(_))));
-    assert_eq!(s.principal("01").unwrap(), Some(p));
-    assert!(s.remove_principal("a").unwrap());
-    assert!(!s.remove_principal("a").unwrap());
+    let p = principal("01", "a");
+    s.add_principal(&p, &entry()).unwrap();
+    let again = Principal { id: "02".into(), ..p.clone() };
+    assert!(matches!(s.add_principal(&again, &entry()), Err(StoreError::Conflict(_))));
+    assert_eq!(s.principal("01").unwrap(), Some(p), "tags and creator read back");
+    assert!(s.remove_principal("a", &entry()).unwrap());
+    assert!(!s.remove_principal("a", &entry()).unwrap());
     assert_eq!(s.principal("01").unwrap(), None);
+}
+
+/// docs/design.md §11: a principal added or removed is audited in the same step, a refused one is not.
+pub fn principal_changes_are_audited(b: &impl Backend) {
+    let s = b.open();
+    let added = AuditEntry::new(1, "principal.add", "a").by("admin");
+    s.add_principal(&principal("01", "a"), &added).unwrap();
+    assert!(s.add_principal(&principal("02", "a"), &added).is_err());
+    assert!(!s.remove_principal("nobody", &added).unwrap());
+    assert_eq!(s.audit_len().unwrap(), 1, "only the change that happened is recorded");
+    let removed = AuditEntry::new(2, "principal.remove", "a").by("admin");
+    assert!(s.remove_principal("a", &removed).unwrap());
+    drop(s);
+    let s = b.open();
+    let log: Vec<AuditEntry> = s.audit(0, 10).unwrap().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(log, vec![added, removed]);
+}
+
+/// docs/design.md §5: a re-enrollment keeps the host's tags; asking for others is refused and writes nothing.
+pub fn reenrollment_never_changes_tags(b: &impl Backend) {
+    let s = b.open();
+    let web = HostRecord { tags: vec!["role=web".into(), "dc=1".into()], ..host(1, "ak1") };
+    assert_eq!(s.enroll_host(&web, "p1", &entry()).unwrap(), EnrollOutcome::New);
+    let db = HostRecord { tags: vec!["role=db".into()], ..host(1, "ak1") };
+    match s.enroll_host(&db, "p1", &entry()) {
+        Err(StoreError::Conflict(d)) => assert!(d.starts_with(super::TAGS_DIFFER), "{d}"),
+        other => panic!("re-enrolling with other tags must be refused, got {other:?}"),
+    }
+    let new_ak = HostRecord { tags: vec!["role=db".into()], ..host(1, "ak2") };
+    assert!(matches!(s.enroll_host(&new_ak, "p1", &entry()), Err(StoreError::Conflict(_))), "nor with a new AK");
+    assert_eq!(s.audit_len().unwrap(), 1, "a refusal writes nothing");
+    let same = HostRecord { tags: vec!["dc=1".into(), "role=web".into()], ..host(1, "ak1") };
+    assert_eq!(s.enroll_host(&same, "p1", &entry()).unwrap(), EnrollOutcome::Unchanged);
+    let replaced = HostRecord { tags: vec!["dc=1".into(), "role=web".into()], ..host(1, "ak2") };
+    assert_eq!(s.enroll_host(&replaced, "p1", &entry()).unwrap(), EnrollOutcome::AkReplaced);
+    assert_eq!(s.host(&hid(1)).unwrap().unwrap().tags, web.tags, "the recorded tags, as recorded");
+}
+
+/// docs/design.md §5: an admin replaces a host's tags, audited in the same step.
+pub fn host_tags_are_replaced_with_their_audit_entry(b: &impl Backend) {
+    let s = b.open();
+    s.enroll_host(&HostRecord { tags: vec!["role=web".into()], ..host(1, "ak1") }, "p1", &entry()).unwrap();
+    let tagged = AuditEntry::new(9, "host.tag", "role=db").by("admin").host(&hid(1));
+    let tags = vec!["role=db".to_owned()];
+    let h = s.set_host_tags(&hid(1), &tags, &tagged).unwrap().unwrap();
+    assert_eq!((h.tags.clone(), h.updated_at), (tags.clone(), 9));
+    assert_eq!(s.set_host_tags(&hid(2), &tags, &tagged).unwrap(), None, "no such host");
+    assert_eq!(s.audit_len().unwrap(), 2, "enrollment and the one tag change");
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.host(&hid(1)).unwrap().unwrap().tags, tags);
+    assert_eq!(s.audit(1, 1).unwrap()[0].1, tagged);
+    let again = HostRecord { tags: tags.clone(), ..host(1, "ak1") };
+    assert_eq!(s.enroll_host(&again, "p1", &entry()).unwrap(), EnrollOutcome::Unchanged, "re-enrolls as tagged");
+}
+
+/// docs/design.md §11: lifting a host's revocation appends to the feed (nothing in it is rewritten), lets
+/// the host be issued tokens again, and leaves every token issued before the lift revoked.
+pub fn a_lifted_host_revocation_keeps_earlier_tokens_revoked(b: &impl Backend) {
+    let s = b.open();
+    let h = hid(1).to_string();
+    let lift = Revocation {
+        seq: 0,
+        kind: RevocationKind::Unrevoke,
+        target: h.clone(),
+        policy_hash: None,
+        reason: "false positive".into(),
+        time: 8,
+        by: "admin".into(),
+        tokens: vec![],
+        audit_index: 0,
+        lifts: None,
+    };
+    assert_eq!(s.unrevoke_host(&lift, &entry()).unwrap(), None, "not revoked: nothing to lift");
+    assert_eq!((s.audit_len().unwrap(), s.revocations(0, 10).unwrap().len()), (0, 0), "and nothing written");
+
+    let old = s.record_issuance(&token("t1", None), &entry(), &hid(1), &ClockInfo::default(), &attested()).unwrap();
+    let revoke = Revocation { kind: RevocationKind::Host, reason: "suspect".into(), tokens: vec![], ..lift.clone() };
+    let revoked = s.revoke(&revoke, &entry()).unwrap();
+    let lifted = s.unrevoke_host(&lift, &entry()).unwrap().unwrap();
+    assert_eq!((lifted.seq, lifted.kind, lifted.lifts), (1, RevocationKind::Unrevoke, Some(revoked.seq)));
+    assert!(lifted.audit_index > old, "the lift comes after the tokens it keeps revoked");
+    assert_eq!(s.revoked(&revoked_key(RevocationKind::Host, &h)).unwrap(), None, "the host may be issued again");
+    assert_eq!(s.revoked(&lift_key(&h)).unwrap(), Some(lifted.clone()));
+    assert_eq!(s.unrevoke_host(&lift, &entry()).unwrap(), None, "lifted once");
+    drop(s);
+
+    let s = b.open();
+    assert_eq!(s.revocations(0, 10).unwrap(), vec![revoked.clone(), lifted.clone()], "append-only, durable");
+    let again = s.revoke(&revoke, &entry()).unwrap();
+    assert_eq!(s.revoked(&revoked_key(RevocationKind::Host, &h)).unwrap(), Some(again.clone()), "revocable again");
+    let second = s.unrevoke_host(&lift, &entry()).unwrap().unwrap();
+    assert_eq!(second.lifts, Some(again.seq));
+    assert_eq!(s.revoked(&lift_key(&h)).unwrap(), Some(second), "the latest lift counts");
 }
 
 pub fn enrollment_rules_and_reopen(b: &impl Backend) {
@@ -224,6 +335,7 @@ pub fn children_revocations_and_single_use_executions(b: &impl Backend) {
         by: "admin".into(),
         tokens: vec!["t2".into()],
         audit_index: 0,
+        lifts: None,
     };
     let stored = s.revoke(&r, &entry()).unwrap();
     assert_eq!(stored.seq, 0, "the store assigns the sequence");

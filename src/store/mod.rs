@@ -9,8 +9,8 @@ use runtrust_attestation::{ClockInfo, DenialCode};
 
 pub use crate::audit::AuditEntry;
 pub use crate::model::{
-    revoked_key, AttestedState, Challenge, ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce, PendingEnrollment,
-    Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
+    lift_key, revoked_key, AttestedState, Challenge, ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce,
+    PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
 };
 
 pub use sled::{GroupCommit, SledStore};
@@ -57,11 +57,14 @@ pub enum ExecStart {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnrollOutcome {
     New,
-    /// Same TPM, same AK: nothing changed but the tags.
+    /// Same TPM, same AK: nothing changed (a re-enrollment never changes tags, docs/design.md §5).
     Unchanged,
     /// Same TPM, a new AK (its state directory was lost): the old AK no longer identifies it.
     AkReplaced,
 }
+
+/// How the detail of [`Store::enroll_host`]'s Conflict starts when the host's recorded tags differ.
+pub const TAGS_DIFFER: &str = "tags differ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -82,19 +85,22 @@ impl StoreError {
 
 /// The service's persistent state. Implementations make every mutation durable before returning.
 pub trait Store: Send + Sync + 'static {
-    /// Adds a principal; a taken name is a Conflict.
-    fn add_principal(&self, p: &Principal) -> Result<(), StoreError>;
+    /// Adds a principal and appends `audit` in one durable step; a taken name is a Conflict.
+    fn add_principal(&self, p: &Principal, audit: &AuditEntry) -> Result<(), StoreError>;
     fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError>;
     fn principals(&self) -> Result<Vec<Principal>, StoreError>;
-    /// Removes a principal by name; false if there was none.
-    fn remove_principal(&self, name: &str) -> Result<bool, StoreError>;
+    /// Removes a principal by name and appends `audit` in one durable step; false (and nothing written) if
+    /// there was none.
+    fn remove_principal(&self, name: &str, audit: &AuditEntry) -> Result<bool, StoreError>;
 
     fn put_enrollment(&self, e: &PendingEnrollment) -> Result<(), StoreError>;
     /// Removes and returns a pending enrollment atomically: a challenge is answered at most once.
     fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError>;
 
     /// Stores an enrolled host and binds `principal_id` to it. A Conflict when the AK identifies another
-    /// host, or the principal is bound to another host (one attester credential, one TPM).
+    /// host, or the principal is bound to another host (one attester credential, one TPM), or when the host
+    /// is enrolled already with other tags than `host.tags` (a re-enrollment never changes tags:
+    /// docs/design.md §5; the detail then starts with [`TAGS_DIFFER`]).
     /// `audit` is appended in the same durable step.
     fn enroll_host(
         &self,
@@ -107,6 +113,14 @@ pub trait Store: Send + Sync + 'static {
     fn host(&self, host_id: &str) -> Result<Option<HostRecord>, StoreError>;
     fn host_by_ak(&self, ak_name: &str) -> Result<Option<HostRecord>, StoreError>;
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError>;
+    /// Replaces a host's tags (an admin's `hosts tag`) and appends `audit` in one durable step; the updated
+    /// record, or None (nothing written) if there is no such host.
+    fn set_host_tags(
+        &self,
+        host_id: &str,
+        tags: &[String],
+        audit: &AuditEntry,
+    ) -> Result<Option<HostRecord>, StoreError>;
 
     /// Applies a policy; a policy with the same id is replaced.
     fn put_policy(&self, p: &StoredPolicy, audit: &AuditEntry) -> Result<u64, StoreError>;
@@ -140,7 +154,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records a revocation (its seq and audit index assigned here), marks its keys revoked and appends its
     /// audit entry, in one durable step.
     fn revoke(&self, r: &Revocation, audit: &AuditEntry) -> Result<Revocation, StoreError>;
-    /// The revocation that revoked `key` (see [`revoked_key`]), if any.
+    /// Lifts the revocation of host `lift.target` in one durable step: appends `lift` (kind Unrevoke) to the
+    /// feed with its seq, `lifts` and audit index assigned, unmarks the host key and points [`lift_key`] at
+    /// it, so that the host's tokens issued before it stay revoked; appends `audit`. None (nothing written)
+    /// when the host is not revoked.
+    fn unrevoke_host(&self, lift: &Revocation, audit: &AuditEntry) -> Result<Option<Revocation>, StoreError>;
+    /// The revocation that revoked `key` (see [`revoked_key`]), or for a [`lift_key`] the latest lift, if any.
     fn revoked(&self, key: &str) -> Result<Option<Revocation>, StoreError>;
     /// Revocations with seq ≥ `since`, at most `limit`.
     fn revocations(&self, since: u64, limit: usize) -> Result<Vec<Revocation>, StoreError>;

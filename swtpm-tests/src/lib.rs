@@ -383,7 +383,21 @@ impl Service {
 
     /// `runtrust principal add` as admin; returns the new credential's file.
     pub fn add_principal(&self, name: &str, role: &str) -> PathBuf {
-        let r = self.client(None, Some(&self.admin_credential()), &["principal", "add", name, "--role", role]);
+        self.add_principal_tagged(name, role, &[])
+    }
+
+    /// An attester principal that confers `tags` on the host it enrolls (docs/design.md §5).
+    pub fn add_attester(&self, name: &str, tags: &[&str]) -> PathBuf {
+        self.add_principal_tagged(name, "attester", tags)
+    }
+
+    /// `runtrust principal add NAME --role ROLE --tag T...` as admin; returns the new credential's file.
+    pub fn add_principal_tagged(&self, name: &str, role: &str, tags: &[&str]) -> PathBuf {
+        let mut args = vec!["principal", "add", name, "--role", role];
+        for t in tags {
+            args.extend(["--tag", t]);
+        }
+        let r = self.client(None, Some(&self.admin_credential()), &args);
         assert_eq!(r.code, 0, "principal add: {r:?}");
         let credential = r.stdout.lines().last().expect("credential line").trim().to_owned();
         let n = self.credentials.get() + 1;

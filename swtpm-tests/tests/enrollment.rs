@@ -54,7 +54,7 @@ fn denied(r: Result<impl std::fmt::Debug, ClientError>) -> runtrust::api::Proble
 fn enroll_rsa_and_ecc_ek_tpms() {
     let (a, b) = (SwTpm::start(), SwTpm::start());
     let svc = Service::start(&anchors(&[&a, &b]));
-    let cred_a = svc.add_principal("host-a", "attester");
+    let cred_a = svc.add_attester("host-a", &["role=web", "dc=1", "spare"]);
     let cred_b = svc.add_principal("host-b", "attester");
 
     let r = svc.client(Some(&a), Some(&cred_a), &["enroll", "--tag", "role=web", "--tag", "dc=1"]);
@@ -76,11 +76,12 @@ fn enroll_rsa_and_ecc_ek_tpms() {
     assert!(ha["ek_certificate_sha256"].is_string());
     assert!(hosts.iter().any(|h| h["host_id"] == host_b.as_str()));
 
-    // Re-enrolling the same TPM is idempotent.
-    let r = svc.client(Some(&a), Some(&cred_a), &["--json", "enroll", "--tag", "role=web"]);
+    // Re-enrolling the same TPM is idempotent, and keeps the tags it has (docs/design.md §5).
+    let r = svc.client(Some(&a), Some(&cred_a), &["--json", "enroll"]);
     assert_eq!(r.code, 0, "{r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!((v["host_id"].as_str(), v["new"].as_bool()), (Some(host_a.as_str()), Some(false)));
+    assert_eq!(v["tags"], serde_json::json!(["role=web", "dc=1"]));
     assert_eq!(svc.hosts().len(), 2);
 
     // A different TPM under host a's identity (its credential) is refused.

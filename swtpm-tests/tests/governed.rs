@@ -34,7 +34,7 @@ struct Fx {
 const PCR16: &str = "golden app v1";
 
 fn enroll(svc: &Service, tpm: SwTpm, name: &str) -> Host {
-    let cred = svc.add_principal(name, "attester");
+    let cred = svc.add_attester(name, &["env=test"]);
     let r = svc.client(Some(&tpm), Some(&cred), &["--json", "enroll", "--tag", "env=test"]);
     assert_eq!(r.code, 0, "enroll: {r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("enroll JSON");

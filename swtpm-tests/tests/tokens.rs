@@ -32,7 +32,7 @@ impl Fixture {
     fn with_config(edit: impl FnOnce(&mut String)) -> Self {
         let tpm = SwTpm::start();
         let svc = Service::start_configured(&anchors(&tpm), edit);
-        let cred = svc.add_principal("web-01", "attester");
+        let cred = svc.add_attester("web-01", &["env=test"]);
         let r = svc.client(Some(&tpm), Some(&cred), &["enroll", "--tag", "env=test"]);
         assert_eq!(r.code, 0, "enroll: {r:?}");
         let r = svc.client(Some(&tpm), Some(&cred), &["tpm", "extend", "--pcr", "16", "--data", "golden app v1"]);

@@ -81,8 +81,10 @@ impl Fixture {
             role: Role::Attester,
             secret_sha256: String::new(),
             created_at: T0,
+            tags: vec!["env=test".into()],
+            created_by: Some("admin".into()),
         };
-        store.add_principal(&principal).unwrap();
+        store.add_principal(&principal, &AuditEntry::new(T0, "principal.add", "")).unwrap();
         let host = HostRecord {
             host_id: format!("sha256:{}", "cd".repeat(32)).parse().unwrap(),
             ek_public: vec![],
@@ -192,6 +194,7 @@ impl Fixture {
             by: "admin".into(),
             tokens: vec![],
             audit_index: 0,
+            lifts: None,
         };
         self.store.revoke(&r, &AuditEntry::new(T0, "revoke.test", "")).unwrap();
     }
@@ -447,4 +450,44 @@ fn stage_errors_map_to_their_codes() {
     let fault = super::AuthorizationError::SubjectUnattested("h".into());
     assert_eq!(fault.code(), DenialCode::InternalError);
     assert_eq!(fault.to_denial().detail, "internal error (see the service log)", "faults are not detailed");
+}
+
+// Issue 11: the operator's tags decide the policy (finding 1); a lifted host revocation (finding 12).
+
+fn admin() -> Caller {
+    Caller(Principal {
+        id: "ad".repeat(8),
+        name: "admin".into(),
+        role: Role::Admin,
+        secret_sha256: String::new(),
+        created_at: T0,
+        tags: vec![],
+        created_by: None,
+    })
+}
+
+#[test]
+fn stage2_a_host_retagged_by_an_admin_is_selected_by_the_other_policy() {
+    let db = policy("db", "").replace("tags = [\"env=test\"]", "tags = [\"env=db\"]").replace("deploy/*", "db/*");
+    let f = Fixture::with_policies(&[policy("web", ""), db]);
+    let (admin, tags) = (admin(), vec!["env=db".to_owned()]);
+    let tagged = crate::service::hosts::set_tags(&f.state, &admin, &f.host.host_id, &tags);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(rt.block_on(tagged).unwrap().tags, tags);
+    let issued = f.run(TokenRequest { scope: "db/migrate".into(), ..f.request() }).unwrap();
+    let record = f.store.token(&issued.cti).unwrap().unwrap();
+    assert_eq!(record.policy_id, "db", "the admin's tags, not the host's wish, chose the policy");
+}
+
+#[test]
+fn stage3_a_host_whose_revocation_was_lifted_is_issued_again() {
+    let f = Fixture::new();
+    f.revoke(RevocationKind::Host, &f.host.host_id, None);
+    let admin = admin();
+    let lift = crate::service::hosts::lift(&f.state, &admin, &f.host.host_id, "false positive");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(rt.block_on(lift).unwrap().kind, RevocationKind::Unrevoke);
+    let issued = f.run(f.request()).unwrap();
+    let record = f.store.token(&issued.cti).unwrap().unwrap();
+    assert!(crate::service::revocation::why_revoked(f.store.as_ref(), &record).unwrap().is_none());
 }

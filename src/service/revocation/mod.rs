@@ -27,6 +27,9 @@ pub async fn revoke(
 
 async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Result<Revocation, Denial> {
     caller.require(&[Role::Admin])?;
+    if req.kind == RevocationKind::Unrevoke {
+        return Err(Denial::bad_request("a lift is POST /v1/hosts/{host_id}/unrevoke (runtrust hosts unrevoke)"));
+    }
     let reason = if req.reason.trim().is_empty() { "no reason given".to_owned() } else { req.reason.clone() };
     if reason.len() > 1024 || req.target.len() > 256 {
         return Err(Denial::bad_request("reason is at most 1024 bytes, target at most 256"));
@@ -75,6 +78,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
                 let all = s.tokens()?;
                 (None, all.into_iter().filter(|t| t.policy_hash == hash).map(|t| t.cti).take(MAX_LISTED).collect())
             }
+            RevocationKind::Unrevoke => return Ok(Err(Denial::bad_request("a lift is not a revocation"))),
         };
         let r = Revocation {
             seq: 0,
@@ -86,6 +90,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
             by: by.clone(),
             tokens,
             audit_index: 0,
+            lifts: None,
         };
         let mut entry =
             AuditEntry::new(now, &format!("revoke.{}", kind.name()), format!("{} {target}: {reason}", kind.name()))

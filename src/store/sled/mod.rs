@@ -9,6 +9,7 @@ use sled::transaction::Transactional;
 
 mod codec;
 mod group_commit;
+mod hosts;
 
 use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
 pub use group_commit::GroupCommit;
@@ -92,16 +93,16 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn add_principal(&self, p: &Principal) -> Result<(), StoreError> {
+    fn add_principal(&self, p: &Principal, entry: &AuditEntry) -> Result<(), StoreError> {
         let value = encode(p)?;
-        (&self.principals, &self.principal_names)
-            .transaction(|(principals, names)| {
+        (&self.principals, &self.principal_names, &self.audit, &self.meta)
+            .transaction(|(principals, names, audit, meta)| {
                 if names.get(p.name.as_bytes())?.is_some() {
                     return abort(StoreError::Conflict(format!("principal {:?} exists", p.name)));
                 }
                 names.insert(p.name.as_bytes(), p.id.as_bytes())?;
                 principals.insert(p.id.as_bytes(), value.as_slice())?;
-                Ok(())
+                tx_append(audit, meta, entry).map(drop)
             })
             .map_err(tx_error)?;
         self.durable()
@@ -115,11 +116,12 @@ impl Store for SledStore {
         Self::all(&self.principals)
     }
 
-    fn remove_principal(&self, name: &str) -> Result<bool, StoreError> {
-        let removed = (&self.principals, &self.principal_names)
-            .transaction(|(principals, names)| {
+    fn remove_principal(&self, name: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        let removed = (&self.principals, &self.principal_names, &self.audit, &self.meta)
+            .transaction(|(principals, names, audit, meta)| {
                 let Some(id) = names.remove(name.as_bytes())? else { return Ok(false) };
                 principals.remove(id)?;
+                tx_append(audit, meta, entry)?;
                 Ok(true)
             })
             .map_err(tx_error)?;
@@ -144,63 +146,7 @@ impl Store for SledStore {
         principal_id: &str,
         entry: &AuditEntry,
     ) -> Result<EnrollOutcome, StoreError> {
-        let outcome = (&self.hosts, &self.ak_index, &self.principal_hosts, &self.audit, &self.meta)
-            .transaction(|(hosts, ak_index, principal_hosts, audit, meta)| {
-                if let Some(bound) = principal_hosts.get(principal_id.as_bytes())? {
-                    if bound.as_ref() != host.host_id.as_bytes() {
-                        return abort(StoreError::Conflict(format!(
-                            "this credential enrolled host {}; a different TPM cannot enroll under it",
-                            String::from_utf8_lossy(&bound)
-                        )));
-                    }
-                }
-                principal_hosts.insert(principal_id.as_bytes(), host.host_id.as_bytes())?;
-                if let Some(owner) = ak_index.get(host.ak_name.as_bytes())? {
-                    if owner.as_ref() != host.host_id.as_bytes() {
-                        return abort(StoreError::Conflict(format!(
-                            "AK {} is enrolled as host {}",
-                            host.ak_name,
-                            String::from_utf8_lossy(&owner)
-                        )));
-                    }
-                }
-                let previous: Option<HostRecord> = match hosts.get(host.host_id.as_bytes())? {
-                    Some(v) => match decode(host.host_id.as_bytes(), &v) {
-                        Ok(h) => Some(h),
-                        Err(e) => return abort(e),
-                    },
-                    None => None,
-                };
-                let (record, outcome) = match previous {
-                    None => (host.clone(), EnrollOutcome::New),
-                    Some(prev) if prev.ak_name == host.ak_name => {
-                        // Idempotent: keep the original enrollment, take the new tags and clock.
-                        let rec = HostRecord {
-                            tags: host.tags.clone(),
-                            updated_at: host.updated_at,
-                            last_clock: host.last_clock,
-                            ..prev
-                        };
-                        (rec, EnrollOutcome::Unchanged)
-                    }
-                    Some(prev) => {
-                        ak_index.remove(prev.ak_name.as_bytes())?;
-                        let rec = HostRecord { enrolled_at: prev.enrolled_at, ..host.clone() };
-                        (rec, EnrollOutcome::AkReplaced)
-                    }
-                };
-                let value = match encode(&record) {
-                    Ok(v) => v,
-                    Err(e) => return abort(e),
-                };
-                hosts.insert(host.host_id.as_bytes(), value)?;
-                ak_index.insert(host.ak_name.as_bytes(), host.host_id.as_bytes())?;
-                tx_append(audit, meta, entry)?;
-                Ok(outcome)
-            })
-            .map_err(tx_error)?;
-        self.durable()?;
-        Ok(outcome)
+        self.enroll_host_tx(host, principal_id, entry)
     }
 
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {
@@ -223,6 +169,15 @@ impl Store for SledStore {
 
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
         Self::all(&self.hosts)
+    }
+
+    fn set_host_tags(
+        &self,
+        host_id: &str,
+        tags: &[String],
+        entry: &AuditEntry,
+    ) -> Result<Option<HostRecord>, StoreError> {
+        self.set_host_tags_tx(host_id, tags, entry)
     }
 
     fn put_policy(&self, p: &StoredPolicy, entry: &AuditEntry) -> Result<u64, StoreError> {
@@ -359,6 +314,10 @@ impl Store for SledStore {
             .map_err(tx_error)?;
         self.durable()?;
         Ok(done)
+    }
+
+    fn unrevoke_host(&self, lift: &Revocation, entry: &AuditEntry) -> Result<Option<Revocation>, StoreError> {
+        self.unrevoke_host_tx(lift, entry)
     }
 
     fn revoked(&self, key: &str) -> Result<Option<Revocation>, StoreError> {
