@@ -57,6 +57,14 @@ pub enum TpmCommand {
         #[arg(long)]
         data: Option<String>,
     },
+    /// Persist the EK at its TCG handle (0x81010001 RSA, 0x81010002 ECC P-256, 0x81010016 P-384), so that
+    /// later runs load it
+    /// instead of creating it (seconds on a discrete TPM).
+    ///
+    /// Uses the owner hierarchy's empty authorization (TPM2_EvictControl). Does nothing if this TPM's EK is
+    /// already there; refuses if another object holds the handle. Undo with
+    /// `tpm2_evictcontrol -C o -c 0x81010001`.
+    PersistEk,
 }
 
 pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
@@ -77,6 +85,13 @@ pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
                     "EK certificate:   {} ({} EK)",
                     if info.ek_certificate_present { "present" } else { "absent" },
                     info.ek_algorithm.name()
+                );
+                println!(
+                    "EK:               {}",
+                    match &info.ek_persistent_handle {
+                        Some(h) => format!("persisted at {h}"),
+                        None => "created from the TCG template on each run (runtrust tpm persist-ek persists it)".into(),
+                    }
                 );
                 println!(
                     "AK:               {}",
@@ -141,6 +156,17 @@ pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
                 print_json(&json!({ "bank": bank, "pcr": pcr, "value": value }));
             } else {
                 println!("{bank}:{pcr} = {value}");
+            }
+        }
+        TpmCommand::PersistEk => {
+            let persisted = tpm.persist_ek()?;
+            let handle = format!("{:#010x}", persisted.handle);
+            if g.json {
+                print_json(&json!({ "handle": handle, "ek_name": persisted.name, "persisted": persisted.newly }));
+            } else if persisted.newly {
+                println!("persisted the EK at {handle} (Name {})", persisted.name);
+            } else {
+                println!("the EK is already persisted at {handle} (Name {})", persisted.name);
             }
         }
     }

@@ -8,12 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod eventlog;
+pub mod proxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+pub use proxy::TpmProxy;
 
 const INSTALL_HINT: &str = "install it with: sudo apt-get install swtpm swtpm-tools tpm2-tools \
 (or run scripts/install-deps.sh)";
@@ -167,6 +170,23 @@ impl SwTpm {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
+    /// swtpm's server port (its control channel is at port + 1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A slow-TPM proxy in front of this TPM: each command in `delays` (TPM_CC, see [`proxy::cc`]) waits that
+    /// long before it reaches swtpm, one command at a time like a chip. Its [`TpmProxy::tcti`] is the TCTI
+    /// to use; it also counts commands and injects response codes.
+    pub fn with_delays(&self, delays: &[(u32, Duration)]) -> TpmProxy {
+        TpmProxy::start(self.port, delays).expect("start the TPM proxy")
+    }
+
+    /// A proxy without delays, to count commands or inject response codes.
+    pub fn proxy(&self) -> TpmProxy {
+        self.with_delays(&[])
+    }
+
     /// A host state directory (AK blobs) that belongs to this TPM.
     pub fn host_state_dir(&self) -> PathBuf {
         self.dir.path().join("host-state")
@@ -241,9 +261,14 @@ pub struct Run {
 impl SwTpm {
     /// Runs `runtrust ARGS` against this TPM with this TPM's host state dir.
     pub fn runtrust(&self, args: &[&str]) -> Run {
+        self.runtrust_via(&self.tcti(), args)
+    }
+
+    /// Runs `runtrust ARGS` with this TPM's host state dir, reaching the TPM through `tcti` (a proxy's).
+    pub fn runtrust_via(&self, tcti: &str, args: &[&str]) -> Run {
         let out = Command::new(runtrust_bin())
             .args(args)
-            .env("RUNTRUST_TCTI", self.tcti())
+            .env("RUNTRUST_TCTI", tcti)
             .env("RUNTRUST_STATE_DIR", self.host_state_dir())
             .env_remove("TPM2TOOLS_TCTI")
             .output()
