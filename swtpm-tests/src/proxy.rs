@@ -88,10 +88,13 @@ struct Shared {
     chip: Mutex<()>,
     stop: AtomicBool,
     /// Called after each command with the counts so far (the binary writes them to a file).
-    on_command: Option<Box<dyn Fn(&BTreeMap<u32, u64>) + Send + Sync>>,
+    on_command: Option<OnCommand>,
 }
 
 /// A running proxy; stopped when dropped.
+/// Called with the command counts after each command (tests wait on it).
+type OnCommand = Box<dyn Fn(&BTreeMap<u32, u64>) + Send + Sync>;
+
 pub struct TpmProxy {
     shared: Arc<Shared>,
     port: u16,
@@ -109,7 +112,7 @@ impl TpmProxy {
     pub fn start_with(
         upstream: u16,
         delays: &[(u32, Duration)],
-        on_command: Option<Box<dyn Fn(&BTreeMap<u32, u64>) + Send + Sync>>,
+        on_command: Option<OnCommand>,
     ) -> io::Result<TpmProxy> {
         let rules = Rules { delays: delays.iter().copied().collect(), ..Rules::default() };
         let shared = Arc::new(Shared {
