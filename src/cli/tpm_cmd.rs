@@ -90,7 +90,8 @@ pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
                     "EK:               {}",
                     match &info.ek_persistent_handle {
                         Some(h) => format!("persisted at {h}"),
-                        None => "created from the TCG template on each run (runtrust tpm persist-ek persists it)".into(),
+                        None =>
+                            "created from the TCG template on each run (runtrust tpm persist-ek persists it)".into(),
                     }
                 );
                 println!(

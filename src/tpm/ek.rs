@@ -138,8 +138,7 @@ impl TssTpm {
 
     fn create_ek(&mut self) -> Result<Ek, TpmError> {
         let selection = key_selection(self.opts.ek_alg);
-        let handle =
-            self.run("TPM2_CreatePrimary (EK)", |c| ek::create_ek_object_2(c, selection, DefaultKey))?;
+        let handle = self.run("TPM2_CreatePrimary (EK)", |c| ek::create_ek_object_2(c, selection, DefaultKey))?;
         let public = self.read_public(handle)?;
         Ok(Ek { handle, public, persisted: None })
     }

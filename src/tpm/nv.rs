@@ -88,9 +88,8 @@ impl TssTpm {
     /// password: the index's own (TPMA_NV_AUTHREAD, empty authValue) or the owner's (TPMA_NV_OWNERREAD).
     pub(super) fn nv_read_all(&mut self, index: u32, what: &'static str) -> Result<Vec<u8>, TpmError> {
         let tpm_handle = NvIndexTpmHandle::new(index).map_err(|source| TpmError::Command { command: what, source })?;
-        let mut object = self.run(what, |c| {
-            c.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::NvIndex(tpm_handle)))
-        })?;
+        let mut object =
+            self.run(what, |c| c.execute_without_session(|c| c.tr_from_tpm_public(TpmHandle::NvIndex(tpm_handle))))?;
         let result = self.nv_read_object(NvIndexHandle::from(object), what);
         if let Err(e) = self.ctx.tr_close(&mut object) {
             tracing::debug!("closing the ESYS handle of NV index {index:#010x}: {e}");
@@ -123,7 +122,10 @@ impl TssTpm {
             );
             let part = self.run(what, |c| c.execute_with_nullauth_session(|c| c.nv_read(auth, nv, len, offset)))?;
             if part.value().is_empty() {
-                return Err(TpmError::Unexpected { what, detail: format!("TPM2_NV_Read returned nothing at {offset}") });
+                return Err(TpmError::Unexpected {
+                    what,
+                    detail: format!("TPM2_NV_Read returned nothing at {offset}"),
+                });
             }
             data.extend_from_slice(part.value());
         }
@@ -151,7 +153,9 @@ impl TssTpm {
             for der in elements {
                 // The service's strict certificate parser, so that one unusable entry cannot spoil enrollment.
                 if let Err(e) = runtrust_attestation::ek::TrustAnchors::load_der_certs(vec![der.to_vec()]) {
-                    tracing::warn!("EK chain NV index {index:#010x}: an entry is not a certificate runtrust reads: {e}");
+                    tracing::warn!(
+                        "EK chain NV index {index:#010x}: an entry is not a certificate runtrust reads: {e}"
+                    );
                     continue;
                 }
                 if !certs.iter().any(|c| c == der) {

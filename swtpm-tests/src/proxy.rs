@@ -125,9 +125,13 @@ impl TpmProxy {
         let port = data.local_addr()?.port();
         let mut threads = Vec::new();
         let s = shared.clone();
-        threads.push(std::thread::spawn(move || accept_loop(data, s, move |client, s| serve_commands(client, upstream, s))));
+        threads.push(std::thread::spawn(move || {
+            accept_loop(data, s, move |client, s| serve_commands(client, upstream, s))
+        }));
         let s = shared.clone();
-        threads.push(std::thread::spawn(move || accept_loop(ctrl, s, move |client, _| pass_through(client, upstream + 1))));
+        threads.push(std::thread::spawn(move || {
+            accept_loop(ctrl, s, move |client, _| pass_through(client, upstream + 1))
+        }));
         Ok(TpmProxy { shared, port, threads })
     }
 

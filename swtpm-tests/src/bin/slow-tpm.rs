@@ -29,7 +29,9 @@ fn main() {
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
         match a.as_str() {
-            "--upstream" => upstream = Some(value().parse::<u16>().unwrap_or_else(|e| usage(&format!("--upstream: {e}")))),
+            "--upstream" => {
+                upstream = Some(value().parse::<u16>().unwrap_or_else(|e| usage(&format!("--upstream: {e}"))))
+            }
             "--delay" => {
                 let v = value();
                 let (name, ms) = v.split_once('=').unwrap_or_else(|| usage("--delay takes COMMAND=MS"));
