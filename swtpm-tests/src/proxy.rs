@@ -80,7 +80,12 @@ struct Rules {
     /// Command code → (response code, how many more commands get it).
     faults: HashMap<u32, (u32, u32)>,
     counts: BTreeMap<u32, u64>,
+    /// (command code, response code) of the first [`MAX_LOG`] commands.
+    log: Vec<(u32, u32)>,
 }
+
+/// How many (command, response) pairs the proxy remembers.
+const MAX_LOG: usize = 100_000;
 
 struct Shared {
     rules: Mutex<Rules>,
@@ -165,14 +170,28 @@ impl TpmProxy {
         self.rules().counts.get(&code).copied().unwrap_or(0)
     }
 
+    /// How many commands `code` swtpm answered with TPM_RC_SUCCESS. (swtpm itself sometimes answers
+    /// TPM_RC_RETRY, e.g. to the first command that uses a freshly loaded AK, and ESAPI resubmits: `count`
+    /// sees both, this only the one that ran.)
+    pub fn succeeded(&self, code: u32) -> u64 {
+        self.rules().log.iter().filter(|&&(c, rc)| c == code && rc == 0).count() as u64
+    }
+
     /// Every command code seen, with its count.
     pub fn counts(&self) -> BTreeMap<u32, u64> {
         self.rules().counts.clone()
     }
 
-    /// Forgets the counts.
+    /// Forgets the counts and the log.
     pub fn reset_counts(&self) {
-        self.rules().counts.clear();
+        let mut r = self.rules();
+        r.counts.clear();
+        r.log.clear();
+    }
+
+    /// Each command seen and the response code it got, in order (TPM_CC, TPM_RC).
+    pub fn log(&self) -> Vec<(u32, u32)> {
+        self.rules().log.clone()
     }
 
     fn rules(&self) -> std::sync::MutexGuard<'_, Rules> {
@@ -281,6 +300,13 @@ fn serve_commands(mut client: TcpStream, upstream: u16, shared: &Shared) -> io::
                     .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "swtpm closed the connection"))?
             }
         };
+        let rc = response.get(6..10).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        {
+            let mut r = shared.rules.lock().unwrap_or_else(|p| p.into_inner());
+            if r.log.len() < MAX_LOG {
+                r.log.push((code, rc));
+            }
+        }
         client.write_all(&response)?;
     }
     if let Some(t) = tpm {
