@@ -80,6 +80,9 @@ impl Store for OneNonceStore {
     fn set_host_tags(&self, h: &str, t: &[String], a: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
         self.inner.set_host_tags(h, t, a)
     }
+    fn rebaseline_host(&self, h: &str, a: &AuditEntry) -> Result<Option<runtrust_attestation::ClockInfo>, StoreError> {
+        self.inner.rebaseline_host(h, a)
+    }
     fn put_policy(&self, p: &runtrust::store::StoredPolicy, a: &AuditEntry) -> Result<u64, StoreError> {
         self.inner.put_policy(p, a)
     }

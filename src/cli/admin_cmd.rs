@@ -6,7 +6,10 @@ use super::args::RoleArg;
 use super::service_cmd::done;
 use super::{print_json, CliResult, GlobalOpts};
 use crate::api::routes;
-use crate::api::{CreatedPrincipal, HostView, NewPrincipal, PrincipalView, RevocationView, SetTags, UnrevokeRequest};
+use crate::api::{
+    CreatedPrincipal, HostView, NewPrincipal, PrincipalView, RebaselineRequest, Rebaselined, RevocationView, SetTags,
+    UnrevokeRequest,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum PrincipalCommand {
@@ -47,6 +50,15 @@ pub enum HostsCommand {
     Unrevoke {
         host_id: String,
         /// Why (kept in the revocation feed and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Forget HOST's last accepted TPM clock, so that its next quote becomes the baseline (admin, audited).
+    /// For a TPM whose counters legitimately went back (TPM2_Clear, a restored vTPM state): its quotes are
+    /// clock_regressed until then. An unsafe clock (after power loss) is not waved through: see the hint.
+    Rebaseline {
+        host: String,
+        /// Why (kept in the audit entry).
         #[arg(long)]
         reason: String,
     },
@@ -120,6 +132,18 @@ pub fn hosts(cmd: HostsCommand, g: &GlobalOpts) -> CliResult {
                 show(&h, g)?;
             } else {
                 println!("host {} now has tags [{}]", h.host_id, h.tags.join(", "));
+            }
+        }
+        HostsCommand::Rebaseline { host, reason } => {
+            let path = routes::path(routes::HOST_REBASELINE, &[&host]);
+            let r: Rebaselined = client.post(&path, &RebaselineRequest { reason })?;
+            if g.json {
+                print_json(&serde_json::to_value(&r).map_err(anyhow::Error::from)?);
+            } else {
+                println!(
+                    "host {}: clock baseline reset (was clock {}, resetCount {}, restartCount {}); its next quote sets it",
+                    r.host_id, r.previous_clock, r.previous_reset_count, r.previous_restart_count
+                );
             }
         }
         HostsCommand::Unrevoke { host_id, reason } => {

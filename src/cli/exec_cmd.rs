@@ -45,10 +45,10 @@ pub struct ExecArgs {
 }
 
 pub fn run(a: ExecArgs, g: &GlobalOpts) -> ExitCode {
-    let token = match std::fs::read(&a.token) {
+    let token = match super::token_cmd::read_token(&a.token) {
         Ok(t) => t,
         Err(e) => {
-            report(CliError::Other(anyhow::anyhow!("reading {}: {e}", a.token.display())), g);
+            report(e, g);
             return ExitCode::from(DENIED_EXIT);
         }
     };

@@ -1,5 +1,23 @@
 //! The `runtrust` command line (docs/design.md §9, a contract). The only place that prints or exits.
 
+// Output that cannot fail the process (docs/design.md §9). std's print macros panic when stdout or stderr is
+// gone; these shadow them for every command module below. A reader that goes away (`runtrust audit tail
+// --json | head`) ends the output quietly: further lines are dropped, the command finishes (its TPM objects
+// flushed) and exits with its own status. SIGPIPE stays ignored (Rust's default), so a reset network
+// connection is an error value (exit 4 with a message), never a silent death by signal (exit 141).
+macro_rules! println {
+    () => { $crate::cli::output::line(&mut std::io::stdout(), format_args!("")) };
+    ($($t:tt)*) => { $crate::cli::output::line(&mut std::io::stdout(), format_args!($($t)*)) };
+}
+macro_rules! print {
+    ($($t:tt)*) => { $crate::cli::output::text(&mut std::io::stdout(), format_args!($($t)*)) };
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => { $crate::cli::output::line(&mut std::io::stderr(), format_args!($($t)*)) };
+}
+
+pub(crate) mod output;
+
 mod admin_cmd;
 mod args;
 mod audit_cmd;
@@ -262,7 +280,10 @@ pub(crate) fn print_json(v: &impl serde::Serialize) {
 pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A log line that cannot be written is dropped: tracing's own fallback (eprintln!) would panic on a
+    // closed stderr, and a panic in the signal task would leave `serve` deaf to SIGTERM.
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     let _ = match format {
         crate::config::LogFormat::Json => builder.json().try_init(),
         crate::config::LogFormat::Text => builder.try_init(),
@@ -270,15 +291,8 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
 }
 
 /// Entry point of the binary.
-#[allow(unsafe_code)]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Exec(_)) {
-        // A reader that goes away (`runtrust audit tail --json | head`) ends the command quietly, as for
-        // any Unix filter, instead of a panic in println!. The service and the gateway keep ignoring it.
-        // SAFETY: signal(2) with SIG_DFL at startup, before any thread is spawned.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    }
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
     }
@@ -319,6 +333,9 @@ pub(crate) fn report(e: CliError, g: &GlobalOpts) -> ExitCode {
             eprintln!("runtrust: denied: {code}: {detail}");
             if !diagnostics.is_null() {
                 eprintln!("{}", serde_json::to_string_pretty(&diagnostics).unwrap_or_default());
+            }
+            if let Some(hint) = diagnostics.get("hint").and_then(|h| h.as_str()) {
+                eprintln!("  hint: {hint}");
             }
             if code == DenialCode::AuthorizationMissing.as_str() && g.credential.is_none() {
                 eprintln!("  hint: pass --credential FILE or set RUNTRUST_CREDENTIAL_FILE");

@@ -11,7 +11,7 @@ use super::{print_json, CliError, CliResult, GlobalOpts};
 use crate::client::token::{request_token, Ask};
 use crate::fsutil;
 use crate::model::{Clock, SystemClock};
-use crate::token::{claims_json, decode_unverified, KeySet};
+use crate::token::{claims_json, decode_unverified, KeySet, TokenError, MAX_TOKEN_BYTES};
 use crate::tpm::TssTpm;
 
 #[derive(Subcommand, Debug)]
@@ -67,8 +67,11 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
         TokenCommand::Request { scope, audience, ttl, parent, for_host, out, event_log } => {
             let ttl_secs =
                 ttl.map(|t| crate::policy::parse_duration(&t).map_err(|e| anyhow!("--ttl {t:?}: {e}"))).transpose()?;
-            let parent =
-                parent.map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display()))).transpose()?;
+            let parent = parent.map(|p| read_token(&p)).transpose()?;
+            if let Some(len) = parent.as_ref().map(Vec::len).filter(|l| *l > MAX_TOKEN_BYTES) {
+                let e = TokenError::TooLarge { len, max: MAX_TOKEN_BYTES };
+                return Err(CliError::denied(e.code(), format!("--parent: {e}")));
+            }
             let client = g.client()?;
             let mut tpm = TssTpm::open(g.tpm_options())?;
             let ask = Ask { scope, audience, ttl_secs, parent, for_host, event_log };
@@ -93,7 +96,7 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             Ok(())
         }
         TokenCommand::Inspect { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = read_token(&file)?;
             let (header, claims) = decode_unverified(&bytes).map_err(|e| CliError::denied(e.code(), e))?;
             let mut v = claims_json(&claims);
             if let Some(o) = v.as_object_mut() {
@@ -113,7 +116,7 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             Ok(())
         }
         TokenCommand::Verify { file, audience, scope, keys } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = read_token(&file)?;
             let connect = || g.client_options().connect();
             let gateway = g.gateway(keys.as_deref(), &connect);
             let claims =
@@ -138,6 +141,12 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// A token file, read no further than one byte past the token size cap (the decoder then refuses it as too
+/// large): a huge or endless file costs 16 KiB, not its size.
+pub(crate) fn read_token(path: &Path) -> Result<Vec<u8>, CliError> {
+    Ok(fsutil::read_at_most(path, MAX_TOKEN_BYTES).with_context(|| format!("reading {}", path.display()))?)
 }
 
 /// Runs `check` with the issuer keys: those in `keys` (a file), or else the ones cached in the state

@@ -1,14 +1,14 @@
 //! Administration: principals (the host inventory is in [`super::hosts`]). Every change is durable with its
 //! audit entry naming the admin before the answer leaves (docs/design.md §11).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::json;
 
 use super::auth::Caller;
 use super::Fault;
-use super::{blocking, tags, AppState, Body, Denial};
+use super::{blocking, tags, AppState, Body, Denial, Path};
 use crate::api::{CreatedPrincipal, NewPrincipal, PrincipalView};
 use crate::audit::AuditEntry;
 use crate::model::{Principal, Role};

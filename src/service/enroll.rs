@@ -5,7 +5,7 @@
 //! challenge is consumed once → the secret matches → a first quote by the AK verifies → the host is stored
 //! (still not revoked; a known host keeps its tags). Any failure is a denial and stores nothing.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use runtrust_attestation::ak::check_ak;
 use runtrust_attestation::credential::make_credential;
@@ -15,7 +15,7 @@ use runtrust_attestation::{verify_quote, ClockInfo, DenialCode, HashAlg, Public,
 use super::auth::Caller;
 use super::revocation::{host_revoked, RevocationError};
 use super::tags::{self, enrollment_tags, Conferral};
-use super::{blocking, AppState, Body, Denial};
+use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::audit::AuditEntry;
 use crate::model::{HostId, HostRecord, Nonce, PendingEnrollment, Revocation, Role};
@@ -155,9 +155,18 @@ pub async fn activate(
     let ak = Public::from_tpm2b(&pending.host.ak_public).map_err(Denial::internal)?;
     let q = &answer.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
-    let options = QuoteOptions { expected_selection: Some(&pending.selection), ..Default::default() };
-    let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options)
-        .map_err(|e| Denial::new(e.code(), format!("enrollment quote: {e}")))?;
+    // Enrolling again does not reset a known TPM's clock baseline: only an admin re-baseline does (§4).
+    let known = pending.host.host_id.to_string();
+    let previous = blocking(&state, move |s| s.host(&known)).await?.map(|h| h.last_clock);
+    let options = QuoteOptions {
+        expected_selection: Some(&pending.selection),
+        previous_clock: previous.as_ref(),
+        ..Default::default()
+    };
+    let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options).map_err(|e| {
+        let hint = e.hint().map_or(serde_json::Value::Null, |hint| serde_json::json!({ "hint": hint }));
+        Denial::new(e.code(), format!("enrollment quote: {e}")).with_diagnostics(hint)
+    })?;
 
     let clock = verified.attest.clock_info;
     let host = HostRecord { first_clock: clock, last_clock: clock, ..pending.host };

@@ -3,14 +3,14 @@
 //! and a single-use token is spent atomically — recorded with its audit entry before the gateway may
 //! start the command. `POST /v1/executions/{cti}/{id}/end` records how it ended.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use runtrust_attestation::DenialCode;
 use serde_json::json;
 
 use super::auth::Caller;
 use super::revocation::{why_revoked, RevocationError};
-use super::{blocking, AppState, Body, Denial};
+use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{ExecEndRequest, ExecStartRequest, ExecStartResponse, ExecutionView};
 use crate::audit::AuditEntry;
 use crate::model::{ExecutionEnd, ExecutionRecord, Role};
@@ -127,7 +127,9 @@ pub async fn end(
         let started = s.executions(&cti)?.into_iter().find(|e| e.id == id);
         let Some(started) = started else { return Ok(Err(Denial::not_found(format!("no execution {cti}/{id}")))) };
         if started.gateway != name {
-            return Ok(Err(Denial::new(DenialCode::AuthorizationMissing, "only the gateway that started it may end it")));
+            // Authenticated but not allowed: 403 (RFC 9110 §15.5.4), not 401.
+            return Ok(Err(Denial::new(DenialCode::AuthorizationMissing, "only the gateway that started it may end it")
+                .with_status(axum::http::StatusCode::FORBIDDEN)));
         }
         let outcome = match (end.exit_code, end.signal) {
             (Some(c), _) => format!("exit {c}"),

@@ -2,13 +2,13 @@
 //! and lifting a host's revocation (`hosts unrevoke`, docs/design.md §11), admin only, each durable with its
 //! audit entry naming the admin before the answer leaves. Their refusals are audited as `host.deny`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde_json::json;
 
 use super::auth::Caller;
 use super::revocation::host_revoked;
-use super::{blocking, tags, AppState, Body, Denial};
+use super::{blocking, tags, AppState, Body, Denial, Path};
 use crate::api::{HostView, RevocationView, SetTags, UnrevokeRequest};
 use crate::audit::AuditEntry;
 use crate::model::{lift_key, HostId, HostRecord, Revocation, RevocationKind, Role};

@@ -1,13 +1,13 @@
 //! Issuer keys: `GET /v1/keys` (a COSE_KeySet, or PEM with `?format=pem`) and `POST /v1/keys/rotate`.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{AppState, Body, Denial, Fault};
+use super::{AppState, Body, Denial, Fault, Query};
 use crate::audit::AuditEntry;
 use crate::config::CONFIG_FILE;
 use crate::fsutil;

@@ -20,6 +20,7 @@ mod keys;
 mod lineage;
 mod policies;
 mod problem;
+mod rebaseline;
 pub mod revocation;
 mod routes;
 mod selection;
@@ -32,7 +33,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::Json;
 
 pub use fault::Fault;
@@ -57,6 +59,35 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> 
                 Err(Denial::bad_request(format!("request body: {e}")).with_status(e.status()))
             }
             Err(e) => Err(Denial::bad_request(e.body_text()).with_status(e.status())),
+        }
+    }
+}
+
+/// Query strings whose rejections (a missing or malformed parameter) are problem+json `bad_request` too
+/// (docs/design.md §8), not axum's text/plain.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Denial;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(e) => Err(Denial::bad_request(format!("query: {}", e.body_text())).with_status(e.status())),
+        }
+    }
+}
+
+/// Path parameters whose rejections are problem+json `bad_request` too, like [`Query`].
+pub struct Path<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Denial;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) => Err(Denial::bad_request(format!("path: {}", e.body_text())).with_status(e.status())),
         }
     }
 }
@@ -99,8 +130,9 @@ pub async fn serve(data_dir: PathBuf, ready: impl FnOnce(SocketAddr)) -> Result<
     let shutdown = handle.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        // Shut down first, log second: nothing a log write does (stderr gone) can stop the shutdown.
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+        tracing::info!("shutting down: finishing in-flight requests");
     });
     tracing::info!(service_id = %state.config.service_id, %bound, "runtrust service listening");
     ready(bound);

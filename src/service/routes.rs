@@ -8,8 +8,8 @@ use axum::{Json, Router};
 
 use super::audited::{self, Audited};
 use super::{
-    admin, audit_route, challenge, enroll, execution, hosts, issue, keys, lineage, policies, revocation, AppState,
-    Denial,
+    admin, audit_route, challenge, enroll, execution, hosts, issue, keys, lineage, policies, rebaseline, revocation,
+    AppState, Denial,
 };
 use crate::api::routes as r;
 
@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route(r::HOSTS, get(hosts::list))
         .route(r::HOST, get(hosts::show))
+        .route(r::HOST_REBASELINE, post(rebaseline::rebaseline))
         .route(r::PRINCIPALS, get(admin::list_principals).post(admin::add_principal))
         .route(r::PRINCIPAL, delete(admin::remove_principal))
         .route(r::KEYS, get(keys::keys))

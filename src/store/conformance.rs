@@ -30,6 +30,7 @@ macro_rules! store_conformance {
             pending_enrollments_are_taken_once,
             children_revocations_and_single_use_executions,
             issuance_updates_the_host,
+            rebaseline_forgets_the_clock,
             challenges_are_voided,
             concurrent_nonce_consumption_has_one_winner,
             concurrent_single_use_has_one_winner,
@@ -361,6 +362,22 @@ pub fn issuance_updates_the_host(b: &impl Backend) {
     assert_eq!(h.last_attested, Some(attested()));
     assert_eq!(s.token("t1").unwrap().map(|t| t.audit_index), Some(1));
     assert_eq!(s.tokens().unwrap().len(), 1);
+}
+
+pub fn rebaseline_forgets_the_clock(b: &impl Backend) {
+    let s = b.open();
+    assert_eq!(s.rebaseline_host(&hid(9), &entry()).unwrap(), None, "no such host");
+    assert_eq!(s.audit_len().unwrap(), 0, "nothing written for an unknown host");
+    s.enroll_host(&host(1, "ak1"), "p1", &entry()).unwrap();
+    let clock = ClockInfo { clock: 10, reset_count: 4, restart_count: 2, safe: true };
+    s.record_issuance(&token("t1", None), &entry(), &hid(1), &clock, &attested()).unwrap();
+    assert_eq!(s.rebaseline_host(&hid(1), &entry()).unwrap(), Some(clock));
+    assert_eq!(s.audit_len().unwrap(), 3, "the re-baseline is audited");
+    drop(s);
+    let s = b.open();
+    let h = s.host(&hid(1)).unwrap().unwrap();
+    assert_eq!(h.last_clock, ClockInfo::default(), "durable across reopen");
+    assert_eq!(h.last_attested, Some(attested()), "only the clock is forgotten");
 }
 
 pub fn challenges_are_voided(b: &impl Backend) {

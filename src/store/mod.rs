@@ -121,6 +121,10 @@ pub trait Store: Send + Sync + 'static {
         tags: &[String],
         audit: &AuditEntry,
     ) -> Result<Option<HostRecord>, StoreError>;
+    /// Forgets a host's last accepted TPM clock, so that its next quote sets the baseline anew (an admin's
+    /// re-baseline, docs/design.md §4), and appends `audit` in the same durable step. Returns the clock it
+    /// forgot; None (and nothing written) if there is no such host.
+    fn rebaseline_host(&self, host_id: &str, audit: &AuditEntry) -> Result<Option<ClockInfo>, StoreError>;
 
     /// Applies a policy; a policy with the same id is replaced.
     fn put_policy(&self, p: &StoredPolicy, audit: &AuditEntry) -> Result<u64, StoreError>;

@@ -1,5 +1,6 @@
 //! A real software TPM per test: `swtpm_setup` (EK and platform certificates from a private local CA)
-//! into a temp dir, then `swtpm socket` on free loopback ports, killed when the fixture drops.
+//! into a temp dir, then `swtpm socket` on free loopback ports, shut down (TPM2_Shutdown) and stopped when the
+//! fixture drops.
 //!
 //! Missing tools fail the test with an install hint: these tests never pass by skipping.
 
@@ -9,6 +10,9 @@
 
 pub mod eventlog;
 pub mod proxy;
+mod reset_proxy;
+
+pub use reset_proxy::ResetProxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -102,36 +106,43 @@ impl SwTpmBuilder {
         for _ in 0..20 {
             // The swtpm TCTI reaches the control channel at port + 1.
             let Some(port) = free_port_pair() else { continue };
-            let ctrl = port + 1;
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
-                .arg("--tpmstate")
-                .arg(format!("dir={}", state.display()))
-                .arg("--server")
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn swtpm");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken in the meantime: try others
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return SwTpm { dir, child, port };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = spawn_swtpm(&state, port) {
+                return SwTpm { dir, child, port };
             }
         }
         panic!("could not start swtpm on a free loopback port");
+    }
+}
+
+/// `swtpm socket` on `state`, TPM port `port` and control port `port + 1`; None if it did not listen (the port
+/// was taken in the meantime).
+fn spawn_swtpm(state: &Path, port: u16) -> Option<Child> {
+    let mut child = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state.display()))
+        .arg("--server")
+        .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+        .arg("--ctrl")
+        .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn swtpm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -223,8 +234,69 @@ impl SwTpm {
     }
 }
 
+impl SwTpm {
+    /// TPM2_Shutdown(TPM_SU_CLEAR) (TPM 2.0 Part 3 §9.4), sent raw: the TPM saves its clock, so it is still
+    /// `safe` after the next start. Without it (power loss, SIGKILL) the next start reports safe = NO.
+    pub fn tpm_shutdown(&self) -> Result<(), String> {
+        use std::io::{Read, Write};
+        let mut c = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        c.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+        // tag TPM_ST_NO_SESSIONS, size 12, TPM_CC_Shutdown, TPM_SU_CLEAR
+        c.write_all(&[0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x45, 0, 0]).map_err(|e| e.to_string())?;
+        let mut answer = [0u8; 10];
+        c.read_exact(&mut answer).map_err(|e| e.to_string())?;
+        match answer[6..] {
+            [0, 0, 0, 0] => Ok(()),
+            _ => Err(format!("TPM2_Shutdown answered {}", hex(&answer))),
+        }
+    }
+
+    /// Stops swtpm and starts it again on the same state and ports (a reboot of the host): `clean` sends
+    /// TPM2_Shutdown first, as an orderly OS shutdown does; otherwise it is a power loss (SIGKILL).
+    pub fn restart(&mut self, clean: bool) {
+        self.restart_with(clean, |_| {});
+    }
+
+    /// As [`SwTpm::restart`], running `between` on the TPM's state directory while swtpm is down (to save or
+    /// restore a copy of it, as a VM snapshot would).
+    pub fn restart_with(&mut self, clean: bool, between: impl FnOnce(&Path)) {
+        if clean {
+            self.tpm_shutdown().unwrap_or_else(|e| panic!("TPM2_Shutdown: {e}"));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let state = self.dir.path().join("state");
+        between(&state);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = spawn_swtpm(&state, self.port) {
+                self.child = child;
+                return;
+            }
+            assert!(Instant::now() < deadline, "swtpm did not restart on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Copies the files of directory `from` into `to` (created if missing): a TPM state snapshot.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("snapshot dir");
+    for f in std::fs::read_dir(from).expect("state dir").map_while(Result::ok) {
+        if f.path().is_file() {
+            std::fs::copy(f.path(), to.join(f.file_name())).expect("copy state file");
+        }
+    }
+}
+
+/// A clean shutdown first (as `scripts/swtpm.sh stop` does), then the process goes.
 impl Drop for SwTpm {
     fn drop(&mut self) {
+        let _ = self.tpm_shutdown();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -6,12 +6,12 @@ mod check;
 
 pub use check::{descendants, host_revoked, policy_revoked, why_revoked, RevocationError, Revoked, MAX_LISTED};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{blocking, AppState, Body, Denial};
+use super::{blocking, AppState, Body, Denial, Query};
 use crate::api::{RevocationFeed, RevocationView, RevokeRequest, SignedFeed};
 use crate::audit::AuditEntry;
 use crate::model::{Revocation, RevocationKind, Role};

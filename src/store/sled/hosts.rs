@@ -1,6 +1,8 @@
 //! Host records: enrollment, the operator's tags (docs/design.md §5) and lifting a host's revocation
-//! (docs/design.md §11), each with its audit entry in one transaction.
+//! (docs/design.md §11), the clock re-baseline (docs/design.md §4), each with its audit entry in one
+//! transaction.
 
+use runtrust_attestation::ClockInfo;
 use sled::transaction::Transactional;
 
 use super::codec::{abort, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
@@ -144,6 +146,25 @@ impl SledStore {
             self.durable()?;
         }
         Ok(lifted)
+    }
+
+    /// See [`crate::store::Store::rebaseline_host`].
+    pub(super) fn rebaseline(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<ClockInfo>, StoreError> {
+        let previous = (&self.hosts, &self.audit, &self.meta)
+            .transaction(|(hosts, audit, meta)| {
+                let Some(v) = hosts.get(host_id.as_bytes())? else { return Ok(None) };
+                let mut h: HostRecord = tx_decode(host_id.as_bytes(), &v)?;
+                let previous = h.last_clock;
+                h.last_clock = ClockInfo::default();
+                hosts.insert(host_id.as_bytes(), tx_encode(&h)?)?;
+                tx_append(audit, meta, entry)?;
+                Ok(Some(previous))
+            })
+            .map_err(tx_error)?;
+        if previous.is_some() {
+            self.durable()?;
+        }
+        Ok(previous)
     }
 }
 

@@ -180,6 +180,10 @@ impl Store for SledStore {
         self.set_host_tags_tx(host_id, tags, entry)
     }
 
+    fn rebaseline_host(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<ClockInfo>, StoreError> {
+        self.rebaseline(host_id, entry)
+    }
+
     fn put_policy(&self, p: &StoredPolicy, entry: &AuditEntry) -> Result<u64, StoreError> {
         let value = encode(p)?;
         let index = (&self.policies, &self.audit, &self.meta)
