@@ -19,8 +19,8 @@ use runtrust::service::auth::Caller;
 use runtrust::service::issue::issue_token;
 use runtrust::service::AppState;
 use runtrust::store::{
-    AuditEntry, Challenge, ExecStart, ExecutionEnd, ExecutionRecord, HostRecord, NonceState, Principal, Revocation,
-    Role, SledStore, Store, StoreError,
+    Admission, AuditEntry, Cap, Challenge, ExecStart, ExecutionEnd, ExecutionRecord, HostRecord, NonceState, Principal,
+    Revocation, Role, SledStore, Store, StoreError, Swept,
 };
 use runtrust::token::{verify, Claims, ConfirmationKey, Expectations, IssuerKey, KeySet, SigningAlg, EAT_PROFILE};
 use runtrust_attestation::{Attest, PcrValues, Public};
@@ -51,8 +51,8 @@ impl Store for OneNonceStore {
     fn remove_principal(&self, name: &str, a: &AuditEntry) -> Result<bool, StoreError> {
         self.inner.remove_principal(name, a)
     }
-    fn put_enrollment(&self, e: &runtrust::store::PendingEnrollment) -> Result<(), StoreError> {
-        self.inner.put_enrollment(e)
+    fn put_enrollment(&self, e: &runtrust::store::PendingEnrollment, cap: Cap) -> Result<Admission, StoreError> {
+        self.inner.put_enrollment(e, cap)
     }
     fn take_enrollment(&self, id: &str) -> Result<Option<runtrust::store::PendingEnrollment>, StoreError> {
         self.inner.take_enrollment(id)
@@ -89,18 +89,22 @@ impl Store for OneNonceStore {
     fn policies(&self) -> Result<Vec<runtrust::store::StoredPolicy>, StoreError> {
         self.inner.policies()
     }
-    fn put_challenge(&self, c: &Challenge, a: &AuditEntry) -> Result<(), StoreError> {
-        self.inner.put_challenge(c, a)
+    fn put_challenge(&self, c: &Challenge, a: &AuditEntry, cap: Cap) -> Result<Admission, StoreError> {
+        self.inner.put_challenge(c, a, cap)
     }
     fn void_challenges(&self) -> Result<usize, StoreError> {
         self.inner.void_challenges()
+    }
+    fn sweep(&self, now: u64) -> Result<Swept, StoreError> {
+        self.inner.sweep(now)
     }
     fn consume_nonce(&self, _nonce: &Nonce, now: u64) -> Result<NonceState, StoreError> {
         let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut k = Nonce([0; 32]);
         k.0[..8].copy_from_slice(&n.to_be_bytes());
         let audit = AuditEntry::new(now, "challenge.issue", "");
-        self.inner.put_challenge(&Challenge { nonce: k, ..self.challenge.clone() }, &audit)?;
+        let uncapped = Cap { max: usize::MAX, now };
+        let _ = self.inner.put_challenge(&Challenge { nonce: k, ..self.challenge.clone() }, &audit, uncapped)?;
         self.inner.consume_nonce(&k, now)?;
         Ok(NonceState::Fresh(self.challenge.clone()))
     }
@@ -202,7 +206,7 @@ fn bench_tokens(c: &mut Criterion) {
         let cl = claims(&ak);
         let token = key.sign(&cl, &rng).expect("sign");
         let keys = KeySet::new(vec![key.public()]).expect("keyset");
-        let exp = Expectations::new(1_800_000_000);
+        let exp = Expectations::new(1_800_000_000, &cl.iss);
         g.bench_function(format!("sign/{}", alg.name()), |b| b.iter(|| key.sign(black_box(&cl), &rng)));
         g.bench_function(format!("verify/{}", alg.name()), |b| b.iter(|| verify(black_box(&token), &keys, &exp)));
     }

@@ -87,11 +87,38 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Lifetime of an enrollment challenge or nonce, in seconds.
     pub challenge_ttl_secs: u64,
+
+    // What one authenticated principal can make the store hold (docs/design.md §12, §16).
+    /// Unexpired challenges one principal may have outstanding; beyond: `limit_exceeded` (429). At least 1.
+    #[serde(default = "default_outstanding")]
+    pub max_challenges_per_principal: usize,
+    /// Unexpired pending enrollments one principal may have outstanding; beyond: `limit_exceeded` (429).
+    /// At least 1.
+    #[serde(default = "default_outstanding")]
+    pub max_enrollments_per_principal: usize,
+    /// How often `serve` sweeps challenges, pending enrollments and used nonces that expired at least this
+    /// long ago, in seconds (≥ 1).
+    #[serde(default = "default_sweep_interval")]
+    pub sweep_interval_secs: u64,
+}
+
+fn default_outstanding() -> usize {
+    16
+}
+
+fn default_sweep_interval() -> u64 {
+    60
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1 << 20, challenge_ttl_secs: 60 }
+        Self {
+            max_body_bytes: 1 << 20,
+            challenge_ttl_secs: 60,
+            max_challenges_per_principal: default_outstanding(),
+            max_enrollments_per_principal: default_outstanding(),
+            sweep_interval_secs: default_sweep_interval(),
+        }
     }
 }
 
@@ -119,6 +146,12 @@ impl ServiceConfig {
             toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.clone(), detail: e.to_string() })?;
         if cfg.issuer.keys.is_empty() {
             return Err(ConfigError::Invalid { path, detail: "issuer.keys is empty".into() });
+        }
+        let l = &cfg.limits;
+        if l.max_challenges_per_principal == 0 || l.max_enrollments_per_principal == 0 || l.sweep_interval_secs == 0 {
+            let detail = "limits.max_challenges_per_principal, max_enrollments_per_principal and sweep_interval_secs \
+                          must be at least 1";
+            return Err(ConfigError::Invalid { path, detail: detail.into() });
         }
         Ok(cfg)
     }

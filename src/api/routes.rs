@@ -11,6 +11,9 @@ pub const HOST_REBASELINE: &str = "/v1/hosts/{host_id}/rebaseline";
 pub const CHALLENGE: &str = "/v1/challenge";
 pub const TOKENS: &str = "/v1/tokens";
 pub const KEYS: &str = "/v1/keys";
+/// Response header of [`KEYS`]: the service id, which every token these keys verify carries as `iss`
+/// (gateways cache it with the keys, docs/design.md §9).
+pub const SERVICE_ID_HEADER: &str = "runtrust-service-id";
 pub const KEYS_ROTATE: &str = "/v1/keys/rotate";
 pub const POLICIES: &str = "/v1/policies";
 pub const AUDIT: &str = "/v1/audit";

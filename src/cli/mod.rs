@@ -131,14 +131,16 @@ impl GlobalOpts {
         }
     }
 
-    /// The execution gateway these options describe.
+    /// The execution gateway these options describe; `issuer` is `--issuer` (None: the cached service id).
     pub(crate) fn gateway<'a>(
         &self,
         keys: Option<&std::path::Path>,
+        issuer: Option<String>,
         connect: &'a dyn Fn() -> Result<crate::client::Client, crate::client::ClientError>,
     ) -> crate::gateway::Gateway<'a> {
         crate::gateway::Gateway {
             keys: self.issuer_keys(keys, connect),
+            issuer,
             connect,
             clock: std::sync::Arc::new(crate::model::SystemClock),
         }
@@ -183,7 +185,7 @@ enum Command {
     /// The service's issuer keys: export, rotate.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
-    /// Run a command only if an execution token allows it here and now (exit 125 when denied).
+    /// Run a command only if an execution token allows it here and now (exit 125 for any failure of exec's own).
     Exec(exec_cmd::ExecArgs),
     /// Revoke a token (and its descendants), a host or a policy (admin); list the signed feed.
     #[command(subcommand)]
@@ -292,7 +294,10 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
     }
@@ -318,6 +323,26 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => report(e, g),
     }
+}
+
+/// Parses the command line. A usage error exits 2, except under `exec`, whose own failures all exit 125
+/// (docs/design.md §9) so that they never mix with its command's status; `--help` and `--version` exit 0.
+fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
+    use clap::CommandFactory as _;
+    let e = match Cli::try_parse_from(&args) {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    let _ = e.print();
+    // clap's own code: 0 for --help and --version, 2 for a usage error.
+    let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
+    if code == exit::OK {
+        return Err(ExitCode::from(code));
+    }
+    // Which subcommand was meant, read leniently (the strict parse above failed).
+    let lenient = Cli::command().ignore_errors(true).try_get_matches_from(args);
+    let is_exec = lenient.ok().is_some_and(|m| m.subcommand_name() == Some("exec"));
+    Err(ExitCode::from(if is_exec { crate::gateway::DENIED_EXIT } else { code }))
 }
 
 /// Prints a failure (stderr; with --json also as JSON on stdout) and returns its docs/design.md §9 exit code.
@@ -355,3 +380,42 @@ pub(crate) fn report(e: CliError, g: &GlobalOpts) -> ExitCode {
 
 /// The TCTI a command will use when none is configured, for help texts.
 pub const TCTI_DEFAULT_HELP: &str = DEFAULT_TCTI;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `parse` makes of a command line: "parsed", or the exit code it would end with.
+    fn outcome(args: &[&str]) -> String {
+        match parse(std::iter::once("runtrust").chain(args.iter().copied()).map(Into::into).collect()) {
+            Ok(_) => "parsed".into(),
+            Err(code) => format!("{code:?}"),
+        }
+    }
+
+    fn exit(n: u8) -> String {
+        format!("{:?}", ExitCode::from(n))
+    }
+
+    /// Issue 11 finding 11: exec's usage errors exit 125 like its other failures; help exits 0.
+    #[test]
+    fn exec_usage_errors_exit_125_and_others_2() {
+        let run = ["exec", "--token", "t", "--scope", "s", "--audience", "gw-1", "--", "true"];
+        assert_eq!(outcome(&run), "parsed");
+        for bad in [
+            &["exec"][..],
+            &["exec", "--token", "t", "--scope", "s", "--audience", "gw-1"],
+            &["exec", "--token", "t", "--scope", "s", "--audience", "", "--", "true"],
+            &["exec", "--bogus"],
+            &["--json", "exec", "--token"],
+            &["--tcti", "swtpm:port=1", "exec", "--scope", "s", "--", "true"],
+        ] {
+            assert_eq!(outcome(bad), exit(crate::gateway::DENIED_EXIT), "{bad:?}");
+        }
+        assert_eq!(outcome(&["exec", "--help"]), exit(exit::OK));
+        assert_eq!(outcome(&["--help"]), exit(exit::OK));
+        assert_eq!(outcome(&["tpm", "bogus"]), exit(exit::USAGE));
+        assert_eq!(outcome(&["token", "verify"]), exit(exit::USAGE));
+        assert_eq!(outcome(&["bogus", "exec"]), exit(exit::USAGE), "exec as an argument, not the command");
+    }
+}

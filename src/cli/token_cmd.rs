@@ -46,7 +46,7 @@ exit 4 when the service or the TPM cannot be reached.")]
     },
     /// Print every claim of a token (not verified; see `token verify`). Byte strings as hex.
     Inspect { file: PathBuf },
-    /// Verify a token offline: signature with the issuer keys, time, audience, scope.
+    /// Verify a token offline: signature with the issuer keys, issuer (iss), time, audience, scope.
     Verify {
         file: PathBuf,
         /// The audience the token must name.
@@ -59,6 +59,10 @@ exit 4 when the service or the TPM cannot be reached.")]
         /// once and cached in the state directory.
         #[arg(long, value_name = "FILE")]
         keys: Option<PathBuf>,
+        /// The service id the token must carry as iss. Default: $RUNTRUST_ISSUER, else the service id cached
+        /// with the keys (`GET /v1/keys` names it); required with --keys.
+        #[arg(long, env = "RUNTRUST_ISSUER", value_name = "ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        issuer: Option<String>,
     },
 }
 
@@ -115,10 +119,10 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             }
             Ok(())
         }
-        TokenCommand::Verify { file, audience, scope, keys } => {
+        TokenCommand::Verify { file, audience, scope, keys, issuer } => {
             let bytes = read_token(&file)?;
             let connect = || g.client_options().connect();
-            let gateway = g.gateway(keys.as_deref(), &connect);
+            let gateway = g.gateway(keys.as_deref(), issuer, &connect);
             let claims =
                 gateway.verify_offline(&bytes, audience.as_deref(), scope.as_deref()).map_err(gateway_error)?;
             let now = gateway.clock.now_i64();

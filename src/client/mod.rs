@@ -179,12 +179,24 @@ impl Client {
 
     /// GET returning raw bytes (e.g. the COSE_KeySet).
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        self.get_raw(path, None).map(|(body, _)| body)
+    }
+
+    /// GET returning raw bytes and the value of response header `name`, when present and ASCII.
+    pub fn get_bytes_and_header(&self, path: &str, name: &str) -> Result<(Vec<u8>, Option<String>), ClientError> {
+        self.get_raw(path, Some(name))
+    }
+
+    fn get_raw(&self, path: &str, header: Option<&str>) -> Result<(Vec<u8>, Option<String>), ClientError> {
         let url = self.url(path);
         let resp = self.send(self.http.get(&url), &url)?;
         if !resp.status().is_success() {
-            return Self::answer::<serde_json::Value>(resp, &url).map(|_| Vec::new());
+            return Self::answer::<serde_json::Value>(resp, &url).map(|_| (Vec::new(), None));
         }
-        resp.bytes().map(|b| b.to_vec()).map_err(|e| ClientError::Unavailable { url, detail: error_chain(&e) })
+        let value = header.and_then(|h| resp.headers().get(h)).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body =
+            resp.bytes().map(|b| b.to_vec()).map_err(|e| ClientError::Unavailable { url, detail: error_chain(&e) })?;
+        Ok((body, value))
     }
 
     /// A text answer (e.g. a signed checkpoint).

@@ -147,6 +147,25 @@ pub struct TokenRecord {
     /// When a single-use token was spent on an execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumed_at: Option<u64>,
+    /// SHA-256 (hex) of the exact token bytes issued: a token presented under this cti is this one only
+    /// if its bytes hash to it (docs/design.md §7). Records written before it existed have none, and match
+    /// no token (fail closed: such a token is refused until it is requested again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+}
+
+impl TokenRecord {
+    /// SHA-256 (hex) of a token's bytes, as [`TokenRecord::token_sha256`] keeps it.
+    pub fn digest(token: &[u8]) -> String {
+        hex::encode(runtrust_attestation::HashAlg::Sha256.digest(token))
+    }
+
+    /// Whether `token` is exactly the token this record was issued as (compared in constant time).
+    pub fn is_token(&self, token: &[u8]) -> bool {
+        self.token_sha256
+            .as_deref()
+            .is_some_and(|kept| runtrust_attestation::ct_eq(kept.as_bytes(), Self::digest(token).as_bytes()))
+    }
 }
 
 /// What a revocation names (docs/design.md §11).

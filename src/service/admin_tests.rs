@@ -118,6 +118,7 @@ impl Fx {
             single_use: false,
             issued_at: T0,
             expires_at: T0 + 300,
+            token_sha256: None,
             audit_index: 0,
             consumed_at: None,
         };

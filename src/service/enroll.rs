@@ -19,7 +19,7 @@ use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::audit::AuditEntry;
 use crate::model::{HostId, HostRecord, Nonce, PendingEnrollment, Revocation, Role};
-use crate::store::{EnrollOutcome, StoreError, TAGS_DIFFER};
+use crate::store::{Admission, Cap, EnrollOutcome, StoreError, TAGS_DIFFER};
 
 /// What the first quote covers; its clock becomes the host's baseline.
 const ENROLLMENT_SELECTION: &str = "sha256:0,1,2,3,4,5,6,7";
@@ -118,7 +118,15 @@ pub async fn start(
         selection: ENROLLMENT_SELECTION.parse().map_err(Denial::internal)?,
         expires_at,
     };
-    blocking(&state, move |s| s.put_enrollment(&pending)).await?;
+    // docs/design.md §16: a principal holds only so many unexpired enrollment challenges at once.
+    let cap = Cap { max: state.config.limits.max_enrollments_per_principal, now };
+    if let Admission::Full { outstanding } = blocking(&state, move |s| s.put_enrollment(&pending, cap)).await? {
+        return Err(Denial::limit_exceeded(format!(
+            "{outstanding} enrollments of this principal are pending (limits.max_enrollments_per_principal = {}): \
+             answer them or let them expire",
+            cap.max
+        )));
+    }
     Ok(Json(EnrollChallenge {
         enrollment_id: id,
         credential_blob: made.credential_blob,

@@ -1,13 +1,14 @@
 //! Issuer keys: `GET /v1/keys` (a COSE_KeySet, or PEM with `?format=pem`) and `POST /v1/keys/rotate`.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
 use super::{AppState, Body, Denial, Fault, Query};
+use crate::api::routes::SERVICE_ID_HEADER;
 use crate::audit::AuditEntry;
 use crate::config::CONFIG_FILE;
 use crate::fsutil;
@@ -19,17 +20,21 @@ pub struct KeysQuery {
     format: Option<String>,
 }
 
-/// Public: relying parties need it to verify tokens offline.
+/// Public: relying parties need it to verify tokens offline. The service id (every token's `iss`) rides
+/// along in a header, so that a gateway learns both from one answer (docs/design.md §9).
 pub async fn keys(State(state): State<AppState>, Query(q): Query<KeysQuery>) -> Result<Response, Denial> {
     let set = state.verifying_keys()?;
-    match q.format.as_deref() {
-        None | Some("cose") => {
-            let body = set.to_cose_keyset();
-            Ok(([(header::CONTENT_TYPE, "application/cose-key-set")], body).into_response())
-        }
-        Some("pem") => Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], set.to_pem()).into_response()),
-        Some(other) => Err(Denial::bad_request(format!("format {other:?}: cose or pem"))),
+    let (content_type, body) = match q.format.as_deref() {
+        None | Some("cose") => ("application/cose-key-set", set.to_cose_keyset()),
+        Some("pem") => ("application/x-pem-file", set.to_pem().into_bytes()),
+        Some(other) => return Err(Denial::bad_request(format!("format {other:?}: cose or pem"))),
+    };
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    // A service id that is not header-safe ASCII is not sent: its gateways are given it with --issuer.
+    if let Ok(id) = HeaderValue::from_str(&state.config.service_id) {
+        response.headers_mut().insert(SERVICE_ID_HEADER, id);
     }
+    Ok(response)
 }
 
 #[derive(Deserialize, Default)]

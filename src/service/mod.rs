@@ -25,6 +25,7 @@ pub mod revocation;
 mod routes;
 mod selection;
 mod state;
+mod sweep;
 mod tags;
 mod tls;
 
@@ -134,6 +135,8 @@ pub async fn serve(data_dir: PathBuf, ready: impl FnOnce(SocketAddr)) -> Result<
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
         tracing::info!("shutting down: finishing in-flight requests");
     });
+    // docs/design.md §12: expired challenges, pending enrollments and used nonces are swept.
+    tokio::spawn(sweep::run(state.clone()));
     tracing::info!(service_id = %state.config.service_id, %bound, "runtrust service listening");
     ready(bound);
     let app = router(state);

@@ -6,9 +6,9 @@
 use runtrust_attestation::ClockInfo;
 
 use super::{
-    lift_key, revoked_key, AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd,
-    ExecutionRecord, HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, RevocationKind,
-    Role, Store, StoreError, TokenRecord,
+    lift_key, revoked_key, Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart,
+    ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation,
+    RevocationKind, Role, Store, StoreError, Swept, TokenRecord,
 };
 
 /// A backend under test.
@@ -38,6 +38,10 @@ macro_rules! store_conformance {
             reenrollment_never_changes_tags,
             host_tags_are_replaced_with_their_audit_entry,
             a_lifted_host_revocation_keeps_earlier_tokens_revoked,
+            challenges_are_capped_per_principal,
+            pending_enrollments_are_capped_per_principal,
+            expired_items_are_swept_and_stay_refused,
+            concurrent_capped_puts_respect_the_cap,
         );
     };
     (@tests $backend:ty; $($check:ident),* $(,)?) => {
@@ -76,6 +80,13 @@ fn entry() -> AuditEntry {
     AuditEntry::new(1, "enroll.allow", "")
 }
 
+/// No cap in effect: what the checks that are not about caps put under.
+const UNCAPPED: Cap = Cap { max: usize::MAX, now: 0 };
+
+fn put(s: &dyn Store, c: &Challenge) {
+    assert_eq!(s.put_challenge(c, &entry(), UNCAPPED).unwrap(), Admission::Stored);
+}
+
 fn challenge(n: u8, expires_at: u64) -> Challenge {
     Challenge {
         nonce: Nonce([n; 32]),
@@ -102,6 +113,7 @@ fn token(cti: &str, parent: Option<&str>) -> TokenRecord {
         expires_at: 100,
         audit_index: 0,
         consumed_at: None,
+        token_sha256: Some(TokenRecord::digest(cti.as_bytes())),
     }
 }
 
@@ -267,8 +279,8 @@ pub fn enrollment_rules_and_reopen(b: &impl Backend) {
 pub fn nonces_are_consumed_once_and_audit_is_dense(b: &impl Backend) {
     let s = b.open();
     let c = challenge(1, 100);
-    s.put_challenge(&c, &entry()).unwrap();
-    s.put_challenge(&challenge(2, 100), &entry()).unwrap();
+    put(&*s, &c);
+    put(&*s, &challenge(2, 100));
     assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(c.clone()));
     assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Replayed);
     assert!(matches!(s.consume_nonce(&Nonce([2; 32]), 101).unwrap(), NonceState::Expired(_)));
@@ -287,18 +299,22 @@ pub fn nonces_are_consumed_once_and_audit_is_dense(b: &impl Backend) {
     assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Replayed, "after reopen too");
 }
 
-pub fn pending_enrollments_are_taken_once(b: &impl Backend) {
-    let s = b.open();
-    let e = PendingEnrollment {
-        id: "e1".into(),
-        principal_id: "p".into(),
+fn enrollment(id: &str, principal: &str, expires_at: u64) -> PendingEnrollment {
+    PendingEnrollment {
+        id: id.into(),
+        principal_id: principal.into(),
         host: host(1, "ak"),
         secret_sha256: "s".into(),
         nonce: Nonce([3; 32]),
         selection: "sha256:0".parse().unwrap(),
-        expires_at: 0,
-    };
-    s.put_enrollment(&e).unwrap();
+        expires_at,
+    }
+}
+
+pub fn pending_enrollments_are_taken_once(b: &impl Backend) {
+    let s = b.open();
+    let e = enrollment("e1", "p", 0);
+    assert_eq!(s.put_enrollment(&e, UNCAPPED).unwrap(), Admission::Stored);
     assert_eq!(s.take_enrollment("e1").unwrap(), Some(e));
     assert_eq!(s.take_enrollment("e1").unwrap(), None);
 }
@@ -382,8 +398,8 @@ pub fn rebaseline_forgets_the_clock(b: &impl Backend) {
 
 pub fn challenges_are_voided(b: &impl Backend) {
     let s = b.open();
-    s.put_challenge(&challenge(1, 100), &entry()).unwrap();
-    s.put_challenge(&challenge(2, 100), &entry()).unwrap();
+    put(&*s, &challenge(1, 100));
+    put(&*s, &challenge(2, 100));
     drop(s);
     let s = b.open();
     assert_eq!(s.void_challenges().unwrap(), 2);
@@ -394,7 +410,7 @@ pub fn challenges_are_voided(b: &impl Backend) {
 /// docs/design.md §6: of many concurrent consumers of one nonce, exactly one finds it fresh.
 pub fn concurrent_nonce_consumption_has_one_winner(b: &impl Backend) {
     let s: std::sync::Arc<dyn Store> = b.open().into();
-    s.put_challenge(&challenge(7, 100), &entry()).unwrap();
+    put(&*s, &challenge(7, 100));
     let fresh = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|_| scope.spawn(|| matches!(s.consume_nonce(&Nonce([7; 32]), 50), Ok(NonceState::Fresh(_)))))
@@ -423,4 +439,98 @@ pub fn concurrent_single_use_has_one_winner(b: &impl Backend) {
         handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(true))).count()
     });
     assert_eq!(started, 1);
+}
+
+fn owned(n: u8, principal: &str, expires_at: u64) -> Challenge {
+    Challenge { principal_id: principal.into(), ..challenge(n, expires_at) }
+}
+
+/// docs/design.md §16: at most `max` unexpired challenges per principal; a refused put writes nothing.
+pub fn challenges_are_capped_per_principal(b: &impl Backend) {
+    let s = b.open();
+    let cap = Cap { max: 2, now: 50 };
+    assert_eq!(s.put_challenge(&owned(1, "p", 100), &entry(), cap).unwrap(), Admission::Stored);
+    assert_eq!(s.put_challenge(&owned(2, "p", 60), &entry(), cap).unwrap(), Admission::Stored);
+    let audit = s.audit_len().unwrap();
+    assert_eq!(s.put_challenge(&owned(3, "p", 100), &entry(), cap).unwrap(), Admission::Full { outstanding: 2 });
+    assert_eq!(s.audit_len().unwrap(), audit, "a refused challenge is not audited by the store");
+    assert_eq!(s.consume_nonce(&Nonce([3; 32]), 50).unwrap(), NonceState::Unknown, "nothing was stored");
+    assert_eq!(s.put_challenge(&owned(4, "q", 100), &entry(), cap).unwrap(), Admission::Stored, "per principal");
+    // A consumed challenge is no longer outstanding.
+    assert!(matches!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(_)));
+    assert_eq!(s.put_challenge(&owned(5, "p", 100), &entry(), cap).unwrap(), Admission::Stored);
+    assert!(matches!(s.put_challenge(&owned(6, "p", 100), &entry(), cap).unwrap(), Admission::Full { .. }));
+    // An expired one does not count, swept or not (challenge 2 expired at 60).
+    let later = Cap { max: 2, now: 61 };
+    assert_eq!(s.put_challenge(&owned(6, "p", 100), &entry(), later).unwrap(), Admission::Stored);
+    assert!(matches!(s.put_challenge(&owned(7, "p", 100), &entry(), later).unwrap(), Admission::Full { .. }));
+    drop(s);
+    let s = b.open();
+    assert!(matches!(s.put_challenge(&owned(7, "p", 100), &entry(), later).unwrap(), Admission::Full { .. }));
+    assert_eq!(s.void_challenges().unwrap(), 4, "challenges 2, 4, 5 and 6 were outstanding");
+    assert_eq!(s.put_challenge(&owned(7, "p", 100), &entry(), later).unwrap(), Admission::Stored, "voided");
+}
+
+/// docs/design.md §16: at most `max` unexpired pending enrollments per principal.
+pub fn pending_enrollments_are_capped_per_principal(b: &impl Backend) {
+    let s = b.open();
+    let cap = Cap { max: 1, now: 50 };
+    assert_eq!(s.put_enrollment(&enrollment("e1", "p", 100), cap).unwrap(), Admission::Stored);
+    let full = s.put_enrollment(&enrollment("e2", "p", 100), cap).unwrap();
+    assert_eq!(full, Admission::Full { outstanding: 1 });
+    assert_eq!(s.take_enrollment("e2").unwrap(), None, "nothing was stored");
+    assert_eq!(s.put_enrollment(&enrollment("e3", "q", 100), cap).unwrap(), Admission::Stored);
+    assert!(s.take_enrollment("e1").unwrap().is_some());
+    assert_eq!(s.put_enrollment(&enrollment("e4", "p", 100), cap).unwrap(), Admission::Stored, "taken: freed");
+    drop(s);
+    let s = b.open();
+    assert!(matches!(s.put_enrollment(&enrollment("e5", "p", 100), cap).unwrap(), Admission::Full { .. }));
+    let after = Cap { max: 1, now: 101 };
+    assert_eq!(s.put_enrollment(&enrollment("e5", "p", 200), after).unwrap(), Admission::Stored, "e4 expired");
+}
+
+/// docs/design.md §12: expired challenges, pending enrollments and used nonces are swept; a swept nonce is
+/// never accepted again, and nothing unexpired is touched.
+pub fn expired_items_are_swept_and_stay_refused(b: &impl Backend) {
+    let s = b.open();
+    put(&*s, &challenge(1, 100));
+    put(&*s, &challenge(2, 200));
+    put(&*s, &challenge(3, 150));
+    assert!(matches!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(_)));
+    assert!(matches!(s.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Fresh(_)));
+    for (id, exp) in [("e1", 100), ("e2", 300)] {
+        assert_eq!(s.put_enrollment(&enrollment(id, "p", exp), UNCAPPED).unwrap(), Admission::Stored);
+    }
+    assert_eq!(s.sweep(100).unwrap(), Swept::default(), "nothing is swept at its expiry second");
+    assert_eq!(s.sweep(151).unwrap(), Swept { challenges: 1, enrollments: 1, nonces: 1 });
+    assert_eq!(s.sweep(151).unwrap(), Swept::default(), "idempotent");
+    // Nonce 1 was used and its record swept: still refused, never fresh again.
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 151).unwrap(), NonceState::Unknown);
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Unknown, "whatever the clock says");
+    // Nonce 2's challenge is unexpired: its use is still remembered.
+    assert_eq!(s.consume_nonce(&Nonce([2; 32]), 151).unwrap(), NonceState::Replayed);
+    // Challenge 3 expired unused and was swept.
+    assert_eq!(s.consume_nonce(&Nonce([3; 32]), 50).unwrap(), NonceState::Unknown);
+    assert_eq!(s.take_enrollment("e1").unwrap(), None);
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.take_enrollment("e2").unwrap().map(|e| e.expires_at), Some(300), "unexpired: kept");
+    assert_eq!(s.sweep(201).unwrap(), Swept { challenges: 0, enrollments: 0, nonces: 1 });
+    assert_eq!(s.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Unknown, "after reopen too");
+}
+
+/// docs/design.md §16: concurrent puts of one principal never exceed its cap.
+pub fn concurrent_capped_puts_respect_the_cap(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    let cap = Cap { max: 3, now: 50 };
+    let stored = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12u8)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || s.put_challenge(&owned(i, "p", 100), &entry(), cap))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(Ok(Admission::Stored)))).count()
+    });
+    assert_eq!(stored, 3);
 }

@@ -65,6 +65,32 @@ pub enum EnrollOutcome {
 
 /// How the detail of [`Store::enroll_host`]'s Conflict starts when the host's recorded tags differ.
 pub const TAGS_DIFFER: &str = "tags differ";
+/// A per-principal bound on outstanding challenges or pending enrollments (docs/design.md §16): at most
+/// `max` unexpired at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap {
+    pub max: usize,
+    pub now: u64,
+}
+
+/// What a capped put did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Admission {
+    Stored,
+    /// The principal already has `outstanding` (at least the cap) unexpired: nothing was written.
+    Full {
+        outstanding: usize,
+    },
+}
+
+/// What [`Store::sweep`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub challenges: usize,
+    pub enrollments: usize,
+    pub nonces: usize,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,7 +119,8 @@ pub trait Store: Send + Sync + 'static {
     /// there was none.
     fn remove_principal(&self, name: &str, audit: &AuditEntry) -> Result<bool, StoreError>;
 
-    fn put_enrollment(&self, e: &PendingEnrollment) -> Result<(), StoreError>;
+    /// Stores a pending enrollment, unless its principal already has `cap.max` unexpired ones.
+    fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError>;
     /// Removes and returns a pending enrollment atomically: a challenge is answered at most once.
     fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError>;
 
@@ -130,13 +157,18 @@ pub trait Store: Send + Sync + 'static {
     fn put_policy(&self, p: &StoredPolicy, audit: &AuditEntry) -> Result<u64, StoreError>;
     fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError>;
 
-    /// Stores a challenge and its audit entry in one durable step.
-    fn put_challenge(&self, c: &Challenge, audit: &AuditEntry) -> Result<(), StoreError>;
+    /// Stores a challenge and its audit entry in one durable step, unless its principal already has
+    /// `cap.max` unexpired challenges outstanding (then nothing is written).
+    fn put_challenge(&self, c: &Challenge, audit: &AuditEntry, cap: Cap) -> Result<Admission, StoreError>;
     /// Voids every outstanding challenge (at startup: no nonce issued before a crash is usable after it);
     /// returns how many.
     fn void_challenges(&self) -> Result<usize, StoreError>;
     /// Consumes a nonce atomically: it is Fresh (or Expired) at most once, Replayed afterwards.
     fn consume_nonce(&self, nonce: &Nonce, now: u64) -> Result<NonceState, StoreError>;
+    /// Removes what expired before `now` (docs/design.md §12): challenges and pending enrollments, and the
+    /// record of used nonces whose challenge expired. A swept nonce is Unknown from then on: refused as
+    /// before, since only a challenge on record can be Fresh, and nonces are never issued twice.
+    fn sweep(&self, now: u64) -> Result<Swept, StoreError>;
 
     /// Records an issued token, its audit entry and the attesting host's new clock and accepted PCR state in
     /// one durable step; returns the audit index. Nothing of the token leaves the service before this

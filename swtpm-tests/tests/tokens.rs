@@ -174,7 +174,9 @@ fn token_for_a_matching_host_verifies_offline() {
     let Fixture { mut svc, .. } = f;
     svc.kill9();
     for k in [&keys, &pem] {
-        let r = svc.client(None, None, &["token", "verify", t, "--keys", k.to_str().unwrap(), "--audience", "gw-1"]);
+        // Keys from a file name no issuer: it is given (issue 11 finding 11).
+        let args = ["token", "verify", t, "--keys", k.to_str().unwrap(), "--audience", "gw-1", "--issuer", "runtrust"];
+        let r = svc.client(None, None, &args);
         assert_eq!(r.code, 0, "{r:?}");
     }
 }
@@ -345,7 +347,8 @@ fn key_rotation_keeps_old_tokens_valid() {
     svc.restart();
     let keys = state.join("fresh.cose");
     assert_eq!(svc.client(None, None, &["keys", "export", "--out", keys.to_str().unwrap()]).code, 0);
-    let r = svc.client(None, None, &["token", "verify", old.to_str().unwrap(), "--keys", keys.to_str().unwrap()]);
+    let args = ["token", "verify", old.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--issuer", "runtrust"];
+    let r = svc.client(None, None, &args);
     assert_eq!(r.code, 0, "{r:?}");
 }
 

@@ -10,13 +10,15 @@ use sled::transaction::Transactional;
 mod codec;
 mod group_commit;
 mod hosts;
+mod transient;
 
 use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
 pub use group_commit::GroupCommit;
 
 use super::{
-    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId, HostRecord,
-    Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy, TokenRecord,
+    Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord,
+    HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy,
+    Swept, TokenRecord,
 };
 
 /// Key of the next audit index in the meta tree.
@@ -32,8 +34,13 @@ pub struct SledStore {
     ak_index: sled::Tree,
     principal_hosts: sled::Tree,
     enrollments: sled::Tree,
+    /// `principal/enrollment id` → expires_at (u64 BE): outstanding enrollments by principal (caps).
+    enrollment_owners: sled::Tree,
     policies: sled::Tree,
     challenges: sled::Tree,
+    /// `principal/nonce` → expires_at (u64 BE): outstanding challenges by principal (caps).
+    challenge_owners: sled::Tree,
+    /// nonce → its challenge's expires_at (u64 BE).
     used_nonces: sled::Tree,
     tokens: sled::Tree,
     /// `parent/child` → ().
@@ -47,6 +54,8 @@ pub struct SledStore {
     audit: sled::Tree,
     meta: sled::Tree,
     commit: GroupCommit,
+    /// Serializes capped puts, so that a principal's count and its new item are one step.
+    admission: std::sync::Mutex<()>,
 }
 
 impl SledStore {
@@ -64,8 +73,10 @@ impl SledStore {
             ak_index: db.open_tree("ak_index")?,
             principal_hosts: db.open_tree("principal_hosts")?,
             enrollments: db.open_tree("enrollments")?,
+            enrollment_owners: db.open_tree("enrollment_owners")?,
             policies: db.open_tree("policies")?,
             challenges: db.open_tree("challenges")?,
+            challenge_owners: db.open_tree("challenge_owners")?,
             used_nonces: db.open_tree("used_nonces")?,
             tokens: db.open_tree("tokens")?,
             children: db.open_tree("children")?,
@@ -75,6 +86,7 @@ impl SledStore {
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             commit: GroupCommit::default(),
+            admission: std::sync::Mutex::new(()),
             db,
         })
     }
@@ -129,15 +141,12 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    fn put_enrollment(&self, e: &PendingEnrollment) -> Result<(), StoreError> {
-        self.enrollments.insert(e.id.as_bytes(), encode(e)?)?;
-        self.durable()
+    fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError> {
+        self.put_enrollment_capped(e, cap)
     }
 
     fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError> {
-        let Some(v) = self.enrollments.remove(id.as_bytes())? else { return Ok(None) };
-        self.durable()?;
-        decode(id.as_bytes(), &v).map(Some)
+        self.take_enrollment_once(id)
     }
 
     fn enroll_host(
@@ -200,48 +209,20 @@ impl Store for SledStore {
         Self::all(&self.policies)
     }
 
-    fn put_challenge(&self, c: &Challenge, entry: &AuditEntry) -> Result<(), StoreError> {
-        (&self.challenges, &self.audit, &self.meta)
-            .transaction(|(challenges, audit, meta)| {
-                challenges.insert(c.nonce.to_hex().as_bytes(), tx_encode(c)?)?;
-                tx_append(audit, meta, entry)
-            })
-            .map_err(tx_error)?;
-        self.durable()
+    fn put_challenge(&self, c: &Challenge, entry: &AuditEntry, cap: Cap) -> Result<Admission, StoreError> {
+        self.put_challenge_capped(c, entry, cap)
     }
 
     fn void_challenges(&self) -> Result<usize, StoreError> {
-        let mut n = 0;
-        for kv in self.challenges.iter() {
-            let (k, _) = kv?;
-            self.challenges.remove(k)?;
-            n += 1;
-        }
-        self.durable()?;
-        Ok(n)
+        self.void_all_challenges()
     }
 
     fn consume_nonce(&self, nonce: &Nonce, now: u64) -> Result<NonceState, StoreError> {
-        let nonce = nonce.to_hex();
-        let state = (&self.challenges, &self.used_nonces)
-            .transaction(|(challenges, used)| {
-                if used.get(nonce.as_bytes())?.is_some() {
-                    return Ok(NonceState::Replayed);
-                }
-                let Some(v) = challenges.remove(nonce.as_bytes())? else { return Ok(NonceState::Unknown) };
-                let c: Challenge = match decode(nonce.as_bytes(), &v) {
-                    Ok(c) => c,
-                    Err(e) => return abort(e),
-                };
-                used.insert(nonce.as_bytes(), &c.expires_at.to_be_bytes())?;
-                Ok(if now > c.expires_at { NonceState::Expired(c) } else { NonceState::Fresh(c) })
-            })
-            .map_err(tx_error)?;
-        if matches!(state, NonceState::Fresh(_) | NonceState::Expired(_)) {
-            // Durable before the nonce is acted upon: after a crash it cannot be used again.
-            self.durable()?;
-        }
-        Ok(state)
+        self.consume_nonce_once(nonce, now)
+    }
+
+    fn sweep(&self, now: u64) -> Result<Swept, StoreError> {
+        self.sweep_expired(now)
     }
 
     fn record_issuance(
