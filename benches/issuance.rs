@@ -80,6 +80,12 @@ impl Store for OneNonceStore {
     fn set_host_tags(&self, h: &str, t: &[String], a: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
         self.inner.set_host_tags(h, t, a)
     }
+    fn revocations_len(&self) -> Result<u64, StoreError> {
+        self.inner.revocations_len()
+    }
+    fn probe(&self) -> Result<(), StoreError> {
+        self.inner.probe()
+    }
     fn rebaseline_host(&self, h: &str, a: &AuditEntry) -> Result<Option<runtrust_attestation::ClockInfo>, StoreError> {
         self.inner.rebaseline_host(h, a)
     }

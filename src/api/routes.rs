@@ -1,6 +1,8 @@
 //! Every route path, defined once for the service's router and the client (docs/api.md).
 
 pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
 pub const ENROLL: &str = "/v1/enroll";
 pub const ENROLL_ACTIVATE: &str = "/v1/enroll/{enrollment_id}";
 pub const HOSTS: &str = "/v1/hosts";

@@ -219,6 +219,19 @@ fn verify(g: &GlobalOpts, log: Option<&Path>, earlier: Option<&Path>, key_file: 
             let entries = fetch_all(&client)?;
             // The service's own consistency proof from the saved checkpoint must verify too.
             if let Some(old) = &earlier {
+                // A saved checkpoint beyond the log: the log lost entries it had signed for (exit 3, not 1).
+                if old.checkpoint.tree_size > cp.checkpoint.tree_size {
+                    let e =
+                        AuditError::SizeOutOfRange { size: old.checkpoint.tree_size, limit: cp.checkpoint.tree_size };
+                    return Err(CliError::denied(
+                        e.code(),
+                        format!(
+                            "the saved checkpoint covers {} entries, the log now has {}: the log was rolled back (or \
+                             is another log) ({e})",
+                            old.checkpoint.tree_size, cp.checkpoint.tree_size
+                        ),
+                    ));
+                }
                 let p: ConsistencyProof =
                     client.get(&format!("{}?from={}", routes::AUDIT_CONSISTENCY, old.checkpoint.tree_size))?;
                 let proved = verify_checkpoint(g, &p.checkpoint, key_file)?;

@@ -7,6 +7,7 @@
 //!     D/tls/server.pem|.key    server certificate and key (key 0600)
 //!     D/ek-ca/*.pem            EK certificate trust anchors, copied from --ek-ca
 //!     D/store/                 the sled store
+//!     D/store.high-water       what the store has durably held (written by serve; docs/design.md §12)
 //!     D/admin.credential       the first admin's bearer credential, 0600
 //! ```
 
@@ -86,8 +87,8 @@ fn crypto<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> InitErr
     move |e| InitError::Crypto { what, detail: e.to_string() }
 }
 
-/// What init creates inside the data directory (and --force removes).
-const OWNED: [&str; 6] = [CONFIG_FILE, "keys", "tls", "ek-ca", "store", ADMIN_CREDENTIAL];
+/// What init creates inside the data directory (and --force removes), with the store's high-water mark.
+const OWNED: [&str; 7] = [CONFIG_FILE, "keys", "tls", "ek-ca", "store", ADMIN_CREDENTIAL, super::high_water::FILE];
 
 pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let d = &opts.data_dir;

@@ -58,6 +58,7 @@ pub async fn rotate(
 pub async fn rotate_key(state: &AppState, caller: &Caller, alg: Option<SigningAlg>) -> Result<String, Denial> {
     caller.require(&[Role::Admin])?;
     let (state2, by) = (state.clone(), caller.name().to_owned());
+    let runtime = tokio::runtime::Handle::current();
     let kid = tokio::task::spawn_blocking(move || -> Result<String, Denial> {
         let state = state2;
         let mut keys = state.issuer.write().map_err(|_| Fault::Poisoned("issuer keys"))?;
@@ -71,7 +72,8 @@ pub async fn rotate_key(state: &AppState, caller: &Caller, alg: Option<SigningAl
         let entry = AuditEntry::new(state.clock.now_unix(), "keys.rotate", format!("issuer key {kid} ({alg})"))
             .by(&by)
             .diagnostics(serde_json::json!({ "kid": kid, "key": file.path }));
-        state.store.append_audit(&entry).map_err(Denial::from)?;
+        // Still under the keys' lock: on a blocking thread, waiting for the store is allowed.
+        runtime.block_on(state.store.run(move |s| s.append_audit(&entry)))?;
         let mut config = state.config.clone();
         config.issuer.keys = keys.iter().map(|(f, _)| f.clone()).chain([file.clone()]).collect();
         let path = state.data_dir.join(CONFIG_FILE);

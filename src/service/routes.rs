@@ -7,33 +7,36 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
 use super::audited::{self, Audited};
+use runtrust_attestation::DenialCode;
+
 use super::{
-    admin, audit_route, challenge, enroll, execution, hosts, issue, keys, lineage, policies, rebaseline, revocation,
-    AppState, Denial,
+    admin, audit_route, challenge, enroll, execution, hosts, issue, keys, lineage, metrics, policies, rebaseline,
+    revocation, AppState, Denial,
 };
 use crate::api::routes as r;
 
 /// Every route, with its body limit and audit layer.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.limits.max_body_bytes;
-    // `strangers`: whether refusals of unauthenticated requests are recorded as decisions too.
+    // `strangers`: whether refusals of unauthenticated requests are recorded as decisions too. Off everywhere
+    // (docs/design.md §16): a stranger costs no durable write; /metrics counts them.
     let audited = |event: &'static str, strangers: bool, routes: Router<AppState>| {
         routes.route_layer(from_fn_with_state(Audited { state: state.clone(), event, strangers }, audited::layer))
     };
     let enrollment = audited(
         "enroll.deny",
-        true,
+        false,
         Router::new().route(r::ENROLL, post(enroll::start)).route(r::ENROLL_ACTIVATE, post(enroll::activate)),
     );
-    let challenges = audited("challenge.deny", true, Router::new().route(r::CHALLENGE, post(challenge::challenge)));
+    let challenges = audited("challenge.deny", false, Router::new().route(r::CHALLENGE, post(challenge::challenge)));
     // A token request may carry an event log (base64url: 4/3 of MAX_EVENT_LOG_BYTES) besides the quote.
     let token_limit = limit + crate::api::MAX_EVENT_LOG_BYTES / 3 * 4 + 4;
     let tokens = audited(
         "token.deny",
-        true,
+        false,
         Router::new().route(r::TOKENS, post(issue::token).layer(DefaultBodyLimit::max(token_limit))),
     );
-    let executions = audited("exec.deny", true, Router::new().route(r::EXECUTIONS, post(execution::start)))
+    let executions = audited("exec.deny", false, Router::new().route(r::EXECUTIONS, post(execution::start)))
         .route(r::EXECUTION_END, post(execution::end));
     let policy = audited("policy.deny", false, Router::new().route(r::POLICIES, post(policies::apply)))
         .route(r::POLICIES, get(policies::list));
@@ -59,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route(r::LINEAGE, get(lineage::lineage));
     Router::new()
         .route(r::HEALTHZ, get(healthz))
+        .route(r::READYZ, get(readyz))
+        .route(r::METRICS, get(metrics::metrics))
         .merge(enrollment)
         .merge(challenges)
         .merge(tokens)
@@ -75,6 +80,16 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "service_id": state.config.service_id }))
+}
+
+/// Readiness (docs/design.md §16): 503 while the store does not take durable writes; a failed store is
+/// given a recovery attempt first. `/healthz` stays liveness only.
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Denial> {
+    if let Err(e) = state.store.recover().await {
+        tracing::debug!("not ready: {e}");
+        return Err(Denial::new(DenialCode::VerifierUnavailable, "not ready: the store does not take durable writes"));
+    }
+    Ok(Json(serde_json::json!({ "status": "ready", "service_id": state.config.service_id })))
 }
 
 async fn not_found() -> Denial {

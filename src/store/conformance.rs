@@ -42,6 +42,9 @@ macro_rules! store_conformance {
             pending_enrollments_are_capped_per_principal,
             expired_items_are_swept_and_stay_refused,
             concurrent_capped_puts_respect_the_cap,
+            lengths_count_what_is_durable,
+            reads_see_a_durable_dense_prefix,
+            probe_changes_nothing_visible,
         );
     };
     (@tests $backend:ty; $($check:ident),* $(,)?) => {
@@ -533,4 +536,67 @@ pub fn concurrent_capped_puts_respect_the_cap(b: &impl Backend) {
         handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(Ok(Admission::Stored)))).count()
     });
     assert_eq!(stored, 3);
+}
+
+/// docs/design.md §12: `audit_len` and `revocations_len` count the entries and revocations written, across a
+/// reopen (the service's high-water mark is built from them).
+pub fn lengths_count_what_is_durable(b: &impl Backend) {
+    let s = b.open();
+    assert_eq!((s.audit_len().unwrap(), s.revocations_len().unwrap()), (0, 0));
+    let r = Revocation {
+        seq: 0,
+        kind: RevocationKind::Host,
+        target: hid(1).to_string(),
+        policy_hash: None,
+        reason: "r".into(),
+        time: 7,
+        by: "admin".into(),
+        tokens: vec![],
+        audit_index: 0,
+        lifts: None,
+    };
+    s.revoke(&r, &entry()).unwrap();
+    s.revoke(&r, &entry()).unwrap();
+    s.append_audit(&entry()).unwrap();
+    assert_eq!((s.audit_len().unwrap(), s.revocations_len().unwrap()), (3, 2));
+    drop(s);
+    let s = b.open();
+    assert_eq!((s.audit_len().unwrap(), s.revocations_len().unwrap()), (3, 2), "after reopen");
+}
+
+/// docs/design.md §11: while writers append, a reader sees a dense prefix of the log, never longer than the
+/// length reported after it, and never an entry that is not durable yet.
+pub fn reads_see_a_durable_dense_prefix(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..25 {
+                    s.append_audit(&entry()).unwrap();
+                }
+            });
+        }
+        scope.spawn(|| {
+            for _ in 0..50 {
+                let read = s.audit(0, 1000).unwrap();
+                let len = s.audit_len().unwrap();
+                assert!(read.len() as u64 <= len, "{} entries read, {len} durable", read.len());
+                assert!(read.iter().enumerate().all(|(i, (index, _))| *index == i as u64), "dense");
+            }
+        });
+    });
+    assert_eq!(s.audit(0, 1000).unwrap().len(), 100);
+}
+
+/// docs/design.md §16: the readiness probe is a durable write that no record, length or read shows.
+pub fn probe_changes_nothing_visible(b: &impl Backend) {
+    let s = b.open();
+    s.append_audit(&entry()).unwrap();
+    s.probe().unwrap();
+    s.probe().unwrap();
+    assert_eq!((s.audit_len().unwrap(), s.revocations_len().unwrap()), (1, 0));
+    assert_eq!(s.audit(0, 10).unwrap().len(), 1);
+    assert!(s.principals().unwrap().is_empty() && s.hosts().unwrap().is_empty() && s.policies().unwrap().is_empty());
+    drop(s);
+    assert_eq!(b.open().append_audit(&entry()).unwrap(), 1, "the next index follows");
 }

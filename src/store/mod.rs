@@ -96,6 +96,9 @@ pub struct Swept {
 pub enum StoreError {
     #[error("store: {0}")]
     Backend(String),
+    /// The store cannot be opened (damaged files, another process holds it).
+    #[error("the store at {path} cannot be opened: {detail}")]
+    Open { path: String, detail: String },
     #[error("store record {key} is corrupt: {detail}")]
     Corrupt { key: String, detail: String },
     #[error("{0}")]
@@ -221,13 +224,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends an audit entry durably; returns its index.
     fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError>;
-    /// Audit entries with index ≥ `from`, at most `limit`.
+    /// Audit entries with index ≥ `from`, at most `limit`: only durable ones (an entry whose flush has not
+    /// completed, or failed, is never served).
     fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError>;
-    /// How many audit entries there are (the next index).
+    /// How many durable audit entries there are.
     fn audit_len(&self) -> Result<u64, StoreError>;
+
+    /// How many revocations there are (the next seq); like [`Store::audit_len`], only durable ones count.
+    fn revocations_len(&self) -> Result<u64, StoreError>;
 
     /// Makes every write so far durable (before a checkpoint commits to them).
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Writes and flushes a marker that no record reads (readiness, docs/design.md §16): Ok when the store
+    /// takes durable writes again.
+    fn probe(&self) -> Result<(), StoreError>;
 
     /// How many physical flushes have run (group commit makes this lower than the number of writes).
     fn flushes(&self) -> u64;

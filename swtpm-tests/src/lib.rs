@@ -393,10 +393,16 @@ impl Service {
 
     /// (Re)starts `runtrust serve`; waits until it listens.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// (Re)starts `runtrust serve ARGS`; waits until it listens.
+    pub fn restart_with(&mut self, args: &[&str]) {
         assert!(self.child.is_none(), "already running");
         let mut child = Command::new(runtrust_bin())
             .args(["serve", "--data-dir"])
             .arg(self.data_dir())
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -420,6 +426,31 @@ impl Service {
             }
         }
         self.child = Some(child);
+    }
+
+    /// `runtrust serve ARGS` expected to refuse to start: its exit and output (code -1 if it was still
+    /// running after 30 s, then killed).
+    pub fn serve_refused(&self, args: &[&str]) -> Run {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new(runtrust_bin())
+            .args(["serve", "--data-dir"])
+            .arg(self.data_dir())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runtrust serve");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait for serve");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// SIGKILL: a crash, no chance to flush anything.

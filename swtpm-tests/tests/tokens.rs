@@ -186,14 +186,19 @@ fn cli_denials_issue_nothing_and_are_audited() {
     let f = Fixture::new();
     let n = f.issued();
 
-    // no credential
+    // no credential: refused, but (issue 11, finding 3) counted in /metrics, not written to the audit log
     let out = f.out("none.cose");
     let r = f.svc.client(
         Some(&f.tpm),
         None,
         &["token", "request", "--scope", "deploy/web/api", "--audience", "gw-1", "--out", out.to_str().unwrap()],
     );
-    f.assert_denied(&r, &out, "authorization_missing", n);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("authorization_missing"), "{r:?}");
+    assert!(!out.exists(), "a token file was written for a denial");
+    let audit = f.svc.audit();
+    assert_eq!(audit.iter().filter(|e| e["event"] == "token.issue").count(), n, "a token was issued");
+    assert!(!audit.iter().any(|e| e["code"] == "authorization_missing"), "a stranger's refusal was written");
 
     // a scope the policy does not grant
     let out = f.out("scope.cose");

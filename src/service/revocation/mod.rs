@@ -22,7 +22,10 @@ pub async fn revoke(
     caller: Caller,
     Body(req): Body<RevokeRequest>,
 ) -> Result<Json<RevocationView>, Denial> {
-    revoke_now(&state, &caller, req).await.map(|r| Json(r.into()))
+    let revoked = revoke_now(&state, &caller, req).await?;
+    // docs/design.md §12: a revocation is under the high-water mark before it is answered.
+    super::high_water::advance(&state).await;
+    Ok(Json(revoked.into()))
 }
 
 async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Result<Revocation, Denial> {

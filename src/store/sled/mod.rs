@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use sled::transaction::Transactional;
 
 mod codec;
+mod durable;
 mod group_commit;
 mod hosts;
 mod transient;
@@ -24,7 +25,7 @@ use super::{
 /// Key of the next audit index in the meta tree.
 pub(super) const AUDIT_NEXT: &[u8] = b"audit_next";
 /// Key of the next revocation seq in the meta tree.
-const REVOCATION_NEXT: &[u8] = b"revocation_next";
+pub(super) const REVOCATION_NEXT: &[u8] = b"revocation_next";
 
 pub struct SledStore {
     db: sled::Db,
@@ -56,17 +57,14 @@ pub struct SledStore {
     commit: GroupCommit,
     /// Serializes capped puts, so that a principal's count and its new item are one step.
     admission: std::sync::Mutex<()>,
+    watermark: durable::Watermark,
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`. sled recovers from a crash on open.
+    /// Opens (or creates) the store in `dir`. sled recovers from a crash on open; damaged files are an error.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
-        Ok(Self {
+        let db = durable::open_db(dir)?;
+        let store = Self {
             principals: db.open_tree("principals")?,
             principal_names: db.open_tree("principal_names")?,
             hosts: db.open_tree("hosts")?,
@@ -87,12 +85,15 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             commit: GroupCommit::default(),
             admission: std::sync::Mutex::new(()),
+            watermark: durable::Watermark::default(),
             db,
-        })
+        };
+        store.init_watermark()?;
+        Ok(store)
     }
 
     fn durable(&self) -> Result<(), StoreError> {
-        self.commit.durable(|| self.db.flush().map(|_| ()).map_err(StoreError::from))
+        self.commit.durable(|| self.flush_now())
     }
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
@@ -396,30 +397,23 @@ impl Store for SledStore {
     }
 
     fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
-        self.audit
-            .range(from.to_be_bytes()..)
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                let index = <[u8; 8]>::try_from(k.as_ref())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt { key: "audit".into(), detail: "bad index".into() })?;
-                Ok((index, decode(&k, &v)?))
-            })
-            .collect()
+        self.durable_audit(from, limit)
     }
 
     fn audit_len(&self) -> Result<u64, StoreError> {
-        match self.meta.get(AUDIT_NEXT)? {
-            Some(v) => <[u8; 8]>::try_from(v.as_ref())
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt { key: "meta/audit_next".into(), detail: "not a u64".into() }),
-            None => Ok(0),
-        }
+        Ok(self.durable_audit_len())
+    }
+
+    fn revocations_len(&self) -> Result<u64, StoreError> {
+        Ok(self.durable_revocations_len())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         self.durable()
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        self.write_probe()
     }
 
     fn flushes(&self) -> u64 {
