@@ -75,7 +75,7 @@ impl HighWater {
     /// Raises the mark to what the store now holds durably (its lengths count flushed writes only, so the
     /// mark never exceeds what a crash leaves). A failure is logged: the store's answers stand.
     pub async fn advance(&self, state: &AppState) {
-        let Ok(mark) = blocking(state, |s| Mark::of(s)).await else { return };
+        let Ok(mark) = blocking(state, Mark::of).await else { return };
         let mut written = self.written.lock().await;
         if written.covers(&mark) {
             return;
