@@ -19,8 +19,8 @@ use runtrust::service::auth::Caller;
 use runtrust::service::issue::issue_token;
 use runtrust::service::AppState;
 use runtrust::store::{
-    AuditEntry, Challenge, ExecStart, ExecutionEnd, ExecutionRecord, HostRecord, NonceState, Principal, Revocation,
-    Role, SledStore, Store, StoreError,
+    Admission, AuditEntry, Cap, Challenge, ExecStart, ExecutionEnd, ExecutionRecord, HostRecord, NonceState, Principal,
+    Revocation, Role, SledStore, Store, StoreError, Swept,
 };
 use runtrust::token::{verify, Claims, ConfirmationKey, Expectations, IssuerKey, KeySet, SigningAlg, EAT_PROFILE};
 use runtrust_attestation::{Attest, PcrValues, Public};
@@ -39,8 +39,8 @@ struct OneNonceStore {
 }
 
 impl Store for OneNonceStore {
-    fn add_principal(&self, p: &Principal) -> Result<(), StoreError> {
-        self.inner.add_principal(p)
+    fn add_principal(&self, p: &Principal, a: &AuditEntry) -> Result<(), StoreError> {
+        self.inner.add_principal(p, a)
     }
     fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
         self.inner.principal(id)
@@ -48,11 +48,11 @@ impl Store for OneNonceStore {
     fn principals(&self) -> Result<Vec<Principal>, StoreError> {
         self.inner.principals()
     }
-    fn remove_principal(&self, name: &str) -> Result<bool, StoreError> {
-        self.inner.remove_principal(name)
+    fn remove_principal(&self, name: &str, a: &AuditEntry) -> Result<bool, StoreError> {
+        self.inner.remove_principal(name, a)
     }
-    fn put_enrollment(&self, e: &runtrust::store::PendingEnrollment) -> Result<(), StoreError> {
-        self.inner.put_enrollment(e)
+    fn put_enrollment(&self, e: &runtrust::store::PendingEnrollment, cap: Cap) -> Result<Admission, StoreError> {
+        self.inner.put_enrollment(e, cap)
     }
     fn take_enrollment(&self, id: &str) -> Result<Option<runtrust::store::PendingEnrollment>, StoreError> {
         self.inner.take_enrollment(id)
@@ -77,24 +77,40 @@ impl Store for OneNonceStore {
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
         self.inner.hosts()
     }
+    fn set_host_tags(&self, h: &str, t: &[String], a: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
+        self.inner.set_host_tags(h, t, a)
+    }
+    fn revocations_len(&self) -> Result<u64, StoreError> {
+        self.inner.revocations_len()
+    }
+    fn probe(&self) -> Result<(), StoreError> {
+        self.inner.probe()
+    }
+    fn rebaseline_host(&self, h: &str, a: &AuditEntry) -> Result<Option<runtrust_attestation::ClockInfo>, StoreError> {
+        self.inner.rebaseline_host(h, a)
+    }
     fn put_policy(&self, p: &runtrust::store::StoredPolicy, a: &AuditEntry) -> Result<u64, StoreError> {
         self.inner.put_policy(p, a)
     }
     fn policies(&self) -> Result<Vec<runtrust::store::StoredPolicy>, StoreError> {
         self.inner.policies()
     }
-    fn put_challenge(&self, c: &Challenge, a: &AuditEntry) -> Result<(), StoreError> {
-        self.inner.put_challenge(c, a)
+    fn put_challenge(&self, c: &Challenge, a: &AuditEntry, cap: Cap) -> Result<Admission, StoreError> {
+        self.inner.put_challenge(c, a, cap)
     }
     fn void_challenges(&self) -> Result<usize, StoreError> {
         self.inner.void_challenges()
+    }
+    fn sweep(&self, now: u64) -> Result<Swept, StoreError> {
+        self.inner.sweep(now)
     }
     fn consume_nonce(&self, _nonce: &Nonce, now: u64) -> Result<NonceState, StoreError> {
         let n = self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut k = Nonce([0; 32]);
         k.0[..8].copy_from_slice(&n.to_be_bytes());
         let audit = AuditEntry::new(now, "challenge.issue", "");
-        self.inner.put_challenge(&Challenge { nonce: k, ..self.challenge.clone() }, &audit)?;
+        let uncapped = Cap { max: usize::MAX, now };
+        let _ = self.inner.put_challenge(&Challenge { nonce: k, ..self.challenge.clone() }, &audit, uncapped)?;
         self.inner.consume_nonce(&k, now)?;
         Ok(NonceState::Fresh(self.challenge.clone()))
     }
@@ -119,6 +135,9 @@ impl Store for OneNonceStore {
     }
     fn revoke(&self, r: &Revocation, a: &AuditEntry) -> Result<Revocation, StoreError> {
         self.inner.revoke(r, a)
+    }
+    fn unrevoke_host(&self, r: &Revocation, a: &AuditEntry) -> Result<Option<Revocation>, StoreError> {
+        self.inner.unrevoke_host(r, a)
     }
     fn revoked(&self, key: &str) -> Result<Option<Revocation>, StoreError> {
         self.inner.revoked(key)
@@ -193,7 +212,7 @@ fn bench_tokens(c: &mut Criterion) {
         let cl = claims(&ak);
         let token = key.sign(&cl, &rng).expect("sign");
         let keys = KeySet::new(vec![key.public()]).expect("keyset");
-        let exp = Expectations::new(1_800_000_000);
+        let exp = Expectations::new(1_800_000_000, &cl.iss);
         g.bench_function(format!("sign/{}", alg.name()), |b| b.iter(|| key.sign(black_box(&cl), &rng)));
         g.bench_function(format!("verify/{}", alg.name()), |b| b.iter(|| verify(black_box(&token), &keys, &exp)));
     }
@@ -223,6 +242,8 @@ fn bench_pipeline(c: &mut Criterion) {
         role: Role::Attester,
         secret_sha256: String::new(),
         created_at: 0,
+        tags: vec!["env=bench".into()],
+        created_by: None,
     };
     let challenge = Challenge {
         nonce: nonce.parse().expect("nonce"),
@@ -236,7 +257,7 @@ fn bench_pipeline(c: &mut Criterion) {
         challenge,
         n: Default::default(),
     };
-    store.add_principal(&principal).expect("principal");
+    store.add_principal(&principal, &AuditEntry::new(0, "principal.add", "")).expect("principal");
     let host = HostRecord {
         host_id: host_id.clone(),
         ek_public: vec![],

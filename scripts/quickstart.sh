@@ -59,8 +59,8 @@ echo "serving on $URL"
 export RUNTRUST_SERVER="$URL" RUNTRUST_SERVER_CA="$WORK/service/tls/ca.pem"
 ADMIN="$WORK/service/admin.credential"
 
-bold "a principal for this host, and enrollment (EK certificate, credential activation)"
-"$R" --credential "$ADMIN" principal add quickstart-host --role attester | tail -n 1 >"$WORK/host.credential"
+bold "a principal for this host (conferring its tag), and enrollment (EK certificate, credential activation)"
+"$R" --credential "$ADMIN" principal add quickstart-host --role attester --tag env=quickstart | tail -n 1 >"$WORK/host.credential"
 chmod 600 "$WORK/host.credential"
 export RUNTRUST_CREDENTIAL_FILE="$WORK/host.credential"
 run "$R" enroll --tag env=quickstart

@@ -4,7 +4,7 @@
 #   scripts/swtpm.sh start   # set up (first time) and start swtpm; prints the exports to use
 #   eval "$(scripts/swtpm.sh env)"
 #   runtrust tpm info
-#   scripts/swtpm.sh stop    # stop it (the TPM state is kept; 'reset' deletes it)
+#   scripts/swtpm.sh stop    # shut the TPM down cleanly and stop it (the state is kept; 'reset' deletes it)
 #
 # State lives in $RUNTRUST_SWTPM_DIR (default: ${XDG_RUNTIME_DIR:-/tmp}/runtrust-swtpm-$UID). The EK CA
 # certificates are in that directory's localca/ (swtpm-localca-rootca-cert.pem, issuercert.pem).
@@ -90,10 +90,23 @@ start() {
     exit 1
 }
 
+# TPM2_Shutdown(TPM_SU_CLEAR) (TPM 2.0 Part 3 §9.4), sent raw to swtpm's TPM port: the TPM saves its clock, so
+# it is still 'safe' at the next start. A TPM stopped without it restarts its clock from an older saved value
+# and reports safe = NO for up to ~70 minutes: every quote is then clock_regressed (docs/evidence.md, "Clock").
+tpm_shutdown() {
+    local port answer
+    port="$(cat "$DIR/port" 2>/dev/null)" || return 1
+    # tag TPM_ST_NO_SESSIONS (8001), size 12, TPM_CC_Shutdown (00000145), TPM_SU_CLEAR (0000); the answer is a
+    # 10-byte header whose last four bytes are the response code (0: success).
+    answer="$(timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port && printf '\x80\x01\x00\x00\x00\x0c\x00\x00\x01\x45\x00\x00' >&3 && head -c 10 <&3 | od -An -tx1" 2>/dev/null | tr -d ' \n')"
+    [[ "$answer" == "80010000000a00000000" ]]
+}
+
 stop() {
     if running; then
         local pid
         pid="$(cat "$DIR/swtpm.pid")"
+        tpm_shutdown || echo "swtpm.sh: TPM2_Shutdown failed (is a client still connected?); the next start will report an unsafe clock" >&2
         kill "$pid"
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         echo "swtpm.sh: stopped swtpm (pid $pid)" >&2

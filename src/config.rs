@@ -80,18 +80,69 @@ pub struct EkConfig {
     pub trusted_hosts: Vec<String>,
 }
 
+/// `[limits]`: what one request or connection may cost (docs/design.md §16). Every field has a default, so
+/// a config written by an older `init` loads unchanged.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Lifetime of an enrollment challenge or nonce, in seconds.
     pub challenge_ttl_secs: u64,
+
+    // What one authenticated principal can make the store hold (docs/design.md §12, §16).
+    /// Unexpired challenges one principal may have outstanding; beyond: `limit_exceeded` (429). At least 1.
+    #[serde(default = "default_outstanding")]
+    pub max_challenges_per_principal: usize,
+    /// Unexpired pending enrollments one principal may have outstanding; beyond: `limit_exceeded` (429).
+    /// At least 1.
+    #[serde(default = "default_outstanding")]
+    pub max_enrollments_per_principal: usize,
+    /// How often `serve` sweeps challenges, pending enrollments and used nonces that expired at least this
+    /// long ago, in seconds (≥ 1).
+    #[serde(default = "default_sweep_interval")]
+    pub sweep_interval_secs: u64,
+
+    // What one connection may hold (docs/design.md §16).
+    /// From TCP accept to a finished TLS handshake, in seconds.
+    pub tls_handshake_timeout_secs: u64,
+    /// From a request's first byte to the end of its headers, in seconds.
+    pub header_timeout_secs: u64,
+    /// From the end of a request's headers to the end of its body, in seconds.
+    pub body_timeout_secs: u64,
+    /// How long a connection may sit with no request (after the handshake, between keep-alive requests) or
+    /// without progress writing an answer, in seconds.
+    pub idle_timeout_secs: u64,
+    /// Connections held at once; more are closed as they arrive. Keep it below the process's open-file limit.
+    pub max_connections: usize,
+    /// Audited denials one principal may cause per minute before its requests to audited routes are refused
+    /// unevaluated (429, counted in /metrics, not recorded); 0: no limit.
+    pub audited_denials_per_minute: u32,
+}
+
+fn default_outstanding() -> usize {
+    16
+}
+
+fn default_sweep_interval() -> u64 {
+    60
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1 << 20, challenge_ttl_secs: 60 }
+        Self {
+            max_body_bytes: 1 << 20,
+            challenge_ttl_secs: 60,
+            max_challenges_per_principal: default_outstanding(),
+            max_enrollments_per_principal: default_outstanding(),
+            sweep_interval_secs: default_sweep_interval(),
+            tls_handshake_timeout_secs: 10,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            audited_denials_per_minute: 60,
+        }
     }
 }
 
@@ -120,6 +171,12 @@ impl ServiceConfig {
         if cfg.issuer.keys.is_empty() {
             return Err(ConfigError::Invalid { path, detail: "issuer.keys is empty".into() });
         }
+        let l = &cfg.limits;
+        if l.max_challenges_per_principal == 0 || l.max_enrollments_per_principal == 0 || l.sweep_interval_secs == 0 {
+            let detail = "limits.max_challenges_per_principal, max_enrollments_per_principal and sweep_interval_secs \
+                          must be at least 1";
+            return Err(ConfigError::Invalid { path, detail: detail.into() });
+        }
         Ok(cfg)
     }
 
@@ -139,5 +196,23 @@ pub fn resolve(data_dir: &Path, p: &Path) -> PathBuf {
         p.to_path_buf()
     } else {
         data_dir.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_of_an_older_config_take_the_defaults() {
+        let text = "service_id = \"s\"\nlisten = \"127.0.0.1:0\"\n[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n\
+                    [issuer]\nkeys = [{ path = \"k\", alg = \"eddsa\" }]\n\
+                    [limits]\nmax_body_bytes = 2048\nchallenge_ttl_secs = 30\n";
+        let cfg: ServiceConfig = toml::from_str(text).unwrap();
+        let want = Limits { max_body_bytes: 2048, challenge_ttl_secs: 30, ..Limits::default() };
+        assert_eq!(cfg.limits, want);
+        assert_eq!((want.header_timeout_secs, want.idle_timeout_secs, want.max_connections), (10, 60, 1024));
+        let round: ServiceConfig = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(round, cfg);
     }
 }

@@ -28,6 +28,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Reads at most `max + 1` bytes of `path`: enough for a caller to see that a file is over its cap without
+/// holding more of it in memory (a 300 MB "token" costs `max + 1` bytes, not 300 MB).
+pub fn read_at_most(path: &Path, max: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    fs::File::open(path)?.take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Creates `dir` (and parents) with mode 0700 if missing.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
@@ -47,5 +56,16 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn capped_reads_stop_one_byte_past_the_cap() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("big");
+        fs::write(&p, vec![7u8; 1000]).unwrap();
+        assert_eq!(read_at_most(&p, 10).unwrap().len(), 11);
+        assert_eq!(read_at_most(&p, 5000).unwrap().len(), 1000);
+        // An endless file ends at the cap too.
+        assert_eq!(read_at_most(Path::new("/dev/zero"), 16 * 1024).unwrap().len(), 16 * 1024 + 1);
     }
 }

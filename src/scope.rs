@@ -12,7 +12,7 @@ pub struct ScopeError {
 /// Checks a scope or pattern: 1-256 chars of [A-Za-z0-9._-] in `/`-separated non-empty segments; `*` only
 /// as the whole last segment of a pattern.
 pub fn validate(s: &str, pattern: bool) -> Result<(), ScopeError> {
-    let err = |reason| Err(ScopeError { scope: s.to_owned(), reason });
+    let err = |reason| Err(ScopeError { scope: shown(s), reason });
     if s.is_empty() || s.len() > 256 {
         return err("must be 1-256 characters");
     }
@@ -37,6 +37,21 @@ pub fn validate(s: &str, pattern: bool) -> Result<(), ScopeError> {
         }
     }
     Ok(())
+}
+
+/// Most of a refused scope an error repeats: errors end up in audit entries, and the input is a stranger's.
+const SHOWN: usize = 64;
+
+/// `s`, or its first [`SHOWN`] bytes (on a character boundary) and its length.
+fn shown(s: &str) -> String {
+    if s.len() <= SHOWN {
+        return s.to_owned();
+    }
+    let mut end = SHOWN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
 }
 
 /// Whether `scope` (itself possibly a pattern) is equal to or narrower than `pattern`.
@@ -76,5 +91,11 @@ mod tests {
         for bad in ["", "a//b", "a/*/b", "a b", "/a", "a/", "de*ploy", "deploy/web/../db", "./a"] {
             assert!(validate(bad, true).is_err(), "{bad}");
         }
+        // A refusal repeats at most the first 64 bytes of what it refuses (issue 11 finding 7).
+        let huge = format!("deploy/{}", "é".repeat(250_000));
+        let e = validate(&huge, true).unwrap_err();
+        assert!(e.to_string().len() < 200, "{e}");
+        assert!(e.scope.ends_with("(500007 bytes)"), "{}", e.scope);
+        assert_eq!(validate("a b", true).unwrap_err().scope, "a b");
     }
 }

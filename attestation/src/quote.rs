@@ -79,6 +79,14 @@ impl QuoteError {
             QuoteError::Clock(e) => e.code(),
         }
     }
+
+    /// What to do about it, where there is more to say than the message (the clock cases).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            QuoteError::Clock(e) => Some(e.hint()),
+            _ => None,
+        }
+    }
 }
 
 /// Verifies a quote made by the AK `ak` (a TPMT_PUBLIC whose attributes the caller has appraised).

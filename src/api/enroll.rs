@@ -21,6 +21,8 @@ pub struct EnrollRequest {
     /// The AK's TPM2B_PUBLIC.
     #[serde(with = "b64")]
     pub ak_public: Vec<u8>,
+    /// A subset of the tags this principal confers (docs/design.md §5); empty: all of them. A host enrolled
+    /// before keeps its recorded tags: ask for none, or exactly those.
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -60,4 +62,7 @@ pub struct Enrolled {
     pub ak_name: String,
     /// False when this TPM was already enrolled with this AK (re-enrollment is idempotent).
     pub new: bool,
+    /// The host's tags as recorded (docs/design.md §5).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }

@@ -10,6 +10,7 @@ mod executions;
 mod lineage;
 mod policies;
 mod problem;
+mod rebaseline;
 mod revocations;
 pub mod routes;
 mod tokens;
@@ -23,6 +24,7 @@ pub use executions::*;
 pub use lineage::*;
 pub use policies::*;
 pub use problem::*;
+pub use rebaseline::*;
 pub use revocations::*;
 pub use tokens::*;
 

@@ -9,6 +9,7 @@ use crate::model::{Revocation, RevocationKind};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    /// `token`, `host` or `policy` (a lift is `POST /v1/hosts/{host_id}/unrevoke`).
     pub kind: RevocationKind,
     /// A token's cti (hex), a host id, or a policy id.
     pub target: String,
@@ -56,11 +57,14 @@ pub struct RevocationView {
     /// The tokens this revoked when it was made.
     pub tokens: Vec<String>,
     pub audit_index: u64,
+    /// For kind `unrevoke`: the seq of the host revocation it lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifts: Option<u64>,
 }
 
 impl From<Revocation> for RevocationView {
     fn from(r: Revocation) -> Self {
-        let Revocation { seq, kind, target, policy_hash, reason, time, by, tokens, audit_index } = r;
-        RevocationView { seq, kind, target, policy_hash, reason, time, by, tokens, audit_index }
+        let Revocation { seq, kind, target, policy_hash, reason, time, by, tokens, audit_index, lifts } = r;
+        RevocationView { seq, kind, target, policy_hash, reason, time, by, tokens, audit_index, lifts }
     }
 }

@@ -1,12 +1,21 @@
 //! Every route path, defined once for the service's router and the client (docs/api.md).
 
 pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
 pub const ENROLL: &str = "/v1/enroll";
 pub const ENROLL_ACTIVATE: &str = "/v1/enroll/{enrollment_id}";
 pub const HOSTS: &str = "/v1/hosts";
+pub const HOST: &str = "/v1/hosts/{host_id}";
+pub const HOST_TAGS: &str = "/v1/hosts/{host_id}/tags";
+pub const HOST_UNREVOKE: &str = "/v1/hosts/{host_id}/unrevoke";
+pub const HOST_REBASELINE: &str = "/v1/hosts/{host_id}/rebaseline";
 pub const CHALLENGE: &str = "/v1/challenge";
 pub const TOKENS: &str = "/v1/tokens";
 pub const KEYS: &str = "/v1/keys";
+/// Response header of [`KEYS`]: the service id, which every token these keys verify carries as `iss`
+/// (gateways cache it with the keys, docs/design.md §9).
+pub const SERVICE_ID_HEADER: &str = "runtrust-service-id";
 pub const KEYS_ROTATE: &str = "/v1/keys/rotate";
 pub const POLICIES: &str = "/v1/policies";
 pub const AUDIT: &str = "/v1/audit";

@@ -6,39 +6,92 @@ use super::args::RoleArg;
 use super::service_cmd::done;
 use super::{print_json, CliResult, GlobalOpts};
 use crate::api::routes;
-use crate::api::{CreatedPrincipal, HostView, NewPrincipal, PrincipalView};
+use crate::api::{
+    CreatedPrincipal, HostView, NewPrincipal, PrincipalView, RebaselineRequest, Rebaselined, RevocationView, SetTags,
+    UnrevokeRequest,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum PrincipalCommand {
     /// Add a principal; prints its new credential alone on the last line of stdout (shown only once).
     Add {
+        /// The principal's name: 1-64 of A-Z a-z 0-9 . _ - (shown in the audit log as the actor).
         name: String,
+        /// What it may do: admin (everything), attester (enroll, request tokens), gateway (exec checks),
+        /// auditor (read the audit log, hosts, lineage).
         #[arg(long, value_enum)]
         role: RoleArg,
+        /// For an attester: a tag it confers on the host it enrolls (e.g. role=web); repeatable. The host gets
+        /// exactly these, or the subset it asks for (docs/design.md §5).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
     },
     /// List principals and their roles.
     List,
     /// Remove a principal: its credential stops working at once.
-    Remove { name: String },
+    Remove {
+        /// The principal's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum HostsCommand {
     /// List enrolled hosts.
     List,
+    /// One host: tags, AK, enrollment, revocation state (admin, auditor).
+    Show {
+        /// The host id (sha256:…, from `hosts list` or `enroll`).
+        host_id: String,
+    },
+    /// Replace a host's tags, which decide the policies that select it (admin; audited as host.tag).
+    Tag {
+        /// The host id (sha256:…).
+        host_id: String,
+        /// The host's tags from now on; repeatable (`--set role=db --set dc=2`).
+        #[arg(long = "set", value_name = "T", required_unless_present = "clear")]
+        set: Vec<String>,
+        /// Remove every tag.
+        #[arg(long, conflicts_with = "set")]
+        clear: bool,
+    },
+    /// Lift a host's revocation: it may be issued tokens again; its earlier tokens stay revoked (admin;
+    /// audited as host.unrevoke).
+    Unrevoke {
+        /// The host id (sha256:…).
+        host_id: String,
+        /// Why (kept in the revocation feed and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Forget HOST's last accepted TPM clock, so that its next quote becomes the baseline (admin, audited).
+    /// For a TPM whose counters legitimately went back (TPM2_Clear, a restored vTPM state): its quotes are
+    /// clock_regressed until then. An unsafe clock (after power loss) is not waved through: see the hint.
+    Rebaseline {
+        /// The host id (sha256:…).
+        host: String,
+        /// Why (kept in the audit entry).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
     let client = g.client()?;
     match cmd {
-        PrincipalCommand::Add { name, role } => {
+        PrincipalCommand::Add { name, role, tags } => {
             let created: CreatedPrincipal =
-                client.post(routes::PRINCIPALS, &NewPrincipal { name, role: role.into() })?;
+                client.post(routes::PRINCIPALS, &NewPrincipal { name, role: role.into(), tags })?;
             if g.json {
                 print_json(&serde_json::to_value(&created).map_err(anyhow::Error::from)?);
             } else {
+                let confers = if created.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(", conferring tags [{}]", created.tags.join(", "))
+                };
                 println!(
-                    "added principal {:?} with role {}; its credential (save it to a file, mode 0600):",
+                    "added principal {:?} with role {}{confers}; its credential (save it to a file, mode 0600):",
                     created.name,
                     created.role.name()
                 );
@@ -51,7 +104,8 @@ pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
                 print_json(&serde_json::to_value(&all).map_err(anyhow::Error::from)?);
             } else {
                 for p in all {
-                    println!("{:<24} {}", p.name, p.role.name());
+                    let tags = if p.tags.is_empty() { String::new() } else { format!("  tags=[{}]", p.tags.join(",")) };
+                    println!("{:<24} {:<8}{tags}", p.name, p.role.name());
                 }
             }
         }
@@ -64,17 +118,81 @@ pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
 }
 
 pub fn hosts(cmd: HostsCommand, g: &GlobalOpts) -> CliResult {
-    let HostsCommand::List = cmd;
     let client = g.client()?;
-    let hosts: Vec<HostView> = client.get(routes::HOSTS)?;
-    if g.json {
-        print_json(&serde_json::to_value(&hosts).map_err(anyhow::Error::from)?);
-    } else if hosts.is_empty() {
-        println!("no enrolled hosts");
-    } else {
-        for h in hosts {
-            println!("{}  tags=[{}]  ak={}", h.host_id, h.tags.join(","), h.ak_name);
+    match cmd {
+        HostsCommand::List => {
+            let hosts: Vec<HostView> = client.get(routes::HOSTS)?;
+            if g.json {
+                print_json(&serde_json::to_value(&hosts).map_err(anyhow::Error::from)?);
+            } else if hosts.is_empty() {
+                println!("no enrolled hosts");
+            } else {
+                for h in hosts {
+                    let revoked = if h.revoked { "  REVOKED" } else { "" };
+                    println!("{}  tags=[{}]  ak={}{revoked}", h.host_id, h.tags.join(","), h.ak_name);
+                }
+            }
         }
+        HostsCommand::Show { host_id } => {
+            let h: HostView = client.get(&routes::path(routes::HOST, &[&host_id]))?;
+            show(&h, g)?;
+        }
+        HostsCommand::Tag { host_id, set, clear } => {
+            let tags = if clear { Vec::new() } else { set };
+            let h: HostView = client.post(&routes::path(routes::HOST_TAGS, &[&host_id]), &SetTags { tags })?;
+            if g.json {
+                show(&h, g)?;
+            } else {
+                println!("host {} now has tags [{}]", h.host_id, h.tags.join(", "));
+            }
+        }
+        HostsCommand::Rebaseline { host, reason } => {
+            let path = routes::path(routes::HOST_REBASELINE, &[&host]);
+            let r: Rebaselined = client.post(&path, &RebaselineRequest { reason })?;
+            if g.json {
+                print_json(&serde_json::to_value(&r).map_err(anyhow::Error::from)?);
+            } else {
+                println!(
+                    "host {}: clock baseline reset (was clock {}, resetCount {}, restartCount {}); its next quote sets it",
+                    r.host_id, r.previous_clock, r.previous_reset_count, r.previous_restart_count
+                );
+            }
+        }
+        HostsCommand::Unrevoke { host_id, reason } => {
+            let path = routes::path(routes::HOST_UNREVOKE, &[&host_id]);
+            let r: RevocationView = client.post(&path, &UnrevokeRequest { reason })?;
+            if g.json {
+                print_json(&serde_json::to_value(&r).map_err(anyhow::Error::from)?);
+            } else {
+                let lifted = r.lifts.map_or_else(String::new, |s| format!(" {s}"));
+                println!(
+                    "lifted revocation{lifted} of host {} (seq {}, audit entry {}): it may be issued tokens again; \
+                     its earlier tokens stay revoked",
+                    r.target, r.seq, r.audit_index
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `hosts show`: the record and its revocation state.
+fn show(h: &HostView, g: &GlobalOpts) -> CliResult {
+    if g.json {
+        print_json(&serde_json::to_value(h).map_err(anyhow::Error::from)?);
+        return Ok(());
+    }
+    println!("host         {}", h.host_id);
+    println!("tags         [{}]", h.tags.join(", "));
+    println!("ak           {}", h.ak_name);
+    println!("ek cert      {}", h.ek_certificate_sha256.as_deref().unwrap_or("(none: trusted explicitly)"));
+    println!("enrolled     {} by {}; updated {}", h.enrolled_at, h.enrolled_by, h.updated_at);
+    match &h.revocation {
+        Some(r) => println!("revoked      yes: seq {} by {} at {}: {}", r.seq, r.by, r.time, r.reason),
+        None => println!("revoked      no"),
+    }
+    if let Some(l) = &h.lifted {
+        println!("lifted       seq {} by {} at {}: {} (earlier tokens stay revoked)", l.seq, l.by, l.time, l.reason);
     }
     Ok(())
 }

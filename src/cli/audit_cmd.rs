@@ -27,7 +27,8 @@ pub enum AuditCommand {
     /// The last N audit entries (auditor, admin). With --json: one entry per line in canonical form — the
     /// export `audit verify --log` reads (use --all for the whole log).
     Tail {
-        #[arg(short = 'n', default_value_t = 20)]
+        /// How many entries, from the end (only these are downloaded).
+        #[arg(short = 'n', default_value_t = 20, value_name = "N")]
         n: usize,
         /// Every entry from the first.
         #[arg(long)]
@@ -65,7 +66,10 @@ runtrust audit verify --log audit.jsonl --checkpoint cp-monday.txt"
     },
     /// Prove that the issuance of token CTI is in the log: its entry, an inclusion proof and a signed
     /// checkpoint, all verified here.
-    Prove { cti: String },
+    Prove {
+        /// The token's cti (hex; `runtrust token inspect` shows it).
+        cti: String,
+    },
 }
 
 pub fn run(cmd: AuditCommand, g: &GlobalOpts) -> CliResult {
@@ -106,25 +110,73 @@ fn verify_checkpoint(g: &GlobalOpts, text: &str, file: Option<&Path>) -> Result<
 }
 
 fn fetch_all(client: &Client) -> Result<Vec<(u64, AuditEntry)>, CliError> {
+    fetch(&mut |from, limit| page(client, from, limit), 0, None)
+}
+
+fn page(client: &Client, from: u64, limit: usize) -> Result<Vec<IndexedEntry>, CliError> {
+    Ok(client.get(&format!("{}?from={from}&limit={limit}", routes::AUDIT))?)
+}
+
+/// Entries from index `from` to the end of the log, or to `end` (exclusive), page by page.
+fn fetch(
+    get: &mut dyn FnMut(u64, usize) -> Result<Vec<IndexedEntry>, CliError>,
+    from: u64,
+    end: Option<u64>,
+) -> Result<Vec<(u64, AuditEntry)>, CliError> {
     let mut all = Vec::new();
+    let mut next = from;
     loop {
-        let from = all.len();
-        let page: Vec<IndexedEntry> = client.get(&format!("{}?from={from}&limit={PAGE}", routes::AUDIT))?;
-        let done = page.len() < PAGE;
-        all.extend(page.into_iter().map(|i| (i.index, i.entry)));
+        let want = end.map_or(PAGE, |e| usize::try_from(e.saturating_sub(next)).unwrap_or(PAGE).min(PAGE));
+        if want == 0 {
+            return Ok(all);
+        }
+        let page = get(next, want)?;
+        let done = page.len() < want;
+        for i in page {
+            // Strictly ascending, and within what was asked: a page cannot repeat or reorder the log.
+            if i.index < next || end.is_some_and(|e| i.index >= e) {
+                return Err(CliError::Other(anyhow!("the service answered entry {} for entries from {next}", i.index)));
+            }
+            next = i.index + 1;
+            all.push((i.index, i.entry));
+        }
         if done {
             return Ok(all);
         }
     }
 }
 
-fn tail(g: &GlobalOpts, n: usize, all: bool, upto: Option<&Path>) -> CliResult {
-    let mut entries = fetch_all(&g.client()?)?;
-    if let Some(p) = upto {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        let cp = verify_checkpoint(g, &text, None)?;
-        entries.truncate(usize::try_from(cp.checkpoint.tree_size).unwrap_or(usize::MAX));
+/// Where `audit tail -n N` starts: N entries before the log's end, so only those travel (`--all`: 0). The end
+/// is the saved checkpoint's size with --checkpoint, else the live checkpoint's (a size hint only: the pages
+/// run on to the log's real end, and the last N of them are shown).
+fn tail_start(end: u64, n: usize, all: bool) -> u64 {
+    if all {
+        0
+    } else {
+        end.saturating_sub(u64::try_from(n).unwrap_or(u64::MAX))
     }
+}
+
+fn tail(g: &GlobalOpts, n: usize, all: bool, upto: Option<&Path>) -> CliResult {
+    let client = g.client()?;
+    let end = match upto {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(verify_checkpoint(g, &text, None)?.checkpoint.tree_size)
+        }
+        None => None,
+    };
+    let size = match end {
+        Some(e) => e,
+        None if all => 0,
+        None => {
+            SignedCheckpoint::from_text(&client.get_text(routes::AUDIT_CHECKPOINT)?)
+                .map_err(denied)?
+                .checkpoint
+                .tree_size
+        }
+    };
+    let entries = fetch(&mut |from, limit| page(&client, from, limit), tail_start(size, n, all), end)?;
     let shown = if all { &entries[..] } else { &entries[entries.len().saturating_sub(n)..] };
     for (index, e) in shown {
         if g.json {
@@ -171,6 +223,19 @@ fn verify(g: &GlobalOpts, log: Option<&Path>, earlier: Option<&Path>, key_file: 
             let entries = fetch_all(&client)?;
             // The service's own consistency proof from the saved checkpoint must verify too.
             if let Some(old) = &earlier {
+                // A saved checkpoint beyond the log: the log lost entries it had signed for (exit 3, not 1).
+                if old.checkpoint.tree_size > cp.checkpoint.tree_size {
+                    let e =
+                        AuditError::SizeOutOfRange { size: old.checkpoint.tree_size, limit: cp.checkpoint.tree_size };
+                    return Err(CliError::denied(
+                        e.code(),
+                        format!(
+                            "the saved checkpoint covers {} entries, the log now has {}: the log was rolled back (or \
+                             is another log) ({e})",
+                            old.checkpoint.tree_size, cp.checkpoint.tree_size
+                        ),
+                    ));
+                }
                 let p: ConsistencyProof =
                     client.get(&format!("{}?from={}", routes::AUDIT_CONSISTENCY, old.checkpoint.tree_size))?;
                 let proved = verify_checkpoint(g, &p.checkpoint, key_file)?;
@@ -251,4 +316,52 @@ fn prove(g: &GlobalOpts, cti: &str) -> CliResult {
         println!("{}", p.line);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log of `len` entries served page by page; records every range asked for.
+    fn log(
+        len: u64,
+        asked: &mut Vec<(u64, usize)>,
+    ) -> impl FnMut(u64, usize) -> Result<Vec<IndexedEntry>, CliError> + '_ {
+        move |from, limit| {
+            asked.push((from, limit));
+            let to = len.min(from + limit as u64);
+            Ok((from..to)
+                .map(|index| IndexedEntry { index, entry: AuditEntry::new(index, "test", format!("entry {index}")) })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn tail_fetches_only_the_last_n_entries() {
+        let mut asked = Vec::new();
+        let got = fetch(&mut log(5_000, &mut asked), tail_start(5_000, 3, false), None).unwrap();
+        assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![4_997, 4_998, 4_999]);
+        assert_eq!(asked, vec![(4_997, PAGE)], "only the tail is requested");
+        // The log grew past the size hint: the pages run to its real end.
+        let mut asked = Vec::new();
+        let got = fetch(&mut log(5_010, &mut asked), tail_start(5_000, 3, false), None).unwrap();
+        assert_eq!(got.len(), 13);
+        // Up to a saved checkpoint: nothing past its size is asked for.
+        let mut asked = Vec::new();
+        let got = fetch(&mut log(5_010, &mut asked), tail_start(2_500, 1_200, false), Some(2_500)).unwrap();
+        assert_eq!((got.len(), got[0].0, got[got.len() - 1].0), (1_200, 1_300, 2_499));
+        assert_eq!(asked, vec![(1_300, PAGE), (2_300, 200)]);
+        // --all reads everything, page by page.
+        let mut asked = Vec::new();
+        assert_eq!(fetch(&mut log(2_345, &mut asked), tail_start(0, 20, true), None).unwrap().len(), 2_345);
+        assert_eq!(asked.len(), 3);
+    }
+
+    #[test]
+    fn pages_must_ascend_within_the_range() {
+        let mut replay = |from: u64, _| {
+            Ok(vec![IndexedEntry { index: from.saturating_sub(1), entry: AuditEntry::new(0, "test", "x") }])
+        };
+        assert!(fetch(&mut replay, 5, None).is_err());
+    }
 }

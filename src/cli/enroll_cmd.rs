@@ -8,7 +8,8 @@ use crate::tpm::TssTpm;
 
 #[derive(clap::Args, Debug)]
 pub struct EnrollArgs {
-    /// A tag policies can select this host by (e.g. role=web); repeatable.
+    /// Ask for only this one of the tags your principal confers (e.g. role=web); repeatable. Default: all of
+    /// them. A host enrolled before keeps its tags; only an admin changes them (runtrust hosts tag).
     #[arg(long = "tag", value_name = "T")]
     tags: Vec<String>,
     /// PEM file of intermediate CA certificates for the EK certificate (vendor intermediates the service
@@ -26,11 +27,17 @@ pub fn run(a: EnrollArgs, g: &GlobalOpts) -> CliResult {
     let mut tpm = TssTpm::open(g.tpm_options())?;
     let enrolled = enroll(&client, &mut tpm, &a.tags, intermediates)?;
     if g.json {
-        print_json(&json!({ "host_id": enrolled.host_id, "ak_name": enrolled.ak_name, "new": enrolled.new }));
+        print_json(&json!({
+            "host_id": enrolled.host_id,
+            "ak_name": enrolled.ak_name,
+            "new": enrolled.new,
+            "tags": enrolled.tags,
+        }));
     } else {
         if !enrolled.new {
             eprintln!("runtrust: already enrolled with this AK (nothing changed)");
         }
+        eprintln!("runtrust: tags [{}]", enrolled.tags.join(", "));
         println!("{}", enrolled.host_id);
     }
     Ok(())

@@ -5,25 +5,30 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::NonEmptyStringValueParser;
+
 use super::{report, CliError, GlobalOpts};
 use crate::gateway::{ExecRequest, GatewayError, Outcome, DENIED_EXIT};
 use crate::tpm::{Tpm, TssTpm};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Checks, in order, before CMD starts (any failure: exit 125, CMD never started):\n\
-  1. the token verifies offline: issuer signature (keys cached in the state dir),\n     \
-nbf/exp, audience, and --scope within the token's scope\n\
+  1. the token verifies offline: issuer signature (keys cached in the state dir) and\n     \
+iss (--issuer, else the service id cached with the keys), nbf/exp, audience,\n     \
+and --scope within the token's scope\n\
   2. runtime binding: a fresh quote by this TPM, under a nonce made here, signed by\n     \
 the token's cnf AK, with the token's pcrDigest (another TPM:\n     \
 runtime_identity_mismatch; PCRs changed since issuance: pcr_mismatch)\n\
-  3. online check with the service: nothing revoked (token, ancestors, hosts,\n     \
-policy); a single-use token is spent here (second use: token_replayed;\n     \
-service unreachable: verifier_unavailable; there is no offline grace)\n\n\
+  3. online check with the service: the token is the one issued under its cti, byte\n     \
+for byte; nothing revoked (token, ancestors, hosts, policy); a single-use token\n     \
+is spent here (second use: token_replayed; service unreachable:\n     \
+verifier_unavailable; there is no offline grace)\n\n\
 Then CMD runs with stdin, stdout and stderr inherited. SIGTERM, SIGHUP, SIGUSR1 and\n\
 SIGUSR2 are passed on (SIGINT and SIGQUIT too, unless exec runs in a terminal's\n\
 foreground, where the terminal sends them to CMD itself). exec exits with CMD's status\n\
-(128+N if a signal N ended it, 127 if it could not start). Start and end (status,\n\
-duration, SHA-256 of the argv) are recorded in the audit log.\n\n\
+(128+N if a signal N ended it, 127 if it could not start), and 125 for every failure of\n\
+its own, usage errors included. Start and end (status, duration, SHA-256 of the argv)\n\
+are recorded in the audit log.\n\n\
 Example:\n  runtrust exec --token web.token --scope deploy/web/api --audience gw-1 -- ./deploy.sh --prod")]
 pub struct ExecArgs {
     /// The execution token (runtrust token request --out).
@@ -32,10 +37,13 @@ pub struct ExecArgs {
     /// The scope this command runs under; it must be within the token's scope.
     #[arg(long)]
     scope: String,
-    /// This gateway's audience id; the token's aud must equal it. Default: $RUNTRUST_AUDIENCE; when neither
-    /// is given the audience is not checked (a warning says so).
-    #[arg(long, env = "RUNTRUST_AUDIENCE")]
-    audience: Option<String>,
+    /// This gateway's audience id; the token's aud must equal it. Required: the flag or $RUNTRUST_AUDIENCE.
+    #[arg(long, env = "RUNTRUST_AUDIENCE", value_parser = NonEmptyStringValueParser::new())]
+    audience: String,
+    /// The service id the token must carry as iss. Default: $RUNTRUST_ISSUER, else the service id cached
+    /// with the keys (`GET /v1/keys` names it); required with --keys.
+    #[arg(long, env = "RUNTRUST_ISSUER", value_name = "ID", value_parser = NonEmptyStringValueParser::new())]
+    issuer: Option<String>,
     /// Issuer keys (keys export output) instead of the cached ones.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
@@ -45,19 +53,16 @@ pub struct ExecArgs {
 }
 
 pub fn run(a: ExecArgs, g: &GlobalOpts) -> ExitCode {
-    let token = match std::fs::read(&a.token) {
+    let token = match super::token_cmd::read_token(&a.token) {
         Ok(t) => t,
         Err(e) => {
-            report(CliError::Other(anyhow::anyhow!("reading {}: {e}", a.token.display())), g);
+            report(e, g);
             return ExitCode::from(DENIED_EXIT);
         }
     };
-    if a.audience.is_none() {
-        eprintln!("runtrust: warning: no --audience (or RUNTRUST_AUDIENCE): the token's audience is not checked");
-    }
     let request = ExecRequest { token, scope: a.scope, audience: a.audience, argv: a.command };
     let connect = || g.client_options().connect();
-    let gateway = g.gateway(a.keys.as_deref(), &connect);
+    let gateway = g.gateway(a.keys.as_deref(), a.issuer, &connect);
     let tpm_options = g.tpm_options();
     let mut open_tpm = || TssTpm::open(tpm_options.clone()).map(|t| Box::new(t) as Box<dyn Tpm>);
     let grant = match gateway.authorize(&request, &mut open_tpm) {

@@ -1,11 +1,30 @@
 //! The `runtrust` command line (docs/design.md §9, a contract). The only place that prints or exits.
 
+// Output that cannot fail the process (docs/design.md §9). std's print macros panic when stdout or stderr is
+// gone; these shadow them for every command module below. A reader that goes away (`runtrust audit tail
+// --json | head`) ends the output quietly: further lines are dropped, the command finishes (its TPM objects
+// flushed) and exits with its own status. SIGPIPE stays ignored (Rust's default), so a reset network
+// connection is an error value (exit 4 with a message), never a silent death by signal (exit 141).
+macro_rules! println {
+    () => { $crate::cli::output::line(&mut std::io::stdout(), format_args!("")) };
+    ($($t:tt)*) => { $crate::cli::output::line(&mut std::io::stdout(), format_args!($($t)*)) };
+}
+macro_rules! print {
+    ($($t:tt)*) => { $crate::cli::output::text(&mut std::io::stdout(), format_args!($($t)*)) };
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => { $crate::cli::output::line(&mut std::io::stderr(), format_args!($($t)*)) };
+}
+
+pub(crate) mod output;
+
 mod admin_cmd;
 mod args;
 mod audit_cmd;
 mod enroll_cmd;
 mod eventlog_cmd;
 mod exec_cmd;
+mod help;
 mod keys_cmd;
 mod lineage_cmd;
 mod policy_cmd;
@@ -113,14 +132,16 @@ impl GlobalOpts {
         }
     }
 
-    /// The execution gateway these options describe.
+    /// The execution gateway these options describe; `issuer` is `--issuer` (None: the cached service id).
     pub(crate) fn gateway<'a>(
         &self,
         keys: Option<&std::path::Path>,
+        issuer: Option<String>,
         connect: &'a dyn Fn() -> Result<crate::client::Client, crate::client::ClientError>,
     ) -> crate::gateway::Gateway<'a> {
         crate::gateway::Gateway {
             keys: self.issuer_keys(keys, connect),
+            issuer,
             connect,
             clock: std::sync::Arc::new(crate::model::SystemClock),
         }
@@ -153,7 +174,7 @@ enum Command {
     /// Manage principals (admin).
     #[command(subcommand)]
     Principal(admin_cmd::PrincipalCommand),
-    /// Enrolled hosts (admin, auditor).
+    /// Enrolled hosts: list, show (admin, auditor); tag, unrevoke (admin).
     #[command(subcommand)]
     Hosts(admin_cmd::HostsCommand),
     /// Policies: check, hash, apply, list, capture from a golden host, sign.
@@ -165,7 +186,7 @@ enum Command {
     /// The service's issuer keys: export, rotate.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
-    /// Run a command only if an execution token allows it here and now (exit 125 when denied).
+    /// Run a command only if an execution token allows it here and now (exit 125 for any failure of exec's own).
     Exec(exec_cmd::ExecArgs),
     /// Revoke a token (and its descendants), a host or a policy (admin); list the signed feed.
     #[command(subcommand)]
@@ -178,6 +199,18 @@ enum Command {
     /// TCG event logs (measured boot), offline: show, replay.
     #[command(subcommand)]
     Eventlog(eventlog_cmd::EventlogCommand),
+    /// Print a shell completion script: `runtrust completions bash > /etc/bash_completion.d/runtrust`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: runtrust(1) and one per subcommand (runtrust-exec(1), …) into DIR.
+    Man {
+        /// Directory to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// How a command failed, which decides the exit code.
@@ -187,6 +220,8 @@ pub enum CliError {
     Denied { code: String, detail: String, diagnostics: serde_json::Value },
     /// TPM or service unreachable: exit 4.
     Unavailable(anyhow::Error),
+    /// A bad argument value that clap could not check (a duration, a selection): exit 2.
+    Usage(anyhow::Error),
     /// Anything else: exit 1.
     Other(anyhow::Error),
 }
@@ -262,7 +297,15 @@ pub(crate) fn print_json(v: &impl serde::Serialize) {
 pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A log line that cannot be written is dropped: tracing's own fallback (eprintln!) would panic on a
+    // closed stderr, and a panic in the signal task would leave `serve` deaf to SIGTERM.
+    // Colours only for a terminal: log files and journald get plain text.
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false);
     let _ = match format {
         crate::config::LogFormat::Json => builder.json().try_init(),
         crate::config::LogFormat::Text => builder.try_init(),
@@ -270,17 +313,18 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
 }
 
 /// Entry point of the binary.
-#[allow(unsafe_code)]
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Exec(_)) {
-        // A reader that goes away (`runtrust audit tail --json | head`) ends the command quietly, as for
-        // any Unix filter, instead of a panic in println!. The service and the gateway keep ignoring it.
-        // SAFETY: signal(2) with SIG_DFL at startup, before any thread is spawned.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    }
+    let cli = match parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
+    }
+    // libtss2 logs its own ERROR lines to stderr for every failed TCTI probe; runtrust reports the failure
+    // itself, once. TSS2_LOG set by the user (e.g. all+debug) is kept. Before any thread starts.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+none");
     }
     let g = &cli.global;
     let result = match cli.command {
@@ -299,10 +343,50 @@ pub fn main() -> ExitCode {
         Command::Lineage(a) => lineage_cmd::run(a, g),
         Command::Exec(a) => return exec_cmd::run(a, g),
         Command::Eventlog(c) => eventlog_cmd::run(c, g),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut help::command(), "runtrust", &mut out);
+            print!("{}", String::from_utf8_lossy(&out));
+            Ok(())
+        }
+        Command::Man { out } => help::write_man_pages(&out).map_err(CliError::from).map(|n| {
+            println!("wrote {n} man pages to {}", out.display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => report(e, g),
+    }
+}
+
+/// Parses the command line. A usage error exits 2, except under `exec`, whose own failures all exit 125
+/// (docs/design.md §9) so that they never mix with its command's status; `--help` and `--version` exit 0.
+fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
+    use clap::FromArgMatches as _;
+    let e = match help::command().try_get_matches_from(&args).and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    let _ = e.print();
+    // With --json a usage error is a JSON object on stdout too (docs/design.md §9); help is not an error.
+    if args.iter().any(|a| a == "--json") && e.use_stderr() {
+        print_json(&serde_json::json!({ "error": "usage", "detail": e.kind().to_string() }));
+    }
+    // clap's own code: 0 for --help and --version, 2 for a usage error.
+    let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
+    if code == exit::OK {
+        return Err(ExitCode::from(code));
+    }
+    // Which subcommand was meant, read leniently (the strict parse above failed).
+    let lenient = help::command().ignore_errors(true).try_get_matches_from(args);
+    let is_exec = lenient.ok().is_some_and(|m| m.subcommand_name() == Some("exec"));
+    Err(ExitCode::from(if is_exec { crate::gateway::DENIED_EXIT } else { code }))
+}
+
+/// With --json, every failure is also a JSON object on stdout: `{"error": KIND, "detail": …}` (docs/design.md §9).
+fn failure_json(json: bool, kind: &str, e: &anyhow::Error) {
+    if json {
+        print_json(&serde_json::json!({ "error": kind, "detail": format!("{e:#}") }));
     }
 }
 
@@ -320,16 +404,26 @@ pub(crate) fn report(e: CliError, g: &GlobalOpts) -> ExitCode {
             if !diagnostics.is_null() {
                 eprintln!("{}", serde_json::to_string_pretty(&diagnostics).unwrap_or_default());
             }
+            if let Some(hint) = diagnostics.get("hint").and_then(|h| h.as_str()) {
+                eprintln!("  hint: {hint}");
+            }
             if code == DenialCode::AuthorizationMissing.as_str() && g.credential.is_none() {
                 eprintln!("  hint: pass --credential FILE or set RUNTRUST_CREDENTIAL_FILE");
             }
             ExitCode::from(exit::DENIED)
         }
         CliError::Unavailable(e) => {
+            failure_json(json, "unavailable", &e);
             eprintln!("runtrust: unavailable: {e:#}");
             ExitCode::from(exit::UNAVAILABLE)
         }
+        CliError::Usage(e) => {
+            failure_json(json, "usage", &e);
+            eprintln!("runtrust: usage: {e:#}");
+            ExitCode::from(exit::USAGE)
+        }
         CliError::Other(e) => {
+            failure_json(json, "error", &e);
             eprintln!("runtrust: error: {e:#}");
             ExitCode::from(exit::ERROR)
         }
@@ -338,3 +432,42 @@ pub(crate) fn report(e: CliError, g: &GlobalOpts) -> ExitCode {
 
 /// The TCTI a command will use when none is configured, for help texts.
 pub const TCTI_DEFAULT_HELP: &str = DEFAULT_TCTI;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `parse` makes of a command line: "parsed", or the exit code it would end with.
+    fn outcome(args: &[&str]) -> String {
+        match parse(std::iter::once("runtrust").chain(args.iter().copied()).map(Into::into).collect()) {
+            Ok(_) => "parsed".into(),
+            Err(code) => format!("{code:?}"),
+        }
+    }
+
+    fn exit(n: u8) -> String {
+        format!("{:?}", ExitCode::from(n))
+    }
+
+    /// Issue 11 finding 11: exec's usage errors exit 125 like its other failures; help exits 0.
+    #[test]
+    fn exec_usage_errors_exit_125_and_others_2() {
+        let run = ["exec", "--token", "t", "--scope", "s", "--audience", "gw-1", "--", "true"];
+        assert_eq!(outcome(&run), "parsed");
+        for bad in [
+            &["exec"][..],
+            &["exec", "--token", "t", "--scope", "s", "--audience", "gw-1"],
+            &["exec", "--token", "t", "--scope", "s", "--audience", "", "--", "true"],
+            &["exec", "--bogus"],
+            &["--json", "exec", "--token"],
+            &["--tcti", "swtpm:port=1", "exec", "--scope", "s", "--", "true"],
+        ] {
+            assert_eq!(outcome(bad), exit(crate::gateway::DENIED_EXIT), "{bad:?}");
+        }
+        assert_eq!(outcome(&["exec", "--help"]), exit(exit::OK));
+        assert_eq!(outcome(&["--help"]), exit(exit::OK));
+        assert_eq!(outcome(&["tpm", "bogus"]), exit(exit::USAGE));
+        assert_eq!(outcome(&["token", "verify"]), exit(exit::USAGE));
+        assert_eq!(outcome(&["bogus", "exec"]), exit(exit::USAGE), "exec as an argument, not the command");
+    }
+}

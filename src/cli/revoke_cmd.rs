@@ -17,6 +17,7 @@ pub enum RevokeCommand {
     Token {
         /// The token's cti (hex; `runtrust token inspect` shows it).
         cti: String,
+        /// Why (kept in the signed revocation feed and the audit log).
         #[arg(long)]
         reason: Option<String>,
     },
@@ -24,6 +25,7 @@ pub enum RevokeCommand {
     Host {
         /// The host id (`runtrust hosts list`).
         host_id: String,
+        /// Why (kept in the signed revocation feed and the audit log).
         #[arg(long)]
         reason: Option<String>,
     },
@@ -33,12 +35,14 @@ pub enum RevokeCommand {
     Policy {
         /// Policy id, or policy hash.
         id: String,
+        /// Why (kept in the signed revocation feed and the audit log).
         #[arg(long)]
         reason: Option<String>,
     },
     /// The revocation feed from SEQ on, its signature verified with the issuer keys.
     List {
-        #[arg(long, default_value_t = 0)]
+        /// First revocation sequence number to list (0: the whole feed).
+        #[arg(long, default_value_t = 0, value_name = "SEQ")]
         since: u64,
     },
 }
@@ -81,16 +85,9 @@ fn list(g: &GlobalOpts, since: u64) -> CliResult {
     } else {
         println!("revocation feed of {} (signature verified), next seq {}", feed.issuer, feed.next);
         for r in &feed.revocations {
-            println!(
-                "{:>5} {} {:<6} {} by {}: {} ({} tokens)",
-                r.seq,
-                r.time,
-                r.kind.name(),
-                r.target,
-                r.by,
-                r.reason,
-                r.tokens.len()
-            );
+            // A lift (`hosts unrevoke`) names the revocation it lifted; that host's earlier tokens stay revoked.
+            let what = r.lifts.map_or_else(|| format!("{} tokens", r.tokens.len()), |seq| format!("lifts seq {seq}"));
+            println!("{:>5} {} {:<8} {} by {}: {} ({what})", r.seq, r.time, r.kind.name(), r.target, r.by, r.reason,);
         }
     }
     Ok(())

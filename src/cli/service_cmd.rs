@@ -10,6 +10,7 @@ use super::args::{LogFormatArg, SigningAlgArg};
 use super::{init_tracing, print_json, CliError, CliResult, GlobalOpts};
 use crate::config::{LogFormat, ServiceConfig};
 use crate::service::init::{init as init_data_dir, InitOptions, DEFAULT_LISTEN};
+use crate::service::{LoadOptions, ServeOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
@@ -83,6 +84,10 @@ pub struct ServeArgs {
     /// Log format on stderr (default: the config's log_format). RUST_LOG filters (default: info).
     #[arg(long, env = "RUNTRUST_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormatArg>,
+    /// Start although the store holds less than its high-water mark (it lost its tail: an older backup, a
+    /// truncation), accepting the loss; audited. Restoring a recent enough backup is the better way out.
+    #[arg(long)]
+    accept_store_rollback: bool,
 }
 
 pub fn serve(a: ServeArgs) -> CliResult {
@@ -90,9 +95,10 @@ pub fn serve(a: ServeArgs) -> CliResult {
         CliError::Other(anyhow::anyhow!("{e}\n  hint: create a data directory with: runtrust init --data-dir DIR"))
     })?;
     init_tracing("info", a.log_format.map(LogFormat::from).unwrap_or(config.log_format));
+    let options = ServeOptions { load: LoadOptions { accept_store_rollback: a.accept_store_rollback } };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime
-        .block_on(crate::service::serve(a.data_dir, |addr| {
+        .block_on(crate::service::serve(a.data_dir, options, |addr| {
             let mut out = std::io::stdout();
             let _ = writeln!(out, "runtrust: serving on https://{addr}");
             let _ = out.flush();

@@ -11,7 +11,7 @@ use super::{print_json, CliError, CliResult, GlobalOpts};
 use crate::client::token::{request_token, Ask};
 use crate::fsutil;
 use crate::model::{Clock, SystemClock};
-use crate::token::{claims_json, decode_unverified, KeySet};
+use crate::token::{claims_json, decode_unverified, KeySet, TokenError, MAX_TOKEN_BYTES};
 use crate::tpm::TssTpm;
 
 #[derive(Subcommand, Debug)]
@@ -45,9 +45,13 @@ exit 4 when the service or the TPM cannot be reached.")]
         event_log: PathBuf,
     },
     /// Print every claim of a token (not verified; see `token verify`). Byte strings as hex.
-    Inspect { file: PathBuf },
-    /// Verify a token offline: signature with the issuer keys, time, audience, scope.
+    Inspect {
+        /// The token file (COSE_Sign1, as `token request --out` wrote it).
+        file: PathBuf,
+    },
+    /// Verify a token offline: signature with the issuer keys, issuer (iss), time, audience, scope.
     Verify {
+        /// The token file.
         file: PathBuf,
         /// The audience the token must name.
         #[arg(long)]
@@ -59,16 +63,24 @@ exit 4 when the service or the TPM cannot be reached.")]
         /// once and cached in the state directory.
         #[arg(long, value_name = "FILE")]
         keys: Option<PathBuf>,
+        /// The service id the token must carry as iss. Default: $RUNTRUST_ISSUER, else the service id cached
+        /// with the keys (`GET /v1/keys` names it); required with --keys.
+        #[arg(long, env = "RUNTRUST_ISSUER", value_name = "ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        issuer: Option<String>,
     },
 }
 
 pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
     match cmd {
         TokenCommand::Request { scope, audience, ttl, parent, for_host, out, event_log } => {
-            let ttl_secs =
-                ttl.map(|t| crate::policy::parse_duration(&t).map_err(|e| anyhow!("--ttl {t:?}: {e}"))).transpose()?;
-            let parent =
-                parent.map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display()))).transpose()?;
+            let ttl_secs = ttl
+                .map(|t| crate::policy::parse_duration(&t).map_err(|e| CliError::Usage(anyhow!("--ttl {t:?}: {e}"))))
+                .transpose()?;
+            let parent = parent.map(|p| read_token(&p)).transpose()?;
+            if let Some(len) = parent.as_ref().map(Vec::len).filter(|l| *l > MAX_TOKEN_BYTES) {
+                let e = TokenError::TooLarge { len, max: MAX_TOKEN_BYTES };
+                return Err(CliError::denied(e.code(), format!("--parent: {e}")));
+            }
             let client = g.client()?;
             let mut tpm = TssTpm::open(g.tpm_options())?;
             let ask = Ask { scope, audience, ttl_secs, parent, for_host, event_log };
@@ -93,7 +105,7 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             Ok(())
         }
         TokenCommand::Inspect { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = read_token(&file)?;
             let (header, claims) = decode_unverified(&bytes).map_err(|e| CliError::denied(e.code(), e))?;
             let mut v = claims_json(&claims);
             if let Some(o) = v.as_object_mut() {
@@ -112,10 +124,10 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             }
             Ok(())
         }
-        TokenCommand::Verify { file, audience, scope, keys } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        TokenCommand::Verify { file, audience, scope, keys, issuer } => {
+            let bytes = read_token(&file)?;
             let connect = || g.client_options().connect();
-            let gateway = g.gateway(keys.as_deref(), &connect);
+            let gateway = g.gateway(keys.as_deref(), issuer, &connect);
             let claims =
                 gateway.verify_offline(&bytes, audience.as_deref(), scope.as_deref()).map_err(gateway_error)?;
             let now = gateway.clock.now_i64();
@@ -138,6 +150,12 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// A token file, read no further than one byte past the token size cap (the decoder then refuses it as too
+/// large): a huge or endless file costs 16 KiB, not its size.
+pub(crate) fn read_token(path: &Path) -> Result<Vec<u8>, CliError> {
+    Ok(fsutil::read_at_most(path, MAX_TOKEN_BYTES).with_context(|| format!("reading {}", path.display()))?)
 }
 
 /// Runs `check` with the issuer keys: those in `keys` (a file), or else the ones cached in the state

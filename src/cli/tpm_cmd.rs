@@ -19,7 +19,7 @@ pub enum TpmCommand {
     Info,
     /// Read PCR values (prints pcrs.json with --json).
     Pcrs {
-        /// Bank for PCR lists that do not name one.
+        /// Bank for PCR lists that do not name one (sha1, sha256, sha384, sha512).
         #[arg(long, default_value = "sha256")]
         bank: HashAlg,
         /// PCRs: ranges and lists (0-7, 0,2,4-6) or banks (sha1:0-7+sha256:0-7).
@@ -34,6 +34,7 @@ pub enum TpmCommand {
         /// Qualifying data (the verifier's nonce), 1 to 64 bytes as hex.
         #[arg(long, value_parser = parse_hex)]
         nonce: Hex,
+        /// Bank for PCR lists that do not name one (sha1, sha256, sha384, sha512).
         #[arg(long, default_value = "sha256")]
         bank: HashAlg,
         /// PCRs to quote: ranges and lists (0-7) or banks (sha1:0-7+sha256:0-7).
@@ -45,6 +46,7 @@ pub enum TpmCommand {
     },
     /// Extend a PCR (demos and tests: it changes the platform state that quotes report).
     Extend {
+        /// Bank for PCR lists that do not name one (sha1, sha256, sha384, sha512).
         #[arg(long, default_value = "sha256")]
         bank: HashAlg,
         /// PCR index. PCRs 0-15 belong to firmware and the boot chain on a real host; 16 and 23 are for tests.
@@ -57,6 +59,14 @@ pub enum TpmCommand {
         #[arg(long)]
         data: Option<String>,
     },
+    /// Persist the EK at its TCG handle (0x81010001 RSA, 0x81010002 ECC P-256, 0x81010016 P-384), so that
+    /// later runs load it
+    /// instead of creating it (seconds on a discrete TPM).
+    ///
+    /// Uses the owner hierarchy's empty authorization (TPM2_EvictControl). Does nothing if this TPM's EK is
+    /// already there; refuses if another object holds the handle. Undo with
+    /// `tpm2_evictcontrol -C o -c 0x81010001`.
+    PersistEk,
 }
 
 pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
@@ -77,6 +87,14 @@ pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
                     "EK certificate:   {} ({} EK)",
                     if info.ek_certificate_present { "present" } else { "absent" },
                     info.ek_algorithm.name()
+                );
+                println!(
+                    "EK:               {}",
+                    match &info.ek_persistent_handle {
+                        Some(h) => format!("persisted at {h}"),
+                        None =>
+                            "created from the TCG template on each run (runtrust tpm persist-ek persists it)".into(),
+                    }
                 );
                 println!(
                     "AK:               {}",
@@ -141,6 +159,17 @@ pub fn run(cmd: TpmCommand, g: &GlobalOpts) -> CliResult {
                 print_json(&json!({ "bank": bank, "pcr": pcr, "value": value }));
             } else {
                 println!("{bank}:{pcr} = {value}");
+            }
+        }
+        TpmCommand::PersistEk => {
+            let persisted = tpm.persist_ek()?;
+            let handle = format!("{:#010x}", persisted.handle);
+            if g.json {
+                print_json(&json!({ "handle": handle, "ek_name": persisted.name, "persisted": persisted.newly }));
+            } else if persisted.newly {
+                println!("persisted the EK at {handle} (Name {})", persisted.name);
+            } else {
+                println!("the EK is already persisted at {handle} (Name {})", persisted.name);
             }
         }
     }

@@ -5,7 +5,8 @@ use super::{quote_challenge, Client, HostFlowError};
 use crate::api::{routes, ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::tpm::Tpm;
 
-/// Enrolls this host's TPM with `tags`; `ek_intermediates` (DER) complete the EK certificate's path.
+/// Enrolls this host's TPM with `tags`. The EK certificate's path is completed by `ek_intermediates` (DER,
+/// e.g. from `--ek-intermediates`) and by the chain the TPM keeps in NV (Intel PTT), each certificate sent once.
 pub fn enroll(
     client: &Client,
     tpm: &mut dyn Tpm,
@@ -13,9 +14,18 @@ pub fn enroll(
     ek_intermediates: Vec<Vec<u8>>,
 ) -> Result<Enrolled, HostFlowError> {
     let ek_public = tpm.ek_public()?;
+    let ek_certificate = tpm.ek_certificate()?;
+    let mut intermediates = ek_intermediates;
+    if ek_certificate.is_some() {
+        for cert in tpm.ek_intermediates()? {
+            if !intermediates.contains(&cert) {
+                intermediates.push(cert);
+            }
+        }
+    }
     let request = EnrollRequest {
-        ek_certificate: tpm.ek_certificate()?,
-        ek_intermediates,
+        ek_certificate,
+        ek_intermediates: intermediates,
         ek_public: ek_public.to_tpm2b(),
         ak_public: tpm.ak_public()?.to_tpm2b(),
         tags: tags.to_vec(),

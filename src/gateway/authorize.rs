@@ -16,8 +16,8 @@ pub struct ExecRequest {
     pub token: Vec<u8>,
     /// The scope the command runs under; within the token's.
     pub scope: String,
-    /// This gateway's audience id; unchecked when None.
-    pub audience: Option<String>,
+    /// This gateway's audience id: the token's aud must equal it (docs/design.md §9, required).
+    pub audience: String,
     /// The command and its arguments.
     pub argv: Vec<OsString>,
 }
@@ -38,7 +38,7 @@ impl Gateway<'_> {
         req: &ExecRequest,
         open_tpm: &mut dyn FnMut() -> Result<Box<dyn Tpm>, TpmError>,
     ) -> Result<Grant, GatewayError> {
-        let claims = self.verify_offline(&req.token, req.audience.as_deref(), Some(&req.scope))?;
+        let claims = self.verify_offline(&req.token, Some(&req.audience), Some(&req.scope))?;
         let mut tpm = open_tpm().map_err(GatewayError::Tpm)?;
         prove_binding(tpm.as_mut(), &claims)?;
         drop(tpm);
@@ -46,7 +46,7 @@ impl Gateway<'_> {
         let body = ExecStartRequest {
             token: req.token.clone(),
             scope: req.scope.clone(),
-            audience: req.audience.clone(),
+            audience: Some(req.audience.clone()),
             argv_sha256: argv_sha256(&req.argv),
         };
         let started: ExecStartResponse = client.post(routes::EXECUTIONS, &body).map_err(|e| match e {
@@ -57,17 +57,29 @@ impl Gateway<'_> {
         Ok(Grant { cti: started.cti, execution_id: started.execution_id, claims, client })
     }
 
-    /// The token verifies with the issuer keys, now (`token verify`, and exec's first check).
+    /// The token verifies with the issuer keys, as the expected issuer's, now (`token verify`, and exec's
+    /// first check).
     pub fn verify_offline(
         &self,
         token: &[u8],
         audience: Option<&str>,
         scope: Option<&str>,
     ) -> Result<Claims, GatewayError> {
-        let expect = Expectations { now: self.clock.now_i64(), audience, scope, leeway_secs: 0 };
+        let issuer = self.expected_issuer()?;
+        let expect = Expectations { now: self.clock.now_i64(), issuer: &issuer, audience, scope, leeway_secs: 0 };
         let verified =
             self.keys.check(|set| verify(token, set, &expect), |e| matches!(e, TokenError::UnknownKid(_)))?;
         Ok(verified?)
+    }
+}
+
+impl Gateway<'_> {
+    /// The `iss` tokens must carry: the configured issuer, else the service id cached with the keys.
+    pub fn expected_issuer(&self) -> Result<String, GatewayError> {
+        match &self.issuer {
+            Some(issuer) => Ok(issuer.clone()),
+            None => Ok(self.keys.service_id()?),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use ring::rand::{SecureRandom, SystemRandom};
 use runtrust_attestation::quote::verify_quote_with_key;
-use runtrust_attestation::{DenialCode, PcrSelection, QuoteEvidence, QuoteOptions};
+use runtrust_attestation::{DenialCode, PcrSelection, QuoteError, QuoteEvidence, QuoteOptions};
 use serde_json::json;
 
 use crate::token::Claims;
@@ -15,7 +15,7 @@ pub enum BindingError {
     #[error("this host's TPM is not the one the token is bound to: its AK is not the token's cnf key (token for host {host})")]
     OtherTpm { host: String },
     #[error("the fresh quote does not verify with the token's cnf key: {0}")]
-    QuoteInvalid(runtrust_attestation::QuoteError),
+    QuoteInvalid(QuoteError),
     #[error("the PCRs changed since the token was issued: pcrDigest over {selection} is {actual}, the token's is {expected}")]
     PcrChanged { selection: String, expected: String, actual: String, pcrs: serde_json::Value },
     #[error("the token's PCR selection {0:?} is not usable")]
@@ -29,6 +29,9 @@ pub enum BindingError {
 impl BindingError {
     pub fn code(&self) -> DenialCode {
         match self {
+            // A TPM clock that is unsafe or ran back is its own condition (an unclean shutdown, a cleared or
+            // restored TPM), not a different TPM: the quote's own code, clock_regressed (docs/design.md §4).
+            BindingError::QuoteInvalid(e @ QuoteError::Clock(_)) => e.code(),
             BindingError::OtherTpm { .. } | BindingError::QuoteInvalid(_) => DenialCode::RuntimeIdentityMismatch,
             BindingError::PcrChanged { .. } => DenialCode::PcrMismatch,
             BindingError::Selection(_) => DenialCode::SignatureInvalid,
@@ -42,6 +45,7 @@ impl BindingError {
             BindingError::PcrChanged { selection, expected, actual, pcrs } => {
                 json!({ "selection": selection, "token_pcr_digest": expected, "pcr_digest": actual, "pcrs": pcrs })
             }
+            BindingError::QuoteInvalid(e) => e.hint().map_or(serde_json::Value::Null, |hint| json!({ "hint": hint })),
             _ => serde_json::Value::Null,
         }
     }
@@ -73,4 +77,22 @@ pub fn prove_binding(tpm: &mut dyn Tpm, claims: &Claims) -> Result<(), BindingEr
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use runtrust_attestation::clock::ClockError;
+
+    use super::*;
+
+    #[test]
+    fn an_unsafe_or_regressed_clock_is_clock_regressed_with_a_hint() {
+        for e in [ClockError::Unsafe, ClockError::Regressed { field: "resetCount", previous: 3, current: 0 }] {
+            let b = BindingError::QuoteInvalid(QuoteError::Clock(e));
+            assert_eq!(b.code(), DenialCode::ClockRegressed);
+            assert!(b.diagnostics()["hint"].as_str().is_some_and(|h| h.contains("TPM")), "{}", b.diagnostics());
+        }
+        let other = BindingError::QuoteInvalid(QuoteError::NonceMismatch);
+        assert_eq!(other.code(), DenialCode::RuntimeIdentityMismatch);
+    }
 }

@@ -2,7 +2,7 @@
 //! and the token's binding is re-proved at the moment of execution.
 //!
 //! [`Gateway::authorize`] makes every check, in order, before anything starts: the token verifies offline
-//! (issuer signature, time, audience, scope); the runtime binding (a fresh quote by the token's cnf AK
+//! (issuer signature and `iss`, time, audience, scope); the runtime binding (a fresh quote by the token's cnf AK
 //! carrying its pcrDigest); the online check with the service (revocation, single use), which records the
 //! start. Any failure is a [`GatewayError`] with a denial code and nothing has run. The [`Grant`] then runs
 //! the command ([`Grant::run`], signals passed on) and reports its end ([`Grant::finish`]).
@@ -24,13 +24,15 @@
 //! let connect = || Client::new(&options);
 //! let gateway = Gateway {
 //!     keys: IssuerKeys::Cached { state_dir: "/var/lib/runtrust".into(), connect: &connect },
+//!     // None: the service id cached with the keys (`GET /v1/keys` names it).
+//!     issuer: None,
 //!     connect: &connect,
 //!     clock: Arc::new(SystemClock),
 //! };
 //! let request = ExecRequest {
 //!     token: std::fs::read("deploy.token")?,
 //!     scope: "deploy/web/api".into(),
-//!     audience: Some("gw-1".into()),
+//!     audience: "gw-1".into(),
 //!     argv: vec![OsString::from("./deploy.sh")],
 //! };
 //! let tpm_options = TpmOptions {
@@ -54,6 +56,8 @@ mod authorize;
 mod binding;
 mod keys;
 mod supervise;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -61,7 +65,7 @@ use runtrust_attestation::DenialCode;
 
 pub use authorize::{argv_sha256, ExecRequest, Grant};
 pub use binding::{prove_binding, BindingError};
-pub use keys::{load_keys, IssuerKeys, KeysError, KEY_CACHE};
+pub use keys::{load_keys, IssuerKeys, KeysError, ISSUER_CACHE, KEY_CACHE};
 pub use supervise::Outcome;
 
 use crate::client::{Client, ClientError};
@@ -72,9 +76,12 @@ use crate::tpm::TpmError;
 /// docs/design.md §9: a denied or unverifiable exec exits 125 without starting the command.
 pub const DENIED_EXIT: u8 = 125;
 
-/// A gateway: where it gets issuer keys, how it reaches the service, and its clock.
+/// A gateway: where it gets issuer keys, whose tokens it accepts, how it reaches the service, and its clock.
 pub struct Gateway<'a> {
     pub keys: IssuerKeys<'a>,
+    /// The `iss` a token must carry (docs/design.md §9: `--issuer`); None: the service id cached with the
+    /// keys ([`IssuerKeys::service_id`]). Keys from a file need it.
+    pub issuer: Option<String>,
     pub connect: &'a dyn Fn() -> Result<Client, ClientError>,
     pub clock: Arc<dyn Clock>,
 }

@@ -42,6 +42,13 @@ pub struct Principal {
     pub role: Role,
     pub secret_sha256: String,
     pub created_at: u64,
+    /// The tags an attester confers on the host it enrolls (docs/design.md §5 "Host tags are the
+    /// operator's"): given by an admin when the principal is made; empty for other roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The admin that made it (absent for the first admin, which `runtrust init` makes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 /// An enrolled host (docs/design.md §5).
@@ -140,6 +147,25 @@ pub struct TokenRecord {
     /// When a single-use token was spent on an execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumed_at: Option<u64>,
+    /// SHA-256 (hex) of the exact token bytes issued: a token presented under this cti is this one only
+    /// if its bytes hash to it (docs/design.md §7). Records written before it existed have none, and match
+    /// no token (fail closed: such a token is refused until it is requested again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+}
+
+impl TokenRecord {
+    /// SHA-256 (hex) of a token's bytes, as [`TokenRecord::token_sha256`] keeps it.
+    pub fn digest(token: &[u8]) -> String {
+        hex::encode(runtrust_attestation::HashAlg::Sha256.digest(token))
+    }
+
+    /// Whether `token` is exactly the token this record was issued as (compared in constant time).
+    pub fn is_token(&self, token: &[u8]) -> bool {
+        self.token_sha256
+            .as_deref()
+            .is_some_and(|kept| runtrust_attestation::ct_eq(kept.as_bytes(), Self::digest(token).as_bytes()))
+    }
 }
 
 /// What a revocation names (docs/design.md §11).
@@ -152,6 +178,9 @@ pub enum RevocationKind {
     Host,
     /// A policy version (by hash): the tokens issued under it, and any further issuance under it.
     Policy,
+    /// Lifts a host's revocation (`runtrust hosts unrevoke`): the host may be issued tokens again; the
+    /// tokens issued before the lift stay revoked. `target` is the host id, `lifts` the revocation's seq.
+    Unrevoke,
 }
 
 impl RevocationKind {
@@ -160,6 +189,7 @@ impl RevocationKind {
             RevocationKind::Token => "token",
             RevocationKind::Host => "host",
             RevocationKind::Policy => "policy",
+            RevocationKind::Unrevoke => "unrevoke",
         }
     }
 }
@@ -182,10 +212,14 @@ pub struct Revocation {
     pub tokens: Vec<String>,
     /// Its audit entry; assigned by the store.
     pub audit_index: u64,
+    /// For an [`RevocationKind::Unrevoke`]: the seq of the host revocation it lifted; assigned by the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifts: Option<u64>,
 }
 
 impl Revocation {
-    /// The keys this revocation marks in the revoked index.
+    /// The keys this revocation marks in the revoked index (a lift marks none: it unmarks its host and
+    /// records itself under [`lift_key`]).
     pub fn keys(&self) -> Vec<String> {
         let mut keys = match self.kind {
             RevocationKind::Token => vec![revoked_key(RevocationKind::Token, &self.target)],
@@ -193,6 +227,7 @@ impl Revocation {
             RevocationKind::Policy => {
                 vec![revoked_key(RevocationKind::Policy, self.policy_hash.as_deref().unwrap_or(&self.target))]
             }
+            RevocationKind::Unrevoke => return Vec::new(),
         };
         keys.extend(self.tokens.iter().map(|t| revoked_key(RevocationKind::Token, t)));
         keys
@@ -202,6 +237,12 @@ impl Revocation {
 /// The revoked-index key of a token (cti), host (id) or policy (hash).
 pub fn revoked_key(kind: RevocationKind, id: &str) -> String {
     format!("{}:{id}", kind.name())
+}
+
+/// The revoked-index key naming a host's latest revocation lift: every token issued to that host before the
+/// lift (audit index below the lift's) stays revoked (docs/design.md §11).
+pub fn lift_key(host: &str) -> String {
+    revoked_key(RevocationKind::Unrevoke, host)
 }
 
 /// One execution under a token, as the gateway reported it.

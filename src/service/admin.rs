@@ -1,36 +1,22 @@
-//! Administration: principals and the host inventory.
+//! Administration: principals (the host inventory is in [`super::hosts`]). Every change is durable with its
+//! audit entry naming the admin before the answer leaves (docs/design.md §11).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use serde_json::json;
 
 use super::auth::Caller;
 use super::Fault;
-use super::{blocking, AppState, Body, Denial};
-use crate::api::{CreatedPrincipal, HostView, NewPrincipal, PrincipalView};
-use crate::model::{HostRecord, Principal, Role};
+use super::{blocking, tags, AppState, Body, Denial, Path};
+use crate::api::{CreatedPrincipal, NewPrincipal, PrincipalView};
+use crate::audit::AuditEntry;
+use crate::model::{Principal, Role};
 use crate::principal;
 
 /// Principal names: 1-64 of [A-Za-z0-9._-], so they print and log safely.
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-pub fn host_view(h: &HostRecord) -> HostView {
-    HostView {
-        host_id: h.host_id.to_string(),
-        tags: h.tags.clone(),
-        ak_name: h.ak_name.clone(),
-        ek_certificate_sha256: h.ek_certificate_sha256.clone(),
-        enrolled_at: h.enrolled_at,
-        revoked: false,
-    }
-}
-
-pub async fn list_hosts(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<HostView>>, Denial> {
-    caller.require(&[Role::Admin, Role::Auditor])?;
-    let hosts = blocking(&state, |s| s.hosts()).await?;
-    Ok(Json(hosts.iter().map(host_view).collect()))
 }
 
 pub async fn list_principals(
@@ -39,7 +25,14 @@ pub async fn list_principals(
 ) -> Result<Json<Vec<PrincipalView>>, Denial> {
     caller.require(&[Role::Admin])?;
     let all = blocking(&state, |s| s.principals()).await?;
-    Ok(Json(all.into_iter().map(|p| PrincipalView { name: p.name, role: p.role, created_at: p.created_at }).collect()))
+    let views = all.into_iter().map(|p| PrincipalView {
+        name: p.name,
+        role: p.role,
+        created_at: p.created_at,
+        tags: p.tags,
+        created_by: p.created_by,
+    });
+    Ok(Json(views.collect()))
 }
 
 pub async fn add_principal(
@@ -47,21 +40,37 @@ pub async fn add_principal(
     caller: Caller,
     Body(req): Body<NewPrincipal>,
 ) -> Result<(StatusCode, Json<CreatedPrincipal>), Denial> {
+    add(&state, &caller, req).await.map(|created| (StatusCode::CREATED, Json(created)))
+}
+
+/// Adds a principal (admin); an attester may be given the tags it confers (docs/design.md §5).
+pub async fn add(state: &AppState, caller: &Caller, req: NewPrincipal) -> Result<CreatedPrincipal, Denial> {
     caller.require(&[Role::Admin])?;
     if !valid_name(&req.name) {
         return Err(Denial::bad_request("principal names are 1-64 characters of A-Z a-z 0-9 . _ -"));
     }
+    let tags = tags::normalize(&req.tags)?;
+    if !tags.is_empty() && req.role != Role::Attester {
+        return Err(Denial::bad_request("only an attester principal confers tags (docs/design.md §5)"));
+    }
     let minted = principal::mint(&state.rng).map_err(|_| Fault::Random)?;
+    let now = state.clock.now_unix();
     let p = Principal {
         id: minted.principal_id,
         name: req.name.clone(),
         role: req.role,
         secret_sha256: minted.secret_sha256,
-        created_at: state.clock.now_unix(),
+        created_at: now,
+        tags: tags.clone(),
+        created_by: Some(caller.name().to_owned()),
     };
-    blocking(&state, move |s| s.add_principal(&p)).await?;
+    let detail = format!("principal {:?} with role {}, conferring tags [{}]", req.name, req.role, tags.join(", "));
+    let entry = AuditEntry::new(now, "principal.add", detail)
+        .by(caller.name())
+        .diagnostics(json!({ "name": req.name, "role": req.role, "tags": tags }));
+    blocking(state, move |s| s.add_principal(&p, &entry)).await?;
     tracing::info!(by = %caller.0.name, name = %req.name, role = req.role.name(), "principal added");
-    Ok((StatusCode::CREATED, Json(CreatedPrincipal { name: req.name, role: req.role, credential: minted.credential })))
+    Ok(CreatedPrincipal { name: req.name, role: req.role, credential: minted.credential, tags })
 }
 
 pub async fn remove_principal(
@@ -69,14 +78,22 @@ pub async fn remove_principal(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Denial> {
+    remove(&state, &caller, &name).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Removes a principal (admin): its credential stops working at once.
+pub async fn remove(state: &AppState, caller: &Caller, name: &str) -> Result<(), Denial> {
     caller.require(&[Role::Admin])?;
     if name == caller.0.name {
         return Err(Denial::conflict("a principal cannot remove itself"));
     }
-    let n = name.clone();
-    if blocking(&state, move |s| s.remove_principal(&n)).await? {
+    let (n, name) = (name.to_owned(), name.to_owned());
+    let entry = AuditEntry::new(state.clock.now_unix(), "principal.remove", format!("principal {name:?}"))
+        .by(caller.name())
+        .diagnostics(json!({ "name": name }));
+    if blocking(state, move |s| s.remove_principal(&n, &entry)).await? {
         tracing::info!(by = %caller.0.name, %name, "principal removed");
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(Denial::not_found(format!("no principal {name:?}")))
     }

@@ -2,13 +2,13 @@
 //! (`GET /v1/audit/checkpoint`), an issued token's inclusion proof (`GET /v1/audit/prove/{cti}`) and a
 //! consistency proof from an earlier size (`GET /v1/audit/consistency?from=N`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
 use super::audit_log::sign_checkpoint;
 use super::auth::Caller;
-use super::{blocking, AppState, Denial};
+use super::{blocking, AppState, Denial, Path, Query};
 use crate::api::{ConsistencyProof, InclusionProof, IndexedEntry};
 use crate::audit::export_line;
 use crate::model::Role;

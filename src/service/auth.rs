@@ -30,7 +30,7 @@ pub enum AuthError {
 impl DenialReason for AuthError {
     fn code(&self) -> DenialCode {
         match self {
-            AuthError::Fault(_) => DenialCode::InternalError,
+            AuthError::Fault(f) => f.code(),
             _ => DenialCode::AuthorizationMissing,
         }
     }
@@ -69,6 +69,11 @@ impl FromRequestParts<AppState> for Caller {
         let caller = authenticate(parts, state).await?;
         if let Some(ctx) = parts.extensions.get::<AuditContext>() {
             ctx.set_principal(&caller.0.name);
+            // docs/design.md §16: a principal over its denial rate is not evaluated on audited routes.
+            if state.throttle.over(&caller.0.name, state.clock.now_unix()) {
+                ctx.set_throttled();
+                return Err(state.throttle.refusal());
+            }
         }
         Ok(caller)
     }

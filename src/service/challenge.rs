@@ -1,5 +1,6 @@
 //! `POST /v1/challenge` (docs/design.md §6): a fresh nonce for the caller's host, and the PCRs to quote.
-//! A refused challenge is a refused execution request: audited as `challenge.deny` (routes.rs).
+//! A refused challenge is a refused execution request: audited as `challenge.deny` (routes.rs). Each
+//! principal holds at most `limits.max_challenges_per_principal` unexpired challenges.
 
 use axum::extract::State;
 use axum::Json;
@@ -11,6 +12,7 @@ use super::{blocking, AppState, Denial};
 use crate::api::ChallengeResponse;
 use crate::audit::AuditEntry;
 use crate::model::{Challenge, Nonce, Role};
+use crate::store::{Admission, Cap};
 
 pub async fn challenge(State(state): State<AppState>, caller: Caller) -> Result<Json<ChallengeResponse>, Denial> {
     caller.require(&[Role::Attester])?;
@@ -43,6 +45,14 @@ pub async fn challenge(State(state): State<AppState>, caller: Caller) -> Result<
         .by(caller.name())
         .host(&c.host_id)
         .diagnostics(serde_json::json!({ "nonce": c.nonce, "expires_at": c.expires_at }));
-    blocking(&state, move |s| s.put_challenge(&c, &entry)).await?;
+    // docs/design.md §16: a principal holds only so many unexpired challenges at once.
+    let cap = Cap { max: state.config.limits.max_challenges_per_principal, now };
+    if let Admission::Full { outstanding } = blocking(&state, move |s| s.put_challenge(&c, &entry, cap)).await? {
+        return Err(Denial::limit_exceeded(format!(
+            "{outstanding} challenges of this principal are outstanding (limits.max_challenges_per_principal = {}): \
+             use them or let them expire",
+            cap.max
+        )));
+    }
     Ok(Json(answer))
 }

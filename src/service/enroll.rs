@@ -1,10 +1,11 @@
 //! Enrollment (docs/design.md §5): a host proves that its AK lives in a genuine TPM.
 //!
-//! `start`: EK certificate path → EK public matches → AK appraisal → AK not another host's →
-//! MakeCredential challenge. `activate`: the challenge is consumed once → the secret matches → a first
-//! quote by the AK verifies → the host is stored. Any failure is a denial and stores nothing.
+//! `start`: EK certificate path → EK public matches → host not revoked → the tags the host may have
+//! ([`super::tags`]) → AK appraisal → AK not another host's → MakeCredential challenge. `activate`: the
+//! challenge is consumed once → the secret matches → a first quote by the AK verifies → the host is stored
+//! (still not revoked; a known host keeps its tags). Any failure is a denial and stores nothing.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use runtrust_attestation::ak::check_ak;
 use runtrust_attestation::credential::make_credential;
@@ -12,11 +13,13 @@ use runtrust_attestation::ek::verify_ek_certificate;
 use runtrust_attestation::{verify_quote, ClockInfo, DenialCode, HashAlg, Public, QuoteEvidence, QuoteOptions};
 
 use super::auth::Caller;
-use super::{blocking, AppState, Body, Denial};
+use super::revocation::{host_revoked, RevocationError};
+use super::tags::{self, enrollment_tags, Conferral};
+use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::audit::AuditEntry;
-use crate::model::{HostId, HostRecord, Nonce, PendingEnrollment, Role};
-use crate::store::{EnrollOutcome, StoreError};
+use crate::model::{HostId, HostRecord, Nonce, PendingEnrollment, Revocation, Role};
+use crate::store::{Admission, Cap, EnrollOutcome, StoreError, TAGS_DIFFER};
 
 /// What the first quote covers; its clock becomes the host's baseline.
 const ENROLLMENT_SELECTION: &str = "sha256:0,1,2,3,4,5,6,7";
@@ -52,10 +55,7 @@ pub async fn start(
     let host_id = HostId::of_ek(&ek);
     let ek_certificate_sha256 = trust_ek(&state, &req, &ek, &host_id)?;
 
-    // The tags policies can select by: 1-128 printable ASCII characters, no spaces.
-    if req.tags.len() > 64 || !req.tags.iter().all(|t| crate::policy::valid_tag(t)) {
-        return Err(Denial::bad_request("tags are at most 64, each 1-128 printable ASCII characters without spaces"));
-    }
+    let asked = tags::normalize(&req.tags)?;
     let principal_id = caller.0.id.clone();
     if let Some(bound) = blocking(&state, move |s| s.principal_host(&principal_id)).await? {
         if bound != host_id {
@@ -65,6 +65,15 @@ pub async fn start(
             ));
         }
     }
+
+    let id = host_id.to_string();
+    let (recorded, revoked) = blocking(&state, move |s| Ok((s.host(&id)?, host_revoked(s, &id)?))).await?;
+    if let Some(r) = revoked {
+        return Err(revoked_denial(&host_id, r));
+    }
+    // docs/design.md §5: the operator's tags, never the host's choice.
+    let tags = enrollment_tags(&Conferral::of_principal(&caller), &asked, recorded.as_ref())
+        .map_err(|e| Denial::from(e).about_host(Some(&host_id)))?;
 
     let ak = Public::from_tpm2b(&req.ak_public)
         .map_err(|e| Denial::new(DenialCode::AkInvalid, format!("AK public area: {e}")))?;
@@ -96,7 +105,7 @@ pub async fn start(
             ek_certificate_sha256,
             ak_public: ak.to_tpm2b(),
             ak_name,
-            tags: req.tags,
+            tags,
             enrolled_at: now,
             updated_at: now,
             first_clock: ClockInfo::default(),
@@ -109,7 +118,15 @@ pub async fn start(
         selection: ENROLLMENT_SELECTION.parse().map_err(Denial::internal)?,
         expires_at,
     };
-    blocking(&state, move |s| s.put_enrollment(&pending)).await?;
+    // docs/design.md §16: a principal holds only so many unexpired enrollment challenges at once.
+    let cap = Cap { max: state.config.limits.max_enrollments_per_principal, now };
+    if let Admission::Full { outstanding } = blocking(&state, move |s| s.put_enrollment(&pending, cap)).await? {
+        return Err(Denial::limit_exceeded(format!(
+            "{outstanding} enrollments of this principal are pending (limits.max_enrollments_per_principal = {}): \
+             answer them or let them expire",
+            cap.max
+        )));
+    }
     Ok(Json(EnrollChallenge {
         enrollment_id: id,
         credential_blob: made.credential_blob,
@@ -146,27 +163,78 @@ pub async fn activate(
     let ak = Public::from_tpm2b(&pending.host.ak_public).map_err(Denial::internal)?;
     let q = &answer.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
-    let options = QuoteOptions { expected_selection: Some(&pending.selection), ..Default::default() };
-    let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options)
-        .map_err(|e| Denial::new(e.code(), format!("enrollment quote: {e}")))?;
+    // Enrolling again does not reset a known TPM's clock baseline: only an admin re-baseline does (§4).
+    let known = pending.host.host_id.to_string();
+    let previous = blocking(&state, move |s| s.host(&known)).await?.map(|h| h.last_clock);
+    let options = QuoteOptions {
+        expected_selection: Some(&pending.selection),
+        previous_clock: previous.as_ref(),
+        ..Default::default()
+    };
+    let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options).map_err(|e| {
+        let hint = e.hint().map_or(serde_json::Value::Null, |hint| serde_json::json!({ "hint": hint }));
+        Denial::new(e.code(), format!("enrollment quote: {e}")).with_diagnostics(hint)
+    })?;
 
     let clock = verified.attest.clock_info;
     let host = HostRecord { first_clock: clock, last_clock: clock, ..pending.host };
-    let (host_id, ak_name) = (host.host_id.clone(), host.ak_name.clone());
+    let (host_id, ak_name, tags) = (host.host_id.clone(), host.ak_name.clone(), host.tags.clone());
     let principal_id = caller.0.id.clone();
-    let entry = AuditEntry::new(state.clock.now_unix(), "enroll.allow", format!("AK {ak_name}"))
-        .by(caller.name())
-        .host(&host_id);
-    let outcome = match blocking(&state, move |s| Ok(s.enroll_host(&host, &principal_id, &entry))).await? {
+    let conferral = Conferral::of_principal(&caller);
+    let (now, by) = (state.clock.now_unix(), caller.name().to_owned());
+    let stored = blocking(&state, move |s| {
+        // Revoked since the challenge: still refused.
+        if let Some(r) = host_revoked(s, &host.host_id)? {
+            return Ok(Err(Refused::Revoked(r)));
+        }
+        let new = s.host(&host.host_id)?.is_none();
+        let entry = enrolled_entry(now, &by, &host, new.then_some(&conferral));
+        Ok(s.enroll_host(&host, &principal_id, &entry).map_err(Refused::Store))
+    })
+    .await?;
+    let outcome = match stored {
         Ok(o) => o,
-        Err(StoreError::Conflict(detail)) if detail.contains("credential") => {
+        Err(Refused::Revoked(r)) => return Err(revoked_denial(&host_id, r)),
+        Err(Refused::Store(StoreError::Conflict(detail))) if detail.starts_with(TAGS_DIFFER) => {
+            return Err(Denial::new(DenialCode::AuthorizationMissing, format!("{detail}; enroll again without --tag"))
+                .with_status(axum::http::StatusCode::FORBIDDEN))
+        }
+        Err(Refused::Store(StoreError::Conflict(detail))) if detail.contains("credential") => {
             return Err(Denial::new(DenialCode::RuntimeIdentityMismatch, detail))
         }
-        Err(StoreError::Conflict(detail)) => return Err(Denial::new(DenialCode::AkInvalid, detail)),
-        Err(e) => return Err(Denial::internal(e)),
+        Err(Refused::Store(StoreError::Conflict(detail))) => return Err(Denial::new(DenialCode::AkInvalid, detail)),
+        Err(Refused::Store(e)) => return Err(Denial::internal(e)),
     };
     tracing::info!(%host_id, %ak_name, ?outcome, by = %caller.0.name, "host enrolled");
-    Ok(Json(Enrolled { host_id: host_id.to_string(), ak_name, new: outcome != EnrollOutcome::Unchanged }))
+    Ok(Json(Enrolled { host_id: host_id.to_string(), ak_name, new: outcome != EnrollOutcome::Unchanged, tags }))
+}
+
+/// Why storing an activated enrollment did not happen.
+enum Refused {
+    Revoked(Revocation),
+    Store(StoreError),
+}
+
+/// A revoked host cannot enroll again until an admin lifts its revocation (docs/design.md §11).
+fn revoked_denial(host: &HostId, revocation: Revocation) -> Denial {
+    let e = RevocationError::Host { host: host.clone(), revocation: Box::new(revocation) };
+    let mut d = Denial::from(e).about_host(Some(host));
+    d.detail.push_str("; an admin can lift it: runtrust hosts unrevoke HOST --reason R");
+    d
+}
+
+/// `enroll.allow`; a new host's initial tags name the admin that conferred them (docs/design.md §5).
+fn enrolled_entry(now: u64, by: &str, host: &HostRecord, conferred: Option<&Conferral>) -> AuditEntry {
+    let tags = host.tags.join(", ");
+    let (detail, diagnostics) = match conferred {
+        Some(c) => {
+            let admin = c.by.as_deref().unwrap_or("(unrecorded)");
+            let detail = format!("AK {}; tags [{tags}] conferred by {admin} ({})", host.ak_name, c.source);
+            (detail, serde_json::json!({ "tags": host.tags, "conferred_by": c.by, "new": true }))
+        }
+        None => (format!("AK {}; tags [{tags}] as recorded", host.ak_name), serde_json::json!({ "tags": host.tags })),
+    };
+    AuditEntry::new(now, "enroll.allow", detail).by(by).host(&host.host_id).diagnostics(diagnostics)
 }
 
 #[cfg(test)]

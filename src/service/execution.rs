@@ -1,16 +1,18 @@
 //! Governed execution, the service's half (docs/design.md §2 stage 7): `POST /v1/executions` is the gateway's
-//! online check — the token verifies, is on record, nothing on its ancestry, host or policy is revoked,
+//! online check — the token verifies (as this service's, for the audience the gateway names), is on record
+//! byte for byte, nothing on its ancestry, host or policy is revoked,
 //! and a single-use token is spent atomically — recorded with its audit entry before the gateway may
 //! start the command. `POST /v1/executions/{cti}/{id}/end` records how it ended.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use runtrust_attestation::DenialCode;
 use serde_json::json;
 
 use super::auth::Caller;
+use super::issue::valid_audience;
 use super::revocation::{why_revoked, RevocationError};
-use super::{blocking, AppState, Body, Denial};
+use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{ExecEndRequest, ExecStartRequest, ExecStartResponse, ExecutionView};
 use crate::audit::AuditEntry;
 use crate::model::{ExecutionEnd, ExecutionRecord, Role};
@@ -40,11 +42,22 @@ async fn check_and_start(
     if req.argv_sha256.len() != 64 || !req.argv_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Denial::bad_request("argv_sha256 must be 64 hex digits"));
     }
+    // The gateway names itself (docs/design.md §9): an execution request without an audience is refused.
+    let audience = req.audience.as_deref().unwrap_or_default();
+    if !valid_audience(audience) {
+        return Err(Denial::new(
+            DenialCode::AudienceMismatch,
+            "the execution request must name the gateway's audience (1-256 printable ASCII characters)",
+        ));
+    }
+    // Checked before the token, so that nothing unbounded reaches a denial's detail.
+    crate::scope::validate(&req.scope, true).map_err(|e| Denial::new(DenialCode::ScopeDenied, e.to_string()))?;
     let now = state.clock.now_unix();
     let keys = state.verifying_keys()?;
     let expect = Expectations {
         now: state.clock.now_i64(),
-        audience: req.audience.as_deref(),
+        issuer: &state.config.service_id,
+        audience: Some(audience),
         scope: Some(&req.scope),
         leeway_secs: 0,
     };
@@ -58,6 +71,7 @@ async fn check_and_start(
     let scope = req.scope.clone();
     let argv = req.argv_sha256.to_ascii_lowercase();
     let c2 = cti.clone();
+    let token = req.token;
     // The revocation check and the recorded start are one step with respect to revocations.
     let _gate = state.revocation_gate.read().await;
     let outcome = blocking(state, move |s| {
@@ -67,6 +81,10 @@ async fn check_and_start(
                 format!("token {c2} was not issued by this service"),
             )));
         };
+        // The token on record under this cti, byte for byte: a re-signed one (another scope or exp) is not it.
+        if !record.is_token(&token) {
+            return Ok(Err(not_as_issued(&c2, &record)));
+        }
         if let Some(r) = why_revoked(s, &record)? {
             return Ok(Err(RevocationError::Token(Box::new(r)).into()));
         }
@@ -107,6 +125,16 @@ async fn check_and_start(
     Ok(ExecStartResponse { execution_id: outcome.id, cti, audit_index: outcome.start_audit_index })
 }
 
+/// A token whose cti is on record but whose bytes are not the ones issued (docs/design.md §7): refused as
+/// `signature_invalid`, the code of every token this service did not issue.
+pub(crate) fn not_as_issued(cti: &str, record: &crate::model::TokenRecord) -> Denial {
+    let detail = match record.token_sha256 {
+        Some(_) => format!("token {cti} is not the token issued under that id (altered or re-signed)"),
+        None => format!("token {cti} was issued before tokens were bound to their bytes: request a new one"),
+    };
+    Denial::new(DenialCode::SignatureInvalid, detail)
+}
+
 pub async fn end(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,7 +155,9 @@ pub async fn end(
         let started = s.executions(&cti)?.into_iter().find(|e| e.id == id);
         let Some(started) = started else { return Ok(Err(Denial::not_found(format!("no execution {cti}/{id}")))) };
         if started.gateway != name {
-            return Ok(Err(Denial::new(DenialCode::AuthorizationMissing, "only the gateway that started it may end it")));
+            // Authenticated but not allowed: 403 (RFC 9110 §15.5.4), not 401.
+            return Ok(Err(Denial::new(DenialCode::AuthorizationMissing, "only the gateway that started it may end it")
+                .with_status(axum::http::StatusCode::FORBIDDEN)));
         }
         let outcome = match (end.exit_code, end.signal) {
             (Some(c), _) => format!("exit {c}"),

@@ -22,11 +22,17 @@ pub enum Fault {
     Signing(String),
     #[error("{0}")]
     Corrupt(String),
+    /// The store failed and has not recovered yet (docs/design.md §16: /readyz is 503 meanwhile).
+    #[error("the service's store is not available; try again later")]
+    StoreUnavailable(String),
 }
 
 impl DenialReason for Fault {
     fn code(&self) -> DenialCode {
-        DenialCode::InternalError
+        match self {
+            Fault::StoreUnavailable(_) => DenialCode::VerifierUnavailable,
+            _ => DenialCode::InternalError,
+        }
     }
 }
 
@@ -35,6 +41,10 @@ impl From<Fault> for Denial {
         match f {
             // A conflict is the caller's (a taken name): answered as such.
             Fault::Store(StoreError::Conflict(detail)) => Denial::conflict(detail),
+            Fault::StoreUnavailable(ref detail) => {
+                tracing::warn!("refused while the store recovers: {detail}");
+                f.to_denial()
+            }
             f => f.to_denial(),
         }
     }

@@ -7,6 +7,7 @@
 //!     D/tls/server.pem|.key    server certificate and key (key 0600)
 //!     D/ek-ca/*.pem            EK certificate trust anchors, copied from --ek-ca
 //!     D/store/                 the sled store
+//!     D/store.high-water       what the store has durably held (written by serve; docs/design.md §12)
 //!     D/admin.credential       the first admin's bearer credential, 0600
 //! ```
 
@@ -86,8 +87,8 @@ fn crypto<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> InitErr
     move |e| InitError::Crypto { what, detail: e.to_string() }
 }
 
-/// What init creates inside the data directory (and --force removes).
-const OWNED: [&str; 6] = [CONFIG_FILE, "keys", "tls", "ek-ca", "store", ADMIN_CREDENTIAL];
+/// What init creates inside the data directory (and --force removes), with the store's high-water mark.
+const OWNED: [&str; 7] = [CONFIG_FILE, "keys", "tls", "ek-ca", "store", ADMIN_CREDENTIAL, super::high_water::FILE];
 
 pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let d = &opts.data_dir;
@@ -168,13 +169,21 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let minted = principal::mint(&rng).map_err(crypto("the admin credential"))?;
     {
         let store = crate::store::open(&config.store_config(d))?;
-        store.add_principal(&Principal {
+        let now = SystemClock.now_unix();
+        let admin = Principal {
             id: minted.principal_id,
             name: "admin".into(),
             role: Role::Admin,
             secret_sha256: minted.secret_sha256,
-            created_at: SystemClock.now_unix(),
-        })?;
+            created_at: now,
+            tags: Vec::new(),
+            created_by: None,
+        };
+        // The log starts with the first admin (docs/design.md §11); no principal made it, `runtrust init` did.
+        let entry =
+            crate::audit::AuditEntry::new(now, "principal.add", "principal \"admin\" with role admin (runtrust init)")
+                .diagnostics(serde_json::json!({ "name": "admin", "role": Role::Admin, "tags": [] }));
+        store.add_principal(&admin, &entry)?;
     }
     let cred = d.join(ADMIN_CREDENTIAL);
     fsutil::write_private(&cred, format!("{}\n", minted.credential).as_bytes()).map_err(io(&cred))?;

@@ -1,13 +1,15 @@
 //! Issuer keys: `GET /v1/keys` (a COSE_KeySet, or PEM with `?format=pem`) and `POST /v1/keys/rotate`.
 
-use axum::extract::{Query, State};
-use axum::http::header;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{AppState, Body, Denial, Fault};
+use super::{AppState, Body, Denial, Fault, Query};
+use crate::api::routes::SERVICE_ID_HEADER;
+use crate::audit::AuditEntry;
 use crate::config::CONFIG_FILE;
 use crate::fsutil;
 use crate::model::Role;
@@ -18,17 +20,21 @@ pub struct KeysQuery {
     format: Option<String>,
 }
 
-/// Public: relying parties need it to verify tokens offline.
+/// Public: relying parties need it to verify tokens offline. The service id (every token's `iss`) rides
+/// along in a header, so that a gateway learns both from one answer (docs/design.md §9).
 pub async fn keys(State(state): State<AppState>, Query(q): Query<KeysQuery>) -> Result<Response, Denial> {
     let set = state.verifying_keys()?;
-    match q.format.as_deref() {
-        None | Some("cose") => {
-            let body = set.to_cose_keyset();
-            Ok(([(header::CONTENT_TYPE, "application/cose-key-set")], body).into_response())
-        }
-        Some("pem") => Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], set.to_pem()).into_response()),
-        Some(other) => Err(Denial::bad_request(format!("format {other:?}: cose or pem"))),
+    let (content_type, body) = match q.format.as_deref() {
+        None | Some("cose") => ("application/cose-key-set", set.to_cose_keyset()),
+        Some("pem") => ("application/x-pem-file", set.to_pem().into_bytes()),
+        Some(other) => return Err(Denial::bad_request(format!("format {other:?}: cose or pem"))),
+    };
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    // A service id that is not header-safe ASCII is not sent: its gateways are given it with --issuer.
+    if let Ok(id) = HeaderValue::from_str(&state.config.service_id) {
+        response.headers_mut().insert(SERVICE_ID_HEADER, id);
     }
+    Ok(response)
 }
 
 #[derive(Deserialize, Default)]
@@ -44,27 +50,39 @@ pub async fn rotate(
     caller: Caller,
     Body(req): Body<RotateRequest>,
 ) -> Result<Json<serde_json::Value>, Denial> {
+    rotate_key(&state, &caller, req.alg).await.map(|kid| Json(serde_json::json!({ "kid": kid })))
+}
+
+/// Makes a new issuer key the signing key (admin); audited as `keys.rotate` with the admin's name, durably
+/// before the new key is configured or used (docs/design.md §11): no key signs anything unaudited.
+pub async fn rotate_key(state: &AppState, caller: &Caller, alg: Option<SigningAlg>) -> Result<String, Denial> {
     caller.require(&[Role::Admin])?;
-    let state2 = state.clone();
+    let (state2, by) = (state.clone(), caller.name().to_owned());
+    let runtime = tokio::runtime::Handle::current();
     let kid = tokio::task::spawn_blocking(move || -> Result<String, Denial> {
         let state = state2;
         let mut keys = state.issuer.write().map_err(|_| Fault::Poisoned("issuer keys"))?;
-        let alg = req.alg.or(keys.last().map(|(f, _)| f.alg)).unwrap_or_default();
+        let alg = alg.or(keys.last().map(|(f, _)| f.alg)).unwrap_or_default();
         let n = keys.len() + 1;
         let file =
             crate::service::init::new_issuer_key(&state.data_dir, n, alg, &state.rng).map_err(Denial::internal)?;
         let pkcs8 = std::fs::read(state.data_dir.join(&file.path)).map_err(Denial::internal)?;
         let key = IssuerKey::from_pkcs8(alg, &pkcs8).map_err(Denial::internal)?;
+        let kid = hex::encode(key.kid());
+        let entry = AuditEntry::new(state.clock.now_unix(), "keys.rotate", format!("issuer key {kid} ({alg})"))
+            .by(&by)
+            .diagnostics(serde_json::json!({ "kid": kid, "key": file.path }));
+        // Still under the keys' lock: on a blocking thread, waiting for the store is allowed.
+        runtime.block_on(state.store.run(move |s| s.append_audit(&entry)))?;
         let mut config = state.config.clone();
         config.issuer.keys = keys.iter().map(|(f, _)| f.clone()).chain([file.clone()]).collect();
         let path = state.data_dir.join(CONFIG_FILE);
         fsutil::write_atomic(&path, config.to_toml().as_bytes(), 0o644).map_err(Denial::internal)?;
-        let kid = hex::encode(key.kid());
         keys.push((file, key));
         Ok(kid)
     })
     .await
     .map_err(Denial::internal)??;
     tracing::info!(by = %caller.0.name, %kid, "issuer key rotated");
-    Ok(Json(serde_json::json!({ "kid": kid })))
+    Ok(kid)
 }

@@ -2,12 +2,12 @@
 //! descendants as a tree, and the executions under each, with each token's status (active, spent, expired,
 //! revoked and why).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 
 use super::auth::Caller;
 use super::revocation::why_revoked;
-use super::{blocking, AppState, Denial};
+use super::{blocking, AppState, Denial, Path};
 use crate::api::{ExecutionView, Lineage, LineageNode, RevokedVia, TokenStatus};
 use crate::model::{Role, TokenRecord};
 use crate::policy::MAX_DELEGATION_DEPTH;

@@ -15,7 +15,8 @@ const TYPE_BASE: &str = "https://runtrust.dev/problems/";
 #[derive(Debug, Clone)]
 pub struct Denial {
     pub status: StatusCode,
-    /// A docs/design.md §8 code, or `bad_request` / `not_found` / `conflict` for malformed administrative requests.
+    /// A docs/design.md §8 code, or `bad_request` / `not_found` / `conflict` for malformed administrative requests,
+    /// or `limit_exceeded` for a per-principal limit.
     pub code: String,
     pub detail: String,
     pub diagnostics: Value,
@@ -116,6 +117,18 @@ impl Denial {
         Self {
             status: StatusCode::CONFLICT,
             code: "conflict".into(),
+            detail: detail.into(),
+            diagnostics: Value::Null,
+            host_id: None,
+        }
+    }
+
+    /// A per-principal limit of `[limits]` reached (docs/design.md §16): 429 `limit_exceeded`, not a denial
+    /// of trust; the caller may retry once it has used or let expire what it holds.
+    pub fn limit_exceeded(detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "limit_exceeded".into(),
             detail: detail.into(),
             diagnostics: Value::Null,
             host_id: None,

@@ -8,6 +8,10 @@ use ring::rand::SystemRandom;
 use runtrust_attestation::ek::TrustAnchors;
 
 use super::audit_log::AuditTree;
+use super::high_water::{self, HighWater, Mark};
+use super::metrics::Metrics;
+use super::storage::Storage;
+use super::throttle::Throttle;
 use super::{Fault, ServiceError};
 use crate::config::{resolve, ConfigError, IssuerKeyFile, ServiceConfig};
 use crate::model::{Clock, SystemClock};
@@ -24,7 +28,8 @@ pub struct AppState {
 pub struct Inner {
     pub config: ServiceConfig,
     pub data_dir: PathBuf,
-    pub store: Arc<dyn Store>,
+    /// The store, reached through [`blocking`]; taken out of service and recovered when it fails.
+    pub store: Storage,
     pub anchors: TrustAnchors,
     pub rng: SystemRandom,
     /// Every time the service reads (expiry, token claims, audit entries) comes from here.
@@ -40,6 +45,12 @@ pub struct Inner {
     /// Revocations (write) exclude execution starts (read): an execution either started before a
     /// revocation was answered, or its check sees the revocation.
     pub revocation_gate: tokio::sync::RwLock<()>,
+    /// Counters for `GET /metrics`.
+    pub metrics: Metrics,
+    /// Audited denials per principal (docs/design.md §16).
+    pub throttle: Throttle,
+    /// The store's high-water mark in the data directory (a service loaded from one; not in-process tests).
+    pub high_water: Option<HighWater>,
 }
 
 impl Inner {
@@ -87,11 +98,7 @@ pub async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Fault> {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
-        Ok(r) => r.map_err(Fault::from),
-        Err(e) => Err(Fault::Task(e.to_string())),
-    }
+    state.store.run(f).await
 }
 
 impl AppState {
@@ -114,23 +121,29 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServiceError> {
         let authorities = KeySet::new(Vec::new()).map_err(|e| ServiceError::Authorities(e.to_string()))?;
-        let parts = Parts { anchors: TrustAnchors::default(), authorities, policies: Vec::new() };
-        Ok(Self::assemble(config, data_dir.to_path_buf(), store, issuer, clock, parts))
+        let parts = Parts {
+            anchors: TrustAnchors::default(),
+            authorities,
+            policies: Vec::new(),
+            storage: Storage::new(store, None),
+            high_water: None,
+        };
+        Ok(Self::assemble(config, data_dir.to_path_buf(), issuer, clock, parts))
     }
 
     fn assemble(
         config: ServiceConfig,
         data_dir: PathBuf,
-        store: Arc<dyn Store>,
         issuer: Vec<(IssuerKeyFile, IssuerKey)>,
         clock: Arc<dyn Clock>,
         parts: Parts,
     ) -> Self {
+        let throttle = Throttle::new(config.limits.audited_denials_per_minute);
         AppState {
             inner: Arc::new(Inner {
                 config,
                 data_dir,
-                store,
+                store: parts.storage,
                 anchors: parts.anchors,
                 rng: SystemRandom::new(),
                 clock,
@@ -139,6 +152,9 @@ impl AppState {
                 authorities: parts.authorities,
                 audit_tree: Arc::default(),
                 revocation_gate: tokio::sync::RwLock::new(()),
+                metrics: Metrics::default(),
+                throttle,
+                high_water: parts.high_water,
             }),
         }
     }
@@ -148,6 +164,15 @@ struct Parts {
     anchors: TrustAnchors,
     authorities: KeySet,
     policies: Vec<Arc<LoadedPolicy>>,
+    storage: Storage,
+    high_water: Option<HighWater>,
+}
+
+/// How `serve` loads the data directory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Start on a store below its high-water mark, knowingly (`serve --accept-store-rollback`); audited.
+    pub accept_store_rollback: bool,
 }
 
 /// The concatenated contents of `files` (relative to the data directory), one newline after each.
@@ -163,6 +188,11 @@ fn read_all(data_dir: &Path, files: &[PathBuf]) -> Result<Vec<u8>, ConfigError> 
 
 /// Loads the data directory: config, store, EK anchors, issuer keys, policy authorities, policies.
 pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
+    load_with(data_dir, LoadOptions::default())
+}
+
+/// [`load`], and a store below its high-water mark refused unless `options` accept it.
+pub fn load_with(data_dir: &Path, options: LoadOptions) -> Result<AppState, ServiceError> {
     let config = ServiceConfig::load(data_dir)?;
     let pem = read_all(data_dir, &config.ek.anchors)?;
     let anchors = if pem.is_empty() {
@@ -185,7 +215,9 @@ pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
         KeySet::from_pem(&String::from_utf8_lossy(&authority_pem))
             .map_err(|e| ServiceError::Authorities(e.to_string()))?
     };
-    let store = crate::store::open(&config.store_config(data_dir))?;
+    let store_config = config.store_config(data_dir);
+    let store = crate::store::open(&store_config)?;
+    let high_water = check_high_water(data_dir, store.as_ref(), options)?;
     // A restart voids every outstanding challenge: no nonce issued before a crash is usable after it.
     let voided = store.void_challenges()?;
     if voided > 0 {
@@ -197,6 +229,30 @@ pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
             .map_err(|e| ServiceError::Policy { id: stored.id.clone(), detail: e.to_string() })?;
         policies.push(Arc::new(loaded));
     }
-    let parts = Parts { anchors, authorities, policies };
-    Ok(AppState::assemble(config, data_dir.to_path_buf(), store, issuer, Arc::new(SystemClock), parts))
+    let storage = Storage::new(store, Some(store_config));
+    let parts = Parts { anchors, authorities, policies, storage, high_water: Some(high_water) };
+    Ok(AppState::assemble(config, data_dir.to_path_buf(), issuer, Arc::new(SystemClock), parts))
+}
+
+/// docs/design.md §12: a store below the data directory's high-water mark lost its tail; refused unless
+/// accepted knowingly, and the acceptance is an audit entry. Returns the mark, raised to the store's state.
+fn check_high_water(data_dir: &Path, store: &dyn Store, options: LoadOptions) -> Result<HighWater, ServiceError> {
+    let found = Mark::of(store)?;
+    match high_water::read(data_dir)? {
+        Some(recorded) if !found.covers(&recorded) => {
+            let path = data_dir.join(high_water::FILE);
+            if !options.accept_store_rollback {
+                return Err(ServiceError::RolledBack { path, recorded, found });
+            }
+            let detail = format!(
+                "started on a store holding {found}, below its high-water mark of {recorded}: the lost tail was \
+                 accepted with --accept-store-rollback"
+            );
+            tracing::warn!("{detail}");
+            let now = crate::model::SystemClock.now_unix();
+            store.append_audit(&crate::audit::AuditEntry::new(now, "store.rollback_accepted", detail))?;
+            HighWater::start(data_dir, Mark::of(store)?)
+        }
+        Some(_) | None => HighWater::start(data_dir, found),
+    }
 }

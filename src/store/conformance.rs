@@ -6,8 +6,9 @@
 use runtrust_attestation::ClockInfo;
 
 use super::{
-    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId, HostRecord,
-    Nonce, NonceState, PendingEnrollment, Principal, Revocation, RevocationKind, Role, Store, StoreError, TokenRecord,
+    lift_key, revoked_key, Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart,
+    ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation,
+    RevocationKind, Role, Store, StoreError, Swept, TokenRecord,
 };
 
 /// A backend under test.
@@ -29,9 +30,21 @@ macro_rules! store_conformance {
             pending_enrollments_are_taken_once,
             children_revocations_and_single_use_executions,
             issuance_updates_the_host,
+            rebaseline_forgets_the_clock,
             challenges_are_voided,
             concurrent_nonce_consumption_has_one_winner,
             concurrent_single_use_has_one_winner,
+            principal_changes_are_audited,
+            reenrollment_never_changes_tags,
+            host_tags_are_replaced_with_their_audit_entry,
+            a_lifted_host_revocation_keeps_earlier_tokens_revoked,
+            challenges_are_capped_per_principal,
+            pending_enrollments_are_capped_per_principal,
+            expired_items_are_swept_and_stay_refused,
+            concurrent_capped_puts_respect_the_cap,
+            lengths_count_what_is_durable,
+            reads_see_a_durable_dense_prefix,
+            probe_changes_nothing_visible,
         );
     };
     (@tests $backend:ty; $($check:ident),* $(,)?) => {
@@ -70,6 +83,13 @@ fn entry() -> AuditEntry {
     AuditEntry::new(1, "enroll.allow", "")
 }
 
+/// No cap in effect: what the checks that are not about caps put under.
+const UNCAPPED: Cap = Cap { max: usize::MAX, now: 0 };
+
+fn put(s: &dyn Store, c: &Challenge) {
+    assert_eq!(s.put_challenge(c, &entry(), UNCAPPED).unwrap(), Admission::Stored);
+}
+
 fn challenge(n: u8, expires_at: u64) -> Challenge {
     Challenge {
         nonce: Nonce([n; 32]),
@@ -96,6 +116,7 @@ fn token(cti: &str, parent: Option<&str>) -> TokenRecord {
         expires_at: 100,
         audit_index: 0,
         consumed_at: None,
+        token_sha256: Some(TokenRecord::digest(cti.as_bytes())),
     }
 }
 
@@ -122,16 +143,122 @@ fn exec(id: &str, cti: &str) -> ExecutionRecord {
     }
 }
 
+fn principal(id: &str, name: &str) -> Principal {
+    Principal {
+        id: id.into(),
+        name: name.into(),
+        role: Role::Attester,
+        secret_sha256: "x".into(),
+        created_at: 0,
+        tags: vec!["role=web".into()],
+        created_by: Some("admin".into()),
+    }
+}
+
 pub fn principals_are_unique_by_name(b: &impl Backend) {
     let s = b.open();
-    let p =
-        Principal { id: "01".into(), name: "a".into(), role: Role::Admin, secret_sha256: "x".into(), created_at: 0 };
-    s.add_principal(&p).unwrap();
-    assert!(matches!(s.add_principal(&Principal { id: "02".into(), ..p.clone() }), Err(StoreError::Conflict(_))));
-    assert_eq!(s.principal("01").unwrap(), Some(p));
-    assert!(s.remove_principal("a").unwrap());
-    assert!(!s.remove_principal("a").unwrap());
+    let p = principal("01", "a");
+    s.add_principal(&p, &entry()).unwrap();
+    let again = Principal { id: "02".into(), ..p.clone() };
+    assert!(matches!(s.add_principal(&again, &entry()), Err(StoreError::Conflict(_))));
+    assert_eq!(s.principal("01").unwrap(), Some(p), "tags and creator read back");
+    assert!(s.remove_principal("a", &entry()).unwrap());
+    assert!(!s.remove_principal("a", &entry()).unwrap());
     assert_eq!(s.principal("01").unwrap(), None);
+}
+
+/// docs/design.md §11: a principal added or removed is audited in the same step, a refused one is not.
+pub fn principal_changes_are_audited(b: &impl Backend) {
+    let s = b.open();
+    let added = AuditEntry::new(1, "principal.add", "a").by("admin");
+    s.add_principal(&principal("01", "a"), &added).unwrap();
+    assert!(s.add_principal(&principal("02", "a"), &added).is_err());
+    assert!(!s.remove_principal("nobody", &added).unwrap());
+    assert_eq!(s.audit_len().unwrap(), 1, "only the change that happened is recorded");
+    let removed = AuditEntry::new(2, "principal.remove", "a").by("admin");
+    assert!(s.remove_principal("a", &removed).unwrap());
+    drop(s);
+    let s = b.open();
+    let log: Vec<AuditEntry> = s.audit(0, 10).unwrap().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(log, vec![added, removed]);
+}
+
+/// docs/design.md §5: a re-enrollment keeps the host's tags; asking for others is refused and writes nothing.
+pub fn reenrollment_never_changes_tags(b: &impl Backend) {
+    let s = b.open();
+    let web = HostRecord { tags: vec!["role=web".into(), "dc=1".into()], ..host(1, "ak1") };
+    assert_eq!(s.enroll_host(&web, "p1", &entry()).unwrap(), EnrollOutcome::New);
+    let db = HostRecord { tags: vec!["role=db".into()], ..host(1, "ak1") };
+    match s.enroll_host(&db, "p1", &entry()) {
+        Err(StoreError::Conflict(d)) => assert!(d.starts_with(super::TAGS_DIFFER), "{d}"),
+        other => panic!("re-enrolling with other tags must be refused, got {other:?}"),
+    }
+    let new_ak = HostRecord { tags: vec!["role=db".into()], ..host(1, "ak2") };
+    assert!(matches!(s.enroll_host(&new_ak, "p1", &entry()), Err(StoreError::Conflict(_))), "nor with a new AK");
+    assert_eq!(s.audit_len().unwrap(), 1, "a refusal writes nothing");
+    let same = HostRecord { tags: vec!["dc=1".into(), "role=web".into()], ..host(1, "ak1") };
+    assert_eq!(s.enroll_host(&same, "p1", &entry()).unwrap(), EnrollOutcome::Unchanged);
+    let replaced = HostRecord { tags: vec!["dc=1".into(), "role=web".into()], ..host(1, "ak2") };
+    assert_eq!(s.enroll_host(&replaced, "p1", &entry()).unwrap(), EnrollOutcome::AkReplaced);
+    assert_eq!(s.host(&hid(1)).unwrap().unwrap().tags, web.tags, "the recorded tags, as recorded");
+}
+
+/// docs/design.md §5: an admin replaces a host's tags, audited in the same step.
+pub fn host_tags_are_replaced_with_their_audit_entry(b: &impl Backend) {
+    let s = b.open();
+    s.enroll_host(&HostRecord { tags: vec!["role=web".into()], ..host(1, "ak1") }, "p1", &entry()).unwrap();
+    let tagged = AuditEntry::new(9, "host.tag", "role=db").by("admin").host(&hid(1));
+    let tags = vec!["role=db".to_owned()];
+    let h = s.set_host_tags(&hid(1), &tags, &tagged).unwrap().unwrap();
+    assert_eq!((h.tags.clone(), h.updated_at), (tags.clone(), 9));
+    assert_eq!(s.set_host_tags(&hid(2), &tags, &tagged).unwrap(), None, "no such host");
+    assert_eq!(s.audit_len().unwrap(), 2, "enrollment and the one tag change");
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.host(&hid(1)).unwrap().unwrap().tags, tags);
+    assert_eq!(s.audit(1, 1).unwrap()[0].1, tagged);
+    let again = HostRecord { tags: tags.clone(), ..host(1, "ak1") };
+    assert_eq!(s.enroll_host(&again, "p1", &entry()).unwrap(), EnrollOutcome::Unchanged, "re-enrolls as tagged");
+}
+
+/// docs/design.md §11: lifting a host's revocation appends to the feed (nothing in it is rewritten), lets
+/// the host be issued tokens again, and leaves every token issued before the lift revoked.
+pub fn a_lifted_host_revocation_keeps_earlier_tokens_revoked(b: &impl Backend) {
+    let s = b.open();
+    let h = hid(1).to_string();
+    let lift = Revocation {
+        seq: 0,
+        kind: RevocationKind::Unrevoke,
+        target: h.clone(),
+        policy_hash: None,
+        reason: "false positive".into(),
+        time: 8,
+        by: "admin".into(),
+        tokens: vec![],
+        audit_index: 0,
+        lifts: None,
+    };
+    assert_eq!(s.unrevoke_host(&lift, &entry()).unwrap(), None, "not revoked: nothing to lift");
+    assert_eq!((s.audit_len().unwrap(), s.revocations(0, 10).unwrap().len()), (0, 0), "and nothing written");
+
+    let old = s.record_issuance(&token("t1", None), &entry(), &hid(1), &ClockInfo::default(), &attested()).unwrap();
+    let revoke = Revocation { kind: RevocationKind::Host, reason: "suspect".into(), tokens: vec![], ..lift.clone() };
+    let revoked = s.revoke(&revoke, &entry()).unwrap();
+    let lifted = s.unrevoke_host(&lift, &entry()).unwrap().unwrap();
+    assert_eq!((lifted.seq, lifted.kind, lifted.lifts), (1, RevocationKind::Unrevoke, Some(revoked.seq)));
+    assert!(lifted.audit_index > old, "the lift comes after the tokens it keeps revoked");
+    assert_eq!(s.revoked(&revoked_key(RevocationKind::Host, &h)).unwrap(), None, "the host may be issued again");
+    assert_eq!(s.revoked(&lift_key(&h)).unwrap(), Some(lifted.clone()));
+    assert_eq!(s.unrevoke_host(&lift, &entry()).unwrap(), None, "lifted once");
+    drop(s);
+
+    let s = b.open();
+    assert_eq!(s.revocations(0, 10).unwrap(), vec![revoked.clone(), lifted.clone()], "append-only, durable");
+    let again = s.revoke(&revoke, &entry()).unwrap();
+    assert_eq!(s.revoked(&revoked_key(RevocationKind::Host, &h)).unwrap(), Some(again.clone()), "revocable again");
+    let second = s.unrevoke_host(&lift, &entry()).unwrap().unwrap();
+    assert_eq!(second.lifts, Some(again.seq));
+    assert_eq!(s.revoked(&lift_key(&h)).unwrap(), Some(second), "the latest lift counts");
 }
 
 pub fn enrollment_rules_and_reopen(b: &impl Backend) {
@@ -155,8 +282,8 @@ pub fn enrollment_rules_and_reopen(b: &impl Backend) {
 pub fn nonces_are_consumed_once_and_audit_is_dense(b: &impl Backend) {
     let s = b.open();
     let c = challenge(1, 100);
-    s.put_challenge(&c, &entry()).unwrap();
-    s.put_challenge(&challenge(2, 100), &entry()).unwrap();
+    put(&*s, &c);
+    put(&*s, &challenge(2, 100));
     assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(c.clone()));
     assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Replayed);
     assert!(matches!(s.consume_nonce(&Nonce([2; 32]), 101).unwrap(), NonceState::Expired(_)));
@@ -175,18 +302,22 @@ pub fn nonces_are_consumed_once_and_audit_is_dense(b: &impl Backend) {
     assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Replayed, "after reopen too");
 }
 
-pub fn pending_enrollments_are_taken_once(b: &impl Backend) {
-    let s = b.open();
-    let e = PendingEnrollment {
-        id: "e1".into(),
-        principal_id: "p".into(),
+fn enrollment(id: &str, principal: &str, expires_at: u64) -> PendingEnrollment {
+    PendingEnrollment {
+        id: id.into(),
+        principal_id: principal.into(),
         host: host(1, "ak"),
         secret_sha256: "s".into(),
         nonce: Nonce([3; 32]),
         selection: "sha256:0".parse().unwrap(),
-        expires_at: 0,
-    };
-    s.put_enrollment(&e).unwrap();
+        expires_at,
+    }
+}
+
+pub fn pending_enrollments_are_taken_once(b: &impl Backend) {
+    let s = b.open();
+    let e = enrollment("e1", "p", 0);
+    assert_eq!(s.put_enrollment(&e, UNCAPPED).unwrap(), Admission::Stored);
     assert_eq!(s.take_enrollment("e1").unwrap(), Some(e));
     assert_eq!(s.take_enrollment("e1").unwrap(), None);
 }
@@ -224,6 +355,7 @@ pub fn children_revocations_and_single_use_executions(b: &impl Backend) {
         by: "admin".into(),
         tokens: vec!["t2".into()],
         audit_index: 0,
+        lifts: None,
     };
     let stored = s.revoke(&r, &entry()).unwrap();
     assert_eq!(stored.seq, 0, "the store assigns the sequence");
@@ -251,10 +383,26 @@ pub fn issuance_updates_the_host(b: &impl Backend) {
     assert_eq!(s.tokens().unwrap().len(), 1);
 }
 
+pub fn rebaseline_forgets_the_clock(b: &impl Backend) {
+    let s = b.open();
+    assert_eq!(s.rebaseline_host(&hid(9), &entry()).unwrap(), None, "no such host");
+    assert_eq!(s.audit_len().unwrap(), 0, "nothing written for an unknown host");
+    s.enroll_host(&host(1, "ak1"), "p1", &entry()).unwrap();
+    let clock = ClockInfo { clock: 10, reset_count: 4, restart_count: 2, safe: true };
+    s.record_issuance(&token("t1", None), &entry(), &hid(1), &clock, &attested()).unwrap();
+    assert_eq!(s.rebaseline_host(&hid(1), &entry()).unwrap(), Some(clock));
+    assert_eq!(s.audit_len().unwrap(), 3, "the re-baseline is audited");
+    drop(s);
+    let s = b.open();
+    let h = s.host(&hid(1)).unwrap().unwrap();
+    assert_eq!(h.last_clock, ClockInfo::default(), "durable across reopen");
+    assert_eq!(h.last_attested, Some(attested()), "only the clock is forgotten");
+}
+
 pub fn challenges_are_voided(b: &impl Backend) {
     let s = b.open();
-    s.put_challenge(&challenge(1, 100), &entry()).unwrap();
-    s.put_challenge(&challenge(2, 100), &entry()).unwrap();
+    put(&*s, &challenge(1, 100));
+    put(&*s, &challenge(2, 100));
     drop(s);
     let s = b.open();
     assert_eq!(s.void_challenges().unwrap(), 2);
@@ -265,7 +413,7 @@ pub fn challenges_are_voided(b: &impl Backend) {
 /// docs/design.md §6: of many concurrent consumers of one nonce, exactly one finds it fresh.
 pub fn concurrent_nonce_consumption_has_one_winner(b: &impl Backend) {
     let s: std::sync::Arc<dyn Store> = b.open().into();
-    s.put_challenge(&challenge(7, 100), &entry()).unwrap();
+    put(&*s, &challenge(7, 100));
     let fresh = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|_| scope.spawn(|| matches!(s.consume_nonce(&Nonce([7; 32]), 50), Ok(NonceState::Fresh(_)))))
@@ -294,4 +442,161 @@ pub fn concurrent_single_use_has_one_winner(b: &impl Backend) {
         handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(true))).count()
     });
     assert_eq!(started, 1);
+}
+
+fn owned(n: u8, principal: &str, expires_at: u64) -> Challenge {
+    Challenge { principal_id: principal.into(), ..challenge(n, expires_at) }
+}
+
+/// docs/design.md §16: at most `max` unexpired challenges per principal; a refused put writes nothing.
+pub fn challenges_are_capped_per_principal(b: &impl Backend) {
+    let s = b.open();
+    let cap = Cap { max: 2, now: 50 };
+    assert_eq!(s.put_challenge(&owned(1, "p", 100), &entry(), cap).unwrap(), Admission::Stored);
+    assert_eq!(s.put_challenge(&owned(2, "p", 60), &entry(), cap).unwrap(), Admission::Stored);
+    let audit = s.audit_len().unwrap();
+    assert_eq!(s.put_challenge(&owned(3, "p", 100), &entry(), cap).unwrap(), Admission::Full { outstanding: 2 });
+    assert_eq!(s.audit_len().unwrap(), audit, "a refused challenge is not audited by the store");
+    assert_eq!(s.consume_nonce(&Nonce([3; 32]), 50).unwrap(), NonceState::Unknown, "nothing was stored");
+    assert_eq!(s.put_challenge(&owned(4, "q", 100), &entry(), cap).unwrap(), Admission::Stored, "per principal");
+    // A consumed challenge is no longer outstanding.
+    assert!(matches!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(_)));
+    assert_eq!(s.put_challenge(&owned(5, "p", 100), &entry(), cap).unwrap(), Admission::Stored);
+    assert!(matches!(s.put_challenge(&owned(6, "p", 100), &entry(), cap).unwrap(), Admission::Full { .. }));
+    // An expired one does not count, swept or not (challenge 2 expired at 60).
+    let later = Cap { max: 2, now: 61 };
+    assert_eq!(s.put_challenge(&owned(6, "p", 100), &entry(), later).unwrap(), Admission::Stored);
+    assert!(matches!(s.put_challenge(&owned(7, "p", 100), &entry(), later).unwrap(), Admission::Full { .. }));
+    drop(s);
+    let s = b.open();
+    assert!(matches!(s.put_challenge(&owned(7, "p", 100), &entry(), later).unwrap(), Admission::Full { .. }));
+    assert_eq!(s.void_challenges().unwrap(), 4, "challenges 2, 4, 5 and 6 were outstanding");
+    assert_eq!(s.put_challenge(&owned(7, "p", 100), &entry(), later).unwrap(), Admission::Stored, "voided");
+}
+
+/// docs/design.md §16: at most `max` unexpired pending enrollments per principal.
+pub fn pending_enrollments_are_capped_per_principal(b: &impl Backend) {
+    let s = b.open();
+    let cap = Cap { max: 1, now: 50 };
+    assert_eq!(s.put_enrollment(&enrollment("e1", "p", 100), cap).unwrap(), Admission::Stored);
+    let full = s.put_enrollment(&enrollment("e2", "p", 100), cap).unwrap();
+    assert_eq!(full, Admission::Full { outstanding: 1 });
+    assert_eq!(s.take_enrollment("e2").unwrap(), None, "nothing was stored");
+    assert_eq!(s.put_enrollment(&enrollment("e3", "q", 100), cap).unwrap(), Admission::Stored);
+    assert!(s.take_enrollment("e1").unwrap().is_some());
+    assert_eq!(s.put_enrollment(&enrollment("e4", "p", 100), cap).unwrap(), Admission::Stored, "taken: freed");
+    drop(s);
+    let s = b.open();
+    assert!(matches!(s.put_enrollment(&enrollment("e5", "p", 100), cap).unwrap(), Admission::Full { .. }));
+    let after = Cap { max: 1, now: 101 };
+    assert_eq!(s.put_enrollment(&enrollment("e5", "p", 200), after).unwrap(), Admission::Stored, "e4 expired");
+}
+
+/// docs/design.md §12: expired challenges, pending enrollments and used nonces are swept; a swept nonce is
+/// never accepted again, and nothing unexpired is touched.
+pub fn expired_items_are_swept_and_stay_refused(b: &impl Backend) {
+    let s = b.open();
+    put(&*s, &challenge(1, 100));
+    put(&*s, &challenge(2, 200));
+    put(&*s, &challenge(3, 150));
+    assert!(matches!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(_)));
+    assert!(matches!(s.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Fresh(_)));
+    for (id, exp) in [("e1", 100), ("e2", 300)] {
+        assert_eq!(s.put_enrollment(&enrollment(id, "p", exp), UNCAPPED).unwrap(), Admission::Stored);
+    }
+    assert_eq!(s.sweep(100).unwrap(), Swept::default(), "nothing is swept at its expiry second");
+    assert_eq!(s.sweep(151).unwrap(), Swept { challenges: 1, enrollments: 1, nonces: 1 });
+    assert_eq!(s.sweep(151).unwrap(), Swept::default(), "idempotent");
+    // Nonce 1 was used and its record swept: still refused, never fresh again.
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 151).unwrap(), NonceState::Unknown);
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Unknown, "whatever the clock says");
+    // Nonce 2's challenge is unexpired: its use is still remembered.
+    assert_eq!(s.consume_nonce(&Nonce([2; 32]), 151).unwrap(), NonceState::Replayed);
+    // Challenge 3 expired unused and was swept.
+    assert_eq!(s.consume_nonce(&Nonce([3; 32]), 50).unwrap(), NonceState::Unknown);
+    assert_eq!(s.take_enrollment("e1").unwrap(), None);
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.take_enrollment("e2").unwrap().map(|e| e.expires_at), Some(300), "unexpired: kept");
+    assert_eq!(s.sweep(201).unwrap(), Swept { challenges: 0, enrollments: 0, nonces: 1 });
+    assert_eq!(s.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Unknown, "after reopen too");
+}
+
+/// docs/design.md §16: concurrent puts of one principal never exceed its cap.
+pub fn concurrent_capped_puts_respect_the_cap(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    let cap = Cap { max: 3, now: 50 };
+    let stored = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12u8)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || s.put_challenge(&owned(i, "p", 100), &entry(), cap))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).filter(|r| matches!(r, Ok(Ok(Admission::Stored)))).count()
+    });
+    assert_eq!(stored, 3);
+}
+
+/// docs/design.md §12: `audit_len` and `revocations_len` count the entries and revocations written, across a
+/// reopen (the service's high-water mark is built from them).
+pub fn lengths_count_what_is_durable(b: &impl Backend) {
+    let s = b.open();
+    assert_eq!((s.audit_len().unwrap(), s.revocations_len().unwrap()), (0, 0));
+    let r = Revocation {
+        seq: 0,
+        kind: RevocationKind::Host,
+        target: hid(1).to_string(),
+        policy_hash: None,
+        reason: "r".into(),
+        time: 7,
+        by: "admin".into(),
+        tokens: vec![],
+        audit_index: 0,
+        lifts: None,
+    };
+    s.revoke(&r, &entry()).unwrap();
+    s.revoke(&r, &entry()).unwrap();
+    s.append_audit(&entry()).unwrap();
+    assert_eq!((s.audit_len().unwrap(), s.revocations_len().unwrap()), (3, 2));
+    drop(s);
+    let s = b.open();
+    assert_eq!((s.audit_len().unwrap(), s.revocations_len().unwrap()), (3, 2), "after reopen");
+}
+
+/// docs/design.md §11: while writers append, a reader sees a dense prefix of the log, never longer than the
+/// length reported after it, and never an entry that is not durable yet.
+pub fn reads_see_a_durable_dense_prefix(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..25 {
+                    s.append_audit(&entry()).unwrap();
+                }
+            });
+        }
+        scope.spawn(|| {
+            for _ in 0..50 {
+                let read = s.audit(0, 1000).unwrap();
+                let len = s.audit_len().unwrap();
+                assert!(read.len() as u64 <= len, "{} entries read, {len} durable", read.len());
+                assert!(read.iter().enumerate().all(|(i, (index, _))| *index == i as u64), "dense");
+            }
+        });
+    });
+    assert_eq!(s.audit(0, 1000).unwrap().len(), 100);
+}
+
+/// docs/design.md §16: the readiness probe is a durable write that no record, length or read shows.
+pub fn probe_changes_nothing_visible(b: &impl Backend) {
+    let s = b.open();
+    s.append_audit(&entry()).unwrap();
+    s.probe().unwrap();
+    s.probe().unwrap();
+    assert_eq!((s.audit_len().unwrap(), s.revocations_len().unwrap()), (1, 0));
+    assert_eq!(s.audit(0, 10).unwrap().len(), 1);
+    assert!(s.principals().unwrap().is_empty() && s.hosts().unwrap().is_empty() && s.policies().unwrap().is_empty());
+    drop(s);
+    assert_eq!(b.open().append_audit(&entry()).unwrap(), 1, "the next index follows");
 }

@@ -9,8 +9,8 @@ use runtrust_attestation::{ClockInfo, DenialCode};
 
 pub use crate::audit::AuditEntry;
 pub use crate::model::{
-    revoked_key, AttestedState, Challenge, ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce, PendingEnrollment,
-    Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
+    lift_key, revoked_key, AttestedState, Challenge, ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce,
+    PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
 };
 
 pub use sled::{GroupCommit, SledStore};
@@ -57,16 +57,48 @@ pub enum ExecStart {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnrollOutcome {
     New,
-    /// Same TPM, same AK: nothing changed but the tags.
+    /// Same TPM, same AK: nothing changed (a re-enrollment never changes tags, docs/design.md §5).
     Unchanged,
     /// Same TPM, a new AK (its state directory was lost): the old AK no longer identifies it.
     AkReplaced,
+}
+
+/// How the detail of [`Store::enroll_host`]'s Conflict starts when the host's recorded tags differ.
+pub const TAGS_DIFFER: &str = "tags differ";
+/// A per-principal bound on outstanding challenges or pending enrollments (docs/design.md §16): at most
+/// `max` unexpired at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cap {
+    pub max: usize,
+    pub now: u64,
+}
+
+/// What a capped put did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Admission {
+    Stored,
+    /// The principal already has `outstanding` (at least the cap) unexpired: nothing was written.
+    Full {
+        outstanding: usize,
+    },
+}
+
+/// What [`Store::sweep`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub challenges: usize,
+    pub enrollments: usize,
+    pub nonces: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
     Backend(String),
+    /// The store cannot be opened (damaged files, another process holds it).
+    #[error("the store at {path} cannot be opened: {detail}")]
+    Open { path: String, detail: String },
     #[error("store record {key} is corrupt: {detail}")]
     Corrupt { key: String, detail: String },
     #[error("{0}")]
@@ -82,19 +114,23 @@ impl StoreError {
 
 /// The service's persistent state. Implementations make every mutation durable before returning.
 pub trait Store: Send + Sync + 'static {
-    /// Adds a principal; a taken name is a Conflict.
-    fn add_principal(&self, p: &Principal) -> Result<(), StoreError>;
+    /// Adds a principal and appends `audit` in one durable step; a taken name is a Conflict.
+    fn add_principal(&self, p: &Principal, audit: &AuditEntry) -> Result<(), StoreError>;
     fn principal(&self, id: &str) -> Result<Option<Principal>, StoreError>;
     fn principals(&self) -> Result<Vec<Principal>, StoreError>;
-    /// Removes a principal by name; false if there was none.
-    fn remove_principal(&self, name: &str) -> Result<bool, StoreError>;
+    /// Removes a principal by name and appends `audit` in one durable step; false (and nothing written) if
+    /// there was none.
+    fn remove_principal(&self, name: &str, audit: &AuditEntry) -> Result<bool, StoreError>;
 
-    fn put_enrollment(&self, e: &PendingEnrollment) -> Result<(), StoreError>;
+    /// Stores a pending enrollment, unless its principal already has `cap.max` unexpired ones.
+    fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError>;
     /// Removes and returns a pending enrollment atomically: a challenge is answered at most once.
     fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError>;
 
     /// Stores an enrolled host and binds `principal_id` to it. A Conflict when the AK identifies another
-    /// host, or the principal is bound to another host (one attester credential, one TPM).
+    /// host, or the principal is bound to another host (one attester credential, one TPM), or when the host
+    /// is enrolled already with other tags than `host.tags` (a re-enrollment never changes tags:
+    /// docs/design.md §5; the detail then starts with [`TAGS_DIFFER`]).
     /// `audit` is appended in the same durable step.
     fn enroll_host(
         &self,
@@ -107,18 +143,35 @@ pub trait Store: Send + Sync + 'static {
     fn host(&self, host_id: &str) -> Result<Option<HostRecord>, StoreError>;
     fn host_by_ak(&self, ak_name: &str) -> Result<Option<HostRecord>, StoreError>;
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError>;
+    /// Replaces a host's tags (an admin's `hosts tag`) and appends `audit` in one durable step; the updated
+    /// record, or None (nothing written) if there is no such host.
+    fn set_host_tags(
+        &self,
+        host_id: &str,
+        tags: &[String],
+        audit: &AuditEntry,
+    ) -> Result<Option<HostRecord>, StoreError>;
+    /// Forgets a host's last accepted TPM clock, so that its next quote sets the baseline anew (an admin's
+    /// re-baseline, docs/design.md §4), and appends `audit` in the same durable step. Returns the clock it
+    /// forgot; None (and nothing written) if there is no such host.
+    fn rebaseline_host(&self, host_id: &str, audit: &AuditEntry) -> Result<Option<ClockInfo>, StoreError>;
 
     /// Applies a policy; a policy with the same id is replaced.
     fn put_policy(&self, p: &StoredPolicy, audit: &AuditEntry) -> Result<u64, StoreError>;
     fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError>;
 
-    /// Stores a challenge and its audit entry in one durable step.
-    fn put_challenge(&self, c: &Challenge, audit: &AuditEntry) -> Result<(), StoreError>;
+    /// Stores a challenge and its audit entry in one durable step, unless its principal already has
+    /// `cap.max` unexpired challenges outstanding (then nothing is written).
+    fn put_challenge(&self, c: &Challenge, audit: &AuditEntry, cap: Cap) -> Result<Admission, StoreError>;
     /// Voids every outstanding challenge (at startup: no nonce issued before a crash is usable after it);
     /// returns how many.
     fn void_challenges(&self) -> Result<usize, StoreError>;
     /// Consumes a nonce atomically: it is Fresh (or Expired) at most once, Replayed afterwards.
     fn consume_nonce(&self, nonce: &Nonce, now: u64) -> Result<NonceState, StoreError>;
+    /// Removes what expired before `now` (docs/design.md §12): challenges and pending enrollments, and the
+    /// record of used nonces whose challenge expired. A swept nonce is Unknown from then on: refused as
+    /// before, since only a challenge on record can be Fresh, and nonces are never issued twice.
+    fn sweep(&self, now: u64) -> Result<Swept, StoreError>;
 
     /// Records an issued token, its audit entry and the attesting host's new clock and accepted PCR state in
     /// one durable step; returns the audit index. Nothing of the token leaves the service before this
@@ -140,7 +193,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records a revocation (its seq and audit index assigned here), marks its keys revoked and appends its
     /// audit entry, in one durable step.
     fn revoke(&self, r: &Revocation, audit: &AuditEntry) -> Result<Revocation, StoreError>;
-    /// The revocation that revoked `key` (see [`revoked_key`]), if any.
+    /// Lifts the revocation of host `lift.target` in one durable step: appends `lift` (kind Unrevoke) to the
+    /// feed with its seq, `lifts` and audit index assigned, unmarks the host key and points [`lift_key`] at
+    /// it, so that the host's tokens issued before it stay revoked; appends `audit`. None (nothing written)
+    /// when the host is not revoked.
+    fn unrevoke_host(&self, lift: &Revocation, audit: &AuditEntry) -> Result<Option<Revocation>, StoreError>;
+    /// The revocation that revoked `key` (see [`revoked_key`]), or for a [`lift_key`] the latest lift, if any.
     fn revoked(&self, key: &str) -> Result<Option<Revocation>, StoreError>;
     /// Revocations with seq ≥ `since`, at most `limit`.
     fn revocations(&self, since: u64, limit: usize) -> Result<Vec<Revocation>, StoreError>;
@@ -166,13 +224,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends an audit entry durably; returns its index.
     fn append_audit(&self, entry: &AuditEntry) -> Result<u64, StoreError>;
-    /// Audit entries with index ≥ `from`, at most `limit`.
+    /// Audit entries with index ≥ `from`, at most `limit`: only durable ones (an entry whose flush has not
+    /// completed, or failed, is never served).
     fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError>;
-    /// How many audit entries there are (the next index).
+    /// How many durable audit entries there are.
     fn audit_len(&self) -> Result<u64, StoreError>;
+
+    /// How many revocations there are (the next seq); like [`Store::audit_len`], only durable ones count.
+    fn revocations_len(&self) -> Result<u64, StoreError>;
 
     /// Makes every write so far durable (before a checkpoint commits to them).
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Writes and flushes a marker that no record reads (readiness, docs/design.md §16): Ok when the store
+    /// takes durable writes again.
+    fn probe(&self) -> Result<(), StoreError>;
 
     /// How many physical flushes have run (group commit makes this lower than the number of writes).
     fn flushes(&self) -> u64;

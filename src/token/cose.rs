@@ -67,6 +67,9 @@ impl TokenHeader {
 pub struct Expectations<'a> {
     /// Unix seconds.
     pub now: i64,
+    /// iss must equal it (RFC 8392 §3.1.1): the service id of the issuer these keys belong to. Always
+    /// checked, so that a relying party cannot forget it (docs/design.md §7, §9).
+    pub issuer: &'a str,
     /// When set, aud must equal it.
     pub audience: Option<&'a str>,
     /// When set, this scope must be within the token's scope ([`crate::scope::within`]).
@@ -75,10 +78,10 @@ pub struct Expectations<'a> {
     pub leeway_secs: i64,
 }
 
-impl Expectations<'_> {
-    /// Only time is checked, with [`DEFAULT_LEEWAY_SECS`].
-    pub fn new(now: i64) -> Self {
-        Expectations { now, audience: None, scope: None, leeway_secs: DEFAULT_LEEWAY_SECS }
+impl<'a> Expectations<'a> {
+    /// Only the issuer and time are checked, with [`DEFAULT_LEEWAY_SECS`].
+    pub fn new(now: i64, issuer: &'a str) -> Self {
+        Expectations { now, issuer, audience: None, scope: None, leeway_secs: DEFAULT_LEEWAY_SECS }
     }
 }
 
@@ -190,7 +193,7 @@ pub fn decode_unverified(token: &[u8]) -> Result<(TokenHeader, Claims), TokenErr
     Ok((env.header, Claims::from_payload(&payload)?))
 }
 
-/// Verifies a token: form, signature by the key in `keys` named by its kid, claims, validity period,
+/// Verifies a token: form, signature by the key in `keys` named by its kid, claims, issuer, validity period,
 /// audience and scope, in that order. Returns its claims.
 pub fn verify(token: &[u8], keys: &KeySet, exp: &Expectations<'_>) -> Result<Claims, TokenError> {
     let env = parse(token)?;
@@ -199,6 +202,10 @@ pub fn verify(token: &[u8], keys: &KeySet, exp: &Expectations<'_>) -> Result<Cla
     check_signature(&env, keys, payload)?;
     // Authenticity first: the claims are read only once the issuer is known to have signed them.
     let claims = Claims::from_payload(payload)?;
+    // A token another issuer made (or one signed with a key shared across services) is not this issuer's.
+    if claims.iss != exp.issuer {
+        return Err(TokenError::IssuerMismatch { expected: exp.issuer.into(), actual: claims.iss });
+    }
 
     let leeway = exp.leeway_secs.clamp(0, MAX_LEEWAY_SECS);
     // RFC 8392 §3.1.5: not accepted before nbf; §3.1.4: not accepted on or after exp.

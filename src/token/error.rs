@@ -18,6 +18,8 @@ pub enum TokenError {
     AlgMismatch { token: String, key: String, kid: String },
     #[error("signature does not verify with issuer key {kid}")]
     BadSignature { kid: String },
+    #[error("token issuer {actual:?} is not {expected:?}")]
+    IssuerMismatch { expected: String, actual: String },
     #[error("token expired at {exp} (now {now}, leeway {leeway} s)")]
     Expired { exp: i64, now: i64, leeway: i64 },
     #[error("token is not valid before {nbf} (now {now}, leeway {leeway} s)")]
@@ -49,7 +51,9 @@ impl TokenError {
             | TokenError::UnsupportedAlg(_)
             | TokenError::UnknownKid(_)
             | TokenError::AlgMismatch { .. }
-            | TokenError::BadSignature { .. } => DenialCode::SignatureInvalid,
+            | TokenError::BadSignature { .. }
+            // Signed by a key we trust, but not as this issuer: not a token this issuer vouches for.
+            | TokenError::IssuerMismatch { .. } => DenialCode::SignatureInvalid,
             TokenError::Expired { .. } => DenialCode::TokenExpired,
             TokenError::NotYetValid { .. } => DenialCode::TokenNotYetValid,
             TokenError::AudienceMismatch { .. } => DenialCode::AudienceMismatch,

@@ -62,7 +62,7 @@ fn sign(key: &IssuerKey, c: &Claims) -> Vec<u8> {
 }
 
 fn expect(now: i64) -> Expectations<'static> {
-    Expectations { now, audience: None, scope: None, leeway_secs: 0 }
+    Expectations { now, issuer: "runtrust-test", audience: None, scope: None, leeway_secs: 0 }
 }
 
 fn code(r: Result<Claims, TokenError>) -> DenialCode {
@@ -80,6 +80,7 @@ fn round_trip_both_algorithms_both_ak_types() {
             assert_eq!(&token[..1], &[0xd2], "tag 18");
             let exp = Expectations {
                 now: NOW + 10,
+                issuer: "runtrust-test",
                 audience: Some("gateway-1"),
                 scope: Some("deploy/web/api"),
                 leeway_secs: 0,
@@ -184,7 +185,7 @@ fn validity_period_with_leeway() {
     assert!(at(NOW + 300 + MAX_LEEWAY_SECS - 1, i64::MAX).is_ok());
     assert_eq!(code(at(NOW + 300 + MAX_LEEWAY_SECS, i64::MAX)), DenialCode::TokenExpired, "leeway is capped");
     assert_eq!(code(at(i64::MIN, i64::MAX)), DenialCode::TokenNotYetValid, "no overflow");
-    assert_eq!(Expectations::new(NOW).leeway_secs, DEFAULT_LEEWAY_SECS);
+    assert_eq!(Expectations::new(NOW, "runtrust-test").leeway_secs, DEFAULT_LEEWAY_SECS);
 }
 
 #[test]
@@ -202,6 +203,23 @@ fn audience_and_scope() {
     assert_eq!(code(with(None, Some("deploy/web"))), DenialCode::ScopeDenied, "the prefix is not inside");
     assert_eq!(code(with(None, Some("deploy/*"))), DenialCode::ScopeDenied, "broader");
     assert_eq!(code(with(None, Some("deploy/web/a//b"))), DenialCode::ScopeDenied, "malformed request");
+}
+
+/// Issue 11 finding 11: a token signed with the real issuer key but naming another issuer is refused.
+#[test]
+fn the_issuer_must_be_the_expected_one() {
+    let key = issuer(SigningAlg::EdDsa);
+    let keys = KeySet::from(key.public());
+    let evil = sign(&key, &Claims { iss: "evil".into(), ..claims("ecc") });
+    let err = verify(&evil, &keys, &expect(NOW)).unwrap_err();
+    assert_eq!(err, TokenError::IssuerMismatch { expected: "runtrust-test".into(), actual: "evil".into() });
+    assert_eq!(err.code(), DenialCode::SignatureInvalid);
+    let good = sign(&key, &claims("ecc"));
+    assert!(verify(&good, &keys, &expect(NOW)).is_ok());
+    let other = Expectations { issuer: "runtrust-test2", ..expect(NOW) };
+    assert_eq!(code(verify(&good, &keys, &other)), DenialCode::SignatureInvalid, "exact, not a prefix");
+    let other = Expectations { issuer: "", ..expect(NOW) };
+    assert_eq!(code(verify(&good, &keys, &other)), DenialCode::SignatureInvalid, "an empty issuer matches nothing");
 }
 
 #[test]

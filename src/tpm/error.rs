@@ -11,6 +11,14 @@ pub enum TpmError {
     BadTcti { tcti: String, reason: String },
     #[error("TPM command {command} failed: {source}")]
     Command { command: &'static str, source: tss_esapi::Error },
+    #[error("TPM command {command} still answered {code} after {attempts} tries with backoff: the TPM is busy or running its self-test; try again shortly")]
+    Busy { command: &'static str, code: &'static str, attempts: u32, source: tss_esapi::Error },
+    #[error("persistent handle {handle:#010x} holds an object that is not this TPM's EK ({reason}); runtrust leaves it alone: if it is not needed, `tpm2_evictcontrol -C o -c {handle:#010x}` removes it")]
+    EkHandleTaken { handle: u32, reason: String },
+    #[error("the EK created from the TCG template is not the key of the EK certificate in NV ({reason}); runtrust does not persist it")]
+    EkNotCertified { reason: String },
+    #[error("cannot persist the EK at {handle:#010x}: {source}\n  hint: TPM2_EvictControl needs the owner hierarchy's authorization, which runtrust gives as empty; with an owner password, `tpm2_createek -G {alg} -c {handle:#010x} -w OWNER_PASSWORD` persists it")]
+    PersistEk { handle: u32, alg: &'static str, source: tss_esapi::Error },
     #[error("the TPM returned a structure runtrust cannot use ({what}): {detail}")]
     Unexpected { what: &'static str, detail: String },
     #[error("PCR bank {bank} is not active on this TPM (active banks: {active})")]
@@ -30,9 +38,9 @@ pub enum TpmError {
 use runtrust_attestation::HashAlg;
 
 impl TpmError {
-    /// A TPM that cannot be reached is "unavailable" (exit code 4); everything else is an error.
+    /// A TPM that cannot be reached, or stays busy, is "unavailable" (exit code 4); everything else is an error.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, TpmError::Unreachable { .. })
+        matches!(self, TpmError::Unreachable { .. } | TpmError::Busy { .. })
     }
 
     pub fn code(&self) -> DenialCode {

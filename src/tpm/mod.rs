@@ -3,17 +3,27 @@
 //! Everything goes through the [`Tpm`] trait so that callers can be tested with a mock; [`TssTpm`] is the
 //! real implementation on tss-esapi (any TCTI: `/dev/tpmrm0`, swtpm, mssim, tabrmd).
 
+mod ek;
 mod error;
+mod nv;
+mod retry;
 mod state;
 mod tcti;
 mod tss;
 
 use runtrust_attestation::{HashAlg, PcrSelection, PcrValues, Public};
 
+pub use ek::{ek_persistent_handle, PersistedEk, EK_HANDLE_ECC, EK_HANDLE_ECC_P384, EK_HANDLE_RSA};
 pub use error::TpmError;
+pub use nv::{EK_CHAIN_NV_FIRST, EK_CHAIN_NV_LAST};
 pub use state::{default_state_dir, AkBlobs};
 pub use tcti::{resolve_tcti, DEFAULT_TCTI};
 pub use tss::{TpmOptions, TssTpm};
+
+/// How transient TPM answers are retried (TPM_RC_RETRY, TPM_RC_YIELDED, TPM_RC_TESTING).
+pub mod retry_policy {
+    pub use super::retry::{ATTEMPTS, FIRST_DELAY, MAX_DELAY};
+}
 
 /// Key algorithm for the EK and the AK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -62,6 +72,9 @@ pub struct TpmInfo {
     pub ek_algorithm: KeyAlg,
     /// Whether the EK certificate NV index for `ek_algorithm` holds a certificate.
     pub ek_certificate_present: bool,
+    /// The persistent handle of the EK (e.g. "0x81010001") when this TPM's EK is persisted there and used;
+    /// None when the EK is created from the TCG template.
+    pub ek_persistent_handle: Option<String>,
     /// Hex of the AK's Name, when an AK exists in the state directory.
     pub ak_name: Option<String>,
 }
@@ -75,10 +88,14 @@ pub trait Tpm {
     fn pcr_read(&mut self, selection: &PcrSelection) -> Result<PcrValues, TpmError>;
     /// Extends `index` in `bank` with `digest` (TPM2_PCR_Extend, Part 3 §22.2).
     fn pcr_extend(&mut self, bank: HashAlg, index: u8, digest: &[u8]) -> Result<(), TpmError>;
-    /// The EK public area (TPMT_PUBLIC), created from the TCG default template.
+    /// The EK public area (TPMT_PUBLIC): the EK persisted at its TCG handle when that is this TPM's EK, else
+    /// the one created from the TCG default template.
     fn ek_public(&mut self) -> Result<Public, TpmError>;
     /// The EK certificate (DER, NV padding removed), if the TPM's NV holds one.
     fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TpmError>;
+    /// CA certificates of the EK certificate's chain that the TPM keeps in NV (DER, in NV index order, each
+    /// once): Intel PTT keeps its EK intermediates in 0x01c00100–0x01c001ff. Empty when it keeps none.
+    fn ek_intermediates(&mut self) -> Result<Vec<Vec<u8>>, TpmError>;
     /// The AK public area; the AK is created under the EK on first use and reloaded afterwards.
     fn ak_public(&mut self) -> Result<Public, TpmError>;
     /// Quotes `selection` under `nonce` with the AK and reads the matching PCR values.

@@ -1,5 +1,9 @@
 //! [`Tpm`] on tss-esapi. Every transient object and session this type creates is flushed: sessions right
 //! after each command, the EK and AK when the `TssTpm` is dropped — so it runs without a resource manager.
+//!
+//! A `TssTpm` finds or creates the EK once (ek.rs: the persisted EK when there is one) and loads the AK once,
+//! then keeps both for its life. Every TPM command goes through [`TssTpm::run`], which retries the transient
+//! answers (retry.rs).
 
 use std::convert::TryFrom;
 use std::path::PathBuf;
@@ -7,7 +11,7 @@ use std::str::FromStr;
 
 use runtrust_attestation::ak::check_ak;
 use runtrust_attestation::{Attest, HashAlg, PcrSelection, PcrValues, Public, Signature};
-use tss_esapi::abstraction::{ak, ek, AsymmetricAlgorithmSelection, DefaultKey};
+use tss_esapi::abstraction::{ak, AsymmetricAlgorithmSelection, DefaultKey};
 use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
 use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, PcrHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, SignatureSchemeAlgorithm};
@@ -22,8 +26,10 @@ use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::Context;
 
+use super::ek::{tpmt_bytes, Ek};
+use super::nv::der_prefix;
 use super::state::AkBlobs;
-use super::{KeyAlg, Quote, Tpm, TpmError, TpmInfo};
+use super::{retry, KeyAlg, Quote, Tpm, TpmError, TpmInfo};
 
 /// EK certificate NV indices (TCG EK Credential Profile §2.2.1.5.2).
 const EK_CERT_NV_RSA_2048: u32 = 0x01c0_0002;
@@ -55,10 +61,12 @@ pub struct TpmOptions {
 
 /// A TPM reached through a TCTI.
 pub struct TssTpm {
-    ctx: Context,
-    opts: TpmOptions,
-    ek: Option<KeyHandle>,
+    pub(super) ctx: Context,
+    pub(super) opts: TpmOptions,
+    pub(super) ek: Option<Ek>,
     ak: Option<(KeyHandle, Public)>,
+    /// The EK certificate, once read from NV.
+    ek_certificate: Option<Option<Vec<u8>>>,
 }
 
 fn cmd(command: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
@@ -88,7 +96,7 @@ fn hash_alg(h: HashingAlgorithm) -> Option<HashAlg> {
     }
 }
 
-fn key_selection(alg: KeyAlg) -> AsymmetricAlgorithmSelection {
+pub(super) fn key_selection(alg: KeyAlg) -> AsymmetricAlgorithmSelection {
     match alg {
         KeyAlg::Rsa => AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
         KeyAlg::Ecc => AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256),
@@ -117,25 +125,6 @@ fn tss_selection(banks: &[(HashAlg, Vec<u8>)]) -> Result<tss_esapi::structures::
     builder.build().map_err(|e| TpmError::Unexpected { what: "PCR selection", detail: e.to_string() })
 }
 
-/// The DER element at the start of `nv` (EK certificate NV indices may be padded past the certificate).
-pub(crate) fn der_prefix(nv: &[u8]) -> Option<&[u8]> {
-    let (&tag, rest) = nv.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (len, header) = match first {
-        n if n < 0x80 => (usize::from(n), 2),
-        0x81..=0x83 => {
-            let k = usize::from(first & 0x7f);
-            let bytes = rest.get(..k)?;
-            (bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b)), 2 + k)
-        }
-        _ => return None,
-    };
-    nv.get(..header.checked_add(len)?)
-}
-
 impl TssTpm {
     /// Connects to the TPM. Nothing is created until an operation needs it.
     pub fn open(opts: TpmOptions) -> Result<Self, TpmError> {
@@ -149,24 +138,52 @@ impl TssTpm {
             };
             TpmError::Unreachable { tcti: opts.tcti.clone(), hint: hint.to_owned(), source }
         })?;
-        Ok(Self { ctx, opts, ek: None, ak: None })
+        Ok(Self { ctx, opts, ek: None, ak: None, ek_certificate: None })
     }
 
-    fn ek_handle(&mut self) -> Result<KeyHandle, TpmError> {
-        if let Some(h) = self.ek {
-            return Ok(h);
+    /// Runs one TPM command (or a sequence that is safe to repeat whole), retrying the transient answers
+    /// TPM_RC_RETRY, TPM_RC_YIELDED and TPM_RC_TESTING with bounded backoff (retry.rs).
+    pub(super) fn run<T>(
+        &mut self,
+        command: &'static str,
+        mut f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
+    ) -> Result<T, TpmError> {
+        let ctx = &mut self.ctx;
+        retry::with_retry(command, || f(ctx), std::thread::sleep)
+    }
+
+    pub(super) fn read_public_tss(
+        &mut self,
+        handle: KeyHandle,
+    ) -> Result<(tss_esapi::structures::Public, Public), TpmError> {
+        let (public, _, _) = self.run("TPM2_ReadPublic", |c| c.read_public(handle))?;
+        let parsed = Public::from_tpmt(&tpmt_bytes(&public)?)
+            .map_err(|e| TpmError::Unexpected { what: "TPMT_PUBLIC", detail: e.to_string() })?;
+        Ok((public, parsed))
+    }
+
+    pub(super) fn read_public(&mut self, handle: KeyHandle) -> Result<Public, TpmError> {
+        Ok(self.read_public_tss(handle)?.1)
+    }
+
+    /// The EK certificate from NV (DER, padding removed), read once.
+    pub(super) fn ek_certificate_cached(&mut self) -> Result<Option<Vec<u8>>, TpmError> {
+        if let Some(c) = &self.ek_certificate {
+            return Ok(c.clone());
         }
-        let h = ek::create_ek_object_2(&mut self.ctx, key_selection(self.opts.ek_alg), DefaultKey)
-            .map_err(cmd("TPM2_CreatePrimary (EK)"))?;
-        self.ek = Some(h);
-        Ok(h)
-    }
-
-    fn read_public(&mut self, handle: KeyHandle) -> Result<Public, TpmError> {
-        let (public, _, _) = self.ctx.read_public(handle).map_err(cmd("TPM2_ReadPublic"))?;
-        let bytes =
-            public.marshall().map_err(|e| TpmError::Unexpected { what: "TPMT_PUBLIC", detail: e.to_string() })?;
-        Public::from_tpmt(&bytes).map_err(|e| TpmError::Unexpected { what: "TPMT_PUBLIC", detail: e.to_string() })
+        let index = ek_cert_nv_index(self.opts.ek_alg);
+        let cert = if self.nv_index_defined(index)? {
+            let nv = self.nv_read_all(index, "TPM2_NV_Read (EK certificate)")?;
+            let der = der_prefix(&nv).ok_or_else(|| TpmError::Unexpected {
+                what: "EK certificate",
+                detail: format!("NV index {index:#010x} does not start with a DER certificate"),
+            })?;
+            Some(der.to_vec())
+        } else {
+            None
+        };
+        self.ek_certificate = Some(cert.clone());
+        Ok(cert)
     }
 
     /// Loads the AK from the state dir, creating and storing it on first use.
@@ -174,8 +191,8 @@ impl TssTpm {
         if let Some((h, _)) = &self.ak {
             return Ok(*h);
         }
-        let ek = self.ek_handle()?;
-        let ek_name = self.read_public(ek)?.name();
+        let (ek, ek_public) = self.ek()?;
+        let ek_name = ek_public.name();
         let (dir, ek_alg, ak_alg) = (self.opts.state_dir.clone(), self.opts.ek_alg, self.opts.ak_alg);
         let blobs = match AkBlobs::load(&dir, ek_alg, ak_alg)? {
             Some(b) if b.ek_name != ek_name => return Err(TpmError::ForeignAk { dir }),
@@ -186,8 +203,9 @@ impl TssTpm {
                     KeyAlg::Ecc => (SignatureSchemeAlgorithm::EcDsa, HashingAlgorithm::Sha256),
                     KeyAlg::Ecc384 => (SignatureSchemeAlgorithm::EcDsa, HashingAlgorithm::Sha384),
                 };
-                let created = ak::create_ak_2(&mut self.ctx, ek, hash, key_selection(ak_alg), sign, None, DefaultKey)
-                    .map_err(cmd("TPM2_Create (AK)"))?;
+                let created = self.run("TPM2_Create (AK)", |c| {
+                    ak::create_ak_2(c, ek, hash, key_selection(ak_alg), sign, None, DefaultKey)
+                })?;
                 let tpmt = created
                     .out_public
                     .marshall()
@@ -216,16 +234,15 @@ impl TssTpm {
             })
             .ok_or_else(|| corrupt("TPM2B_PRIVATE size does not match the file".into()))
             .and_then(|p| Private::try_from(p.to_vec()).map_err(|e| corrupt(e.to_string())))?;
-        let h = ak::load_ak(&mut self.ctx, ek, None, private, tss_public).map_err(cmd("TPM2_Load (AK)"))?;
+        let h = self.run("TPM2_Load (AK)", |c| ak::load_ak(c, ek, None, private.clone(), tss_public.clone()))?;
         self.ak = Some((h, ak_public));
         Ok(h)
     }
 
     fn active_banks(&mut self) -> Result<Vec<HashAlg>, TpmError> {
-        let (data, _) = self
-            .ctx
-            .execute_without_session(|c| c.get_capability(CapabilityType::AssignedPcr, 0, 16))
-            .map_err(cmd("TPM2_GetCapability (PCRs)"))?;
+        let (data, _) = self.run("TPM2_GetCapability (PCRs)", |c| {
+            c.execute_without_session(|c| c.get_capability(CapabilityType::AssignedPcr, 0, 16))
+        })?;
         let CapabilityData::AssignedPcr(list) = data else {
             return Err(TpmError::Unexpected { what: "TPM2_GetCapability", detail: "not a PCR list".into() });
         };
@@ -245,25 +262,26 @@ impl TssTpm {
             Some(s) if s.key_bits == 256 => SymmetricDefinition::AES_256_CFB,
             _ => SymmetricDefinition::AES_128_CFB,
         };
+        let name_alg = hashing_algorithm(ek_public.name_alg);
         let session = self
-            .ctx
-            .start_auth_session(None, None, None, SessionType::Policy, aes_bits, hashing_algorithm(ek_public.name_alg))
-            .map_err(cmd("TPM2_StartAuthSession"))?
+            .run("TPM2_StartAuthSession", |c| {
+                c.start_auth_session(None, None, None, SessionType::Policy, aes_bits, name_alg)
+            })?
             .ok_or_else(|| unexpected("TPM2_StartAuthSession")("no session".into()))?;
         let policy = PolicySession::try_from(session).map_err(cmd("TPM2_StartAuthSession"))?;
         let result = self
-            .ctx
-            .execute_with_nullauth_session(|c| {
-                c.policy_secret(
-                    policy,
-                    AuthHandle::Endorsement,
-                    Default::default(),
-                    Default::default(),
-                    Default::default(),
-                    None,
-                )
+            .run("TPM2_PolicySecret", |c| {
+                c.execute_with_nullauth_session(|c| {
+                    c.policy_secret(
+                        policy,
+                        AuthHandle::Endorsement,
+                        Default::default(),
+                        Default::default(),
+                        Default::default(),
+                        None,
+                    )
+                })
             })
-            .map_err(cmd("TPM2_PolicySecret"))
             .and_then(|_| {
                 if ek_public.name_alg != HashAlg::Sha384 {
                     return Ok(());
@@ -273,7 +291,7 @@ impl TssTpm {
                     let d = Digest::try_from(d).map_err(cmd("TPM2_PolicyOR"))?;
                     branches.add(d).map_err(cmd("TPM2_PolicyOR"))?;
                 }
-                self.ctx.policy_or(policy, branches).map_err(cmd("TPM2_PolicyOR"))
+                self.run("TPM2_PolicyOR", |c| c.policy_or(policy, branches.clone()))
             });
         if let Err(e) = result {
             let _ = self.ctx.flush_context(SessionHandle::from(session).into());
@@ -282,27 +300,21 @@ impl TssTpm {
         Ok(session)
     }
 
-    fn nv_index_defined(&mut self, index: u32) -> Result<bool, TpmError> {
-        let (data, _) = self
-            .ctx
-            .execute_without_session(|c| c.get_capability(CapabilityType::Handles, index, 1))
-            .map_err(cmd("TPM2_GetCapability (NV)"))?;
-        Ok(matches!(data, CapabilityData::Handles(list) if list.iter().any(|h| u32::from(*h) == index)))
-    }
-
     fn property_string(&mut self, tag: PropertyTag) -> Result<String, TpmError> {
-        let v = self.ctx.get_tpm_property(tag).map_err(cmd("TPM2_GetCapability (properties)"))?.unwrap_or(0);
+        let v = self.run("TPM2_GetCapability (properties)", |c| c.get_tpm_property(tag))?.unwrap_or(0);
         Ok(v.to_be_bytes().iter().filter(|b| b.is_ascii_graphic()).map(|&b| char::from(b)).collect())
     }
 }
 
 impl Drop for TssTpm {
     fn drop(&mut self) {
-        let handles = self.ak.take().map(|(h, _)| h).into_iter().chain(self.ek.take());
-        for h in handles.collect::<Vec<_>>() {
+        if let Some((h, _)) = self.ak.take() {
             if let Err(e) = self.ctx.flush_context(ObjectHandle::from(h)) {
-                tracing::warn!("flushing a transient TPM object failed: {e}");
+                tracing::warn!("flushing the AK failed: {e}");
             }
+        }
+        if let Some(ek) = self.ek.take() {
+            self.release_ek(ek);
         }
     }
 }
@@ -310,16 +322,17 @@ impl Drop for TssTpm {
 impl Tpm for TssTpm {
     fn info(&mut self) -> Result<TpmInfo, TpmError> {
         let manufacturer = self.property_string(PropertyTag::Manufacturer)?;
-        let vendor = tss_esapi::utils::get_tpm_vendor(&mut self.ctx).map_err(cmd("TPM2_GetCapability (vendor)"))?;
-        let fw1 = self.ctx.get_tpm_property(PropertyTag::FirmwareVersion1).map_err(cmd("TPM2_GetCapability"))?;
-        let fw2 = self.ctx.get_tpm_property(PropertyTag::FirmwareVersion2).map_err(cmd("TPM2_GetCapability"))?;
+        let vendor = self.run("TPM2_GetCapability (vendor)", tss_esapi::utils::get_tpm_vendor)?;
+        let fw1 = self.run("TPM2_GetCapability", |c| c.get_tpm_property(PropertyTag::FirmwareVersion1))?;
+        let fw2 = self.run("TPM2_GetCapability", |c| c.get_tpm_property(PropertyTag::FirmwareVersion2))?;
         let firmware_version = match (fw1, fw2) {
             (Some(a), Some(b)) => format!("{}.{}.{}.{}", a >> 16, a & 0xffff, b >> 16, b & 0xffff),
             _ => "unknown".into(),
         };
-        let rev = self.ctx.get_tpm_property(PropertyTag::Revision).map_err(cmd("TPM2_GetCapability"))?.unwrap_or(0);
+        let rev = self.run("TPM2_GetCapability", |c| c.get_tpm_property(PropertyTag::Revision))?.unwrap_or(0);
         let pcr_banks = self.active_banks()?;
         let ek_certificate_present = self.nv_index_defined(ek_cert_nv_index(self.opts.ek_alg))?;
+        let ek_persistent_handle = self.persisted_ek_handle()?.map(|h| format!("{h:#010x}"));
         let ak_name = AkBlobs::load(&self.opts.state_dir, self.opts.ek_alg, self.opts.ak_alg)?
             .and_then(|b| Public::from_tpm2b(&b.public).ok())
             .map(|p| hex::encode(p.name()));
@@ -332,6 +345,7 @@ impl Tpm for TssTpm {
             pcr_banks,
             ek_algorithm: self.opts.ek_alg,
             ek_certificate_present,
+            ek_persistent_handle,
             ak_name,
         })
     }
@@ -342,15 +356,9 @@ impl Tpm for TssTpm {
         let mut values = PcrValues::new();
         // TPM2_PCR_Read returns at most 8 digests per call (Part 3 §22.4); repeat until all are read.
         while !remaining.is_empty() {
-            let (_, read, digests) = self
-                .ctx
-                .execute_without_session(|c| {
-                    c.pcr_read(
-                        tss_selection(&remaining)
-                            .map_err(|_| tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::InvalidParam))?,
-                    )
-                })
-                .map_err(cmd("TPM2_PCR_Read"))?;
+            let tss_sel = tss_selection(&remaining)?;
+            let (_, read, digests) =
+                self.run("TPM2_PCR_Read", |c| c.execute_without_session(|c| c.pcr_read(tss_sel.clone())))?;
             let mut digests = digests.value().iter();
             let mut progress = false;
             for sel in read.get_selections() {
@@ -390,26 +398,19 @@ impl Tpm for TssTpm {
         let digest = Digest::try_from(digest.to_vec()).map_err(cmd("TPM2_PCR_Extend"))?;
         let mut values = DigestValues::new();
         values.set(hashing_algorithm(bank), digest);
-        self.ctx.execute_with_nullauth_session(|c| c.pcr_extend(handle, values)).map_err(cmd("TPM2_PCR_Extend"))
+        self.run("TPM2_PCR_Extend", |c| c.execute_with_nullauth_session(|c| c.pcr_extend(handle, values.clone())))
     }
 
     fn ek_public(&mut self) -> Result<Public, TpmError> {
-        let ek = self.ek_handle()?;
-        self.read_public(ek)
+        Ok(self.ek()?.1)
     }
 
     fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TpmError> {
-        let index = ek_cert_nv_index(self.opts.ek_alg);
-        if !self.nv_index_defined(index)? {
-            return Ok(None);
-        }
-        let nv = ek::retrieve_ek_pubcert(&mut self.ctx, key_selection(self.opts.ek_alg))
-            .map_err(cmd("TPM2_NV_Read (EK certificate)"))?;
-        let der = der_prefix(&nv).ok_or_else(|| TpmError::Unexpected {
-            what: "EK certificate",
-            detail: format!("NV index {index:#010x} does not start with a DER certificate"),
-        })?;
-        Ok(Some(der.to_vec()))
+        self.ek_certificate_cached()
+    }
+
+    fn ek_intermediates(&mut self) -> Result<Vec<Vec<u8>>, TpmError> {
+        self.read_ek_chain()
     }
 
     fn ak_public(&mut self) -> Result<Public, TpmError> {
@@ -429,10 +430,9 @@ impl Tpm for TssTpm {
         let tss_sel = tss_selection(&banks)?;
         let data = Data::try_from(nonce.to_vec()).map_err(cmd("TPM2_Quote"))?;
         for _ in 0..QUOTE_ATTEMPTS {
-            let (attest, signature) = self
-                .ctx
-                .execute_with_nullauth_session(|c| c.quote(ak, data.clone(), SignatureScheme::Null, tss_sel.clone()))
-                .map_err(cmd("TPM2_Quote"))?;
+            let (attest, signature) = self.run("TPM2_Quote", |c| {
+                c.execute_with_nullauth_session(|c| c.quote(ak, data.clone(), SignatureScheme::Null, tss_sel.clone()))
+            })?;
             let attest = attest.marshall().map_err(|e| unexpected("TPMS_ATTEST")(e.to_string()))?;
             let signature = signature.marshall().map_err(|e| unexpected("TPMT_SIGNATURE")(e.to_string()))?;
             let parsed = Attest::parse_quote(&attest).map_err(|e| unexpected("TPMS_ATTEST")(e.to_string()))?;
@@ -462,30 +462,16 @@ impl Tpm for TssTpm {
         let blob = IdObject::try_from(credential_blob.to_vec()).map_err(cmd("TPM2_ActivateCredential"))?;
         let secret = EncryptedSecret::try_from(encrypted_secret.to_vec()).map_err(cmd("TPM2_ActivateCredential"))?;
         let ak = self.ak_handle()?;
-        let ek = self.ek_handle()?;
+        let (ek, _) = self.ek()?;
         let session = self.ek_policy_session(ek)?;
-        // Session 1 authorizes the AK (empty password), session 2 the EK (its policy).
-        let result = self.ctx.execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
-            c.activate_credential(ak, ek, blob, secret)
+        // Session 1 authorizes the AK (empty password), session 2 the EK (its policy). A transient answer leaves
+        // the policy session as it was (the command did not run), so retrying it is safe.
+        let result = self.run("TPM2_ActivateCredential", |c| {
+            c.execute_with_sessions((Some(AuthSession::Password), Some(session), None), |c| {
+                c.activate_credential(ak, ek, blob.clone(), secret.clone())
+            })
         });
         let _ = self.ctx.flush_context(SessionHandle::from(session).into());
-        Ok(result.map_err(cmd("TPM2_ActivateCredential"))?.value().to_vec())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::der_prefix;
-
-    #[test]
-    fn der_prefix_strips_nv_padding() {
-        let mut nv = vec![0x30, 0x82, 0x00, 0x03, 1, 2, 3];
-        nv.extend_from_slice(&[0xff; 20]);
-        assert_eq!(der_prefix(&nv), Some(&nv[..7]));
-        assert_eq!(der_prefix(&[0x30, 0x02, 1, 2, 0, 0]), Some(&[0x30, 0x02, 1, 2][..]));
-        assert_eq!(der_prefix(&[0x30, 0x82, 0x01]), None, "truncated length");
-        assert_eq!(der_prefix(&[0x30, 0x05, 1]), None, "shorter than its length");
-        assert_eq!(der_prefix(&[0x04, 0x01, 1]), None, "not a SEQUENCE");
-        assert_eq!(der_prefix(&[0x30, 0x84, 0, 0, 0, 1, 0]), None, "absurd length form");
+        Ok(result?.value().to_vec())
     }
 }

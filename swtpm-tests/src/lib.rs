@@ -1,5 +1,6 @@
 //! A real software TPM per test: `swtpm_setup` (EK and platform certificates from a private local CA)
-//! into a temp dir, then `swtpm socket` on free loopback ports, killed when the fixture drops.
+//! into a temp dir, then `swtpm socket` on free loopback ports, shut down (TPM2_Shutdown) and stopped when the
+//! fixture drops.
 //!
 //! Missing tools fail the test with an install hint: these tests never pass by skipping.
 
@@ -8,12 +9,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod eventlog;
+pub mod proxy;
+mod reset_proxy;
+
+pub use reset_proxy::ResetProxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+pub use proxy::TpmProxy;
 
 const INSTALL_HINT: &str = "install it with: sudo apt-get install swtpm swtpm-tools tpm2-tools \
 (or run scripts/install-deps.sh)";
@@ -99,36 +106,43 @@ impl SwTpmBuilder {
         for _ in 0..20 {
             // The swtpm TCTI reaches the control channel at port + 1.
             let Some(port) = free_port_pair() else { continue };
-            let ctrl = port + 1;
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
-                .arg("--tpmstate")
-                .arg(format!("dir={}", state.display()))
-                .arg("--server")
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn swtpm");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken in the meantime: try others
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return SwTpm { dir, child, port };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = spawn_swtpm(&state, port) {
+                return SwTpm { dir, child, port };
             }
         }
         panic!("could not start swtpm on a free loopback port");
+    }
+}
+
+/// `swtpm socket` on `state`, TPM port `port` and control port `port + 1`; None if it did not listen (the port
+/// was taken in the meantime).
+fn spawn_swtpm(state: &Path, port: u16) -> Option<Child> {
+    let mut child = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state.display()))
+        .arg("--server")
+        .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+        .arg("--ctrl")
+        .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn swtpm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -167,6 +181,23 @@ impl SwTpm {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
+    /// swtpm's server port (its control channel is at port + 1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A slow-TPM proxy in front of this TPM: each command in `delays` (TPM_CC, see [`proxy::cc`]) waits that
+    /// long before it reaches swtpm, one command at a time like a chip. Its [`TpmProxy::tcti`] is the TCTI
+    /// to use; it also counts commands and injects response codes.
+    pub fn with_delays(&self, delays: &[(u32, Duration)]) -> TpmProxy {
+        TpmProxy::start(self.port, delays).expect("start the TPM proxy")
+    }
+
+    /// A proxy without delays, to count commands or inject response codes.
+    pub fn proxy(&self) -> TpmProxy {
+        self.with_delays(&[])
+    }
+
     /// A host state directory (AK blobs) that belongs to this TPM.
     pub fn host_state_dir(&self) -> PathBuf {
         self.dir.path().join("host-state")
@@ -203,8 +234,69 @@ impl SwTpm {
     }
 }
 
+impl SwTpm {
+    /// TPM2_Shutdown(TPM_SU_CLEAR) (TPM 2.0 Part 3 §9.4), sent raw: the TPM saves its clock, so it is still
+    /// `safe` after the next start. Without it (power loss, SIGKILL) the next start reports safe = NO.
+    pub fn tpm_shutdown(&self) -> Result<(), String> {
+        use std::io::{Read, Write};
+        let mut c = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        c.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+        // tag TPM_ST_NO_SESSIONS, size 12, TPM_CC_Shutdown, TPM_SU_CLEAR
+        c.write_all(&[0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x45, 0, 0]).map_err(|e| e.to_string())?;
+        let mut answer = [0u8; 10];
+        c.read_exact(&mut answer).map_err(|e| e.to_string())?;
+        match answer[6..] {
+            [0, 0, 0, 0] => Ok(()),
+            _ => Err(format!("TPM2_Shutdown answered {}", hex(&answer))),
+        }
+    }
+
+    /// Stops swtpm and starts it again on the same state and ports (a reboot of the host): `clean` sends
+    /// TPM2_Shutdown first, as an orderly OS shutdown does; otherwise it is a power loss (SIGKILL).
+    pub fn restart(&mut self, clean: bool) {
+        self.restart_with(clean, |_| {});
+    }
+
+    /// As [`SwTpm::restart`], running `between` on the TPM's state directory while swtpm is down (to save or
+    /// restore a copy of it, as a VM snapshot would).
+    pub fn restart_with(&mut self, clean: bool, between: impl FnOnce(&Path)) {
+        if clean {
+            self.tpm_shutdown().unwrap_or_else(|e| panic!("TPM2_Shutdown: {e}"));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let state = self.dir.path().join("state");
+        between(&state);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = spawn_swtpm(&state, self.port) {
+                self.child = child;
+                return;
+            }
+            assert!(Instant::now() < deadline, "swtpm did not restart on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Copies the files of directory `from` into `to` (created if missing): a TPM state snapshot.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("snapshot dir");
+    for f in std::fs::read_dir(from).expect("state dir").map_while(Result::ok) {
+        if f.path().is_file() {
+            std::fs::copy(f.path(), to.join(f.file_name())).expect("copy state file");
+        }
+    }
+}
+
+/// A clean shutdown first (as `scripts/swtpm.sh stop` does), then the process goes.
 impl Drop for SwTpm {
     fn drop(&mut self) {
+        let _ = self.tpm_shutdown();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -241,9 +333,14 @@ pub struct Run {
 impl SwTpm {
     /// Runs `runtrust ARGS` against this TPM with this TPM's host state dir.
     pub fn runtrust(&self, args: &[&str]) -> Run {
+        self.runtrust_via(&self.tcti(), args)
+    }
+
+    /// Runs `runtrust ARGS` with this TPM's host state dir, reaching the TPM through `tcti` (a proxy's).
+    pub fn runtrust_via(&self, tcti: &str, args: &[&str]) -> Run {
         let out = Command::new(runtrust_bin())
             .args(args)
-            .env("RUNTRUST_TCTI", self.tcti())
+            .env("RUNTRUST_TCTI", tcti)
             .env("RUNTRUST_STATE_DIR", self.host_state_dir())
             .env_remove("TPM2TOOLS_TCTI")
             .output()
@@ -296,10 +393,16 @@ impl Service {
 
     /// (Re)starts `runtrust serve`; waits until it listens.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// (Re)starts `runtrust serve ARGS`; waits until it listens.
+    pub fn restart_with(&mut self, args: &[&str]) {
         assert!(self.child.is_none(), "already running");
         let mut child = Command::new(runtrust_bin())
             .args(["serve", "--data-dir"])
             .arg(self.data_dir())
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -323,6 +426,31 @@ impl Service {
             }
         }
         self.child = Some(child);
+    }
+
+    /// `runtrust serve ARGS` expected to refuse to start: its exit and output (code -1 if it was still
+    /// running after 30 s, then killed).
+    pub fn serve_refused(&self, args: &[&str]) -> Run {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new(runtrust_bin())
+            .args(["serve", "--data-dir"])
+            .arg(self.data_dir())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runtrust serve");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait for serve");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// SIGKILL: a crash, no chance to flush anything.
@@ -383,7 +511,21 @@ impl Service {
 
     /// `runtrust principal add` as admin; returns the new credential's file.
     pub fn add_principal(&self, name: &str, role: &str) -> PathBuf {
-        let r = self.client(None, Some(&self.admin_credential()), &["principal", "add", name, "--role", role]);
+        self.add_principal_tagged(name, role, &[])
+    }
+
+    /// An attester principal that confers `tags` on the host it enrolls (docs/design.md §5).
+    pub fn add_attester(&self, name: &str, tags: &[&str]) -> PathBuf {
+        self.add_principal_tagged(name, "attester", tags)
+    }
+
+    /// `runtrust principal add NAME --role ROLE --tag T...` as admin; returns the new credential's file.
+    pub fn add_principal_tagged(&self, name: &str, role: &str, tags: &[&str]) -> PathBuf {
+        let mut args = vec!["principal", "add", name, "--role", role];
+        for t in tags {
+            args.extend(["--tag", t]);
+        }
+        let r = self.client(None, Some(&self.admin_credential()), &args);
         assert_eq!(r.code, 0, "principal add: {r:?}");
         let credential = r.stdout.lines().last().expect("credential line").trim().to_owned();
         let n = self.credentials.get() + 1;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use runtrust::api::{ChallengeResponse, QuoteEvidence, TokenRequest, TokenResponse};
 use runtrust::client::{Client, ClientError, ClientOptions};
+use runtrust::token::{decode_unverified, Claims, IssuerKey, SigningAlg};
 use runtrust::tpm::{KeyAlg, Tpm, TpmOptions, TssTpm};
 use runtrust_attestation::PcrSelection;
 use swtpm_tests::{Run, Service, SwTpm};
@@ -34,7 +35,7 @@ struct Fx {
 const PCR16: &str = "golden app v1";
 
 fn enroll(svc: &Service, tpm: SwTpm, name: &str) -> Host {
-    let cred = svc.add_principal(name, "attester");
+    let cred = svc.add_attester(name, &["env=test"]);
     let r = svc.client(Some(&tpm), Some(&cred), &["--json", "enroll", "--tag", "env=test"]);
     assert_eq!(r.code, 0, "enroll: {r:?}");
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("enroll JSON");
@@ -346,7 +347,9 @@ fn delegation_lineage_and_audit_verification() {
     let (r, out) = fx.request(&fx.a, "deep", "deploy/web/api", &["--parent", child.to_str().unwrap()]);
     assert!(r.code == 3 && r.stderr.contains("delegation_denied") && !out.exists(), "{r:?}");
     // Cross-host delegation is off in this policy.
-    let (r, out) = fx.request(&fx.a, "x", "deploy/web/api", &["--parent", p, "--for-host", &fx.a.id.replace('a', "b")]);
+    let hex = &fx.a.id["sha256:".len()..];
+    let other = format!("sha256:{}{}", if hex.starts_with('0') { '1' } else { '0' }, &hex[1..]);
+    let (r, out) = fx.request(&fx.a, "x", "deploy/web/api", &["--parent", p, "--for-host", &other]);
     assert!(r.code == 3 && r.stderr.contains("delegation_denied") && !out.exists(), "{r:?}");
 
     // Revoking the parent kills the child.
@@ -480,6 +483,83 @@ fn cross_host_delegation_binds_the_child_to_the_other_host() {
     let (r, out) =
         fx.request(&fx.a, "for-c", "deploy/web/api", &["--parent", parent.to_str().unwrap(), "--for-host", &c.id]);
     assert!(r.code == 3 && r.stderr.contains("delegation_denied") && !out.exists(), "{r:?}");
+    fx.assert_audit_verifies();
+}
+
+/// The token at `path` with its claims changed by `edit`, signed with the service's own issuer key (what a
+/// leaked key allows); written to `name`.
+fn re_signed(fx: &Fx, path: &Path, name: &str, edit: impl FnOnce(&mut Claims)) -> PathBuf {
+    let pkcs8 = std::fs::read(fx.svc.data_dir().join("keys/issuer-1.pk8")).unwrap();
+    let key = IssuerKey::from_pkcs8(SigningAlg::EdDsa, &pkcs8).unwrap();
+    let (_, mut claims) = decode_unverified(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut claims);
+    let out = fx.path(name);
+    std::fs::write(&out, key.sign(&claims, &ring::rand::SystemRandom::new()).unwrap()).unwrap();
+    out
+}
+
+/// Issue 11 findings 6 and 11 across the process boundary: a token re-signed with the real issuer key under an
+/// issued cti runs nothing and delegates nothing; a token naming another issuer is refused by `token verify`
+/// and `exec`; `exec` without an audience is a usage error that exits 125.
+#[test]
+fn re_signed_tokens_other_issuers_and_missing_audiences_are_refused() {
+    let fx = Fx::new("");
+    let token = fx.token(&fx.a, "t", "deploy/web/*", &[]);
+    let t = token.to_str().unwrap();
+
+    // Same cti, scope widened, or exp a year later: valid offline (real key, this TPM, these PCRs), and
+    // refused online, because the service keeps the SHA-256 of the bytes it issued.
+    let wider = re_signed(&fx, &token, "wider", |c| c.scope = "deploy/*".into());
+    let r = fx.svc.client(None, None, &["token", "verify", wider.to_str().unwrap(), "--scope", "deploy/db/x"]);
+    assert_eq!(r.code, 0, "offline, a leaked key makes a valid token: {r:?}");
+    fx.assert_exec_denied(fx.exec(&fx.a, &wider, "deploy/db/migrate", "gw-1", "wider"), "signature_invalid");
+    let later = re_signed(&fx, &token, "later", |c| c.exp += 365 * 86_400);
+    fx.assert_exec_denied(fx.exec(&fx.a, &later, "deploy/web/api", "gw-1", "later"), "signature_invalid");
+    // Nor does it delegate, not even what its parent could have (the policy grants deploy/web/* only).
+    let (r, out) = fx.request(&fx.a, "child", "deploy/web/api", &["--parent", wider.to_str().unwrap()]);
+    assert!(r.code == 3 && r.stderr.contains("signature_invalid") && !out.exists(), "{r:?}");
+    assert_eq!(fx.exec_starts(), 0, "no execution under a scope or time the record never had");
+    // The token as issued runs.
+    let (r, m) = fx.exec(&fx.a, &token, "deploy/web/api", "gw-1", "issued");
+    assert_eq!((r.code, ran(&m)), (7, 1), "{r:?}");
+
+    // iss "evil", signed with the real key.
+    let evil = re_signed(&fx, &token, "evil", |c| c.iss = "evil".into());
+    let r = fx.svc.client(None, None, &["token", "verify", evil.to_str().unwrap()]);
+    assert!(r.code == 3 && r.stderr.contains("signature_invalid") && r.stderr.contains("\"evil\""), "{r:?}");
+    fx.assert_exec_denied(fx.exec(&fx.a, &evil, "deploy/web/api", "gw-1", "evil"), "signature_invalid");
+    // Keys from a file name no issuer: --issuer is needed, and checked.
+    let keys = fx.path("keys.cose");
+    assert_eq!(fx.svc.client(None, None, &["keys", "export", "--out", keys.to_str().unwrap()]).code, 0);
+    let with_file = |file: &Path, issuer: &[&str]| {
+        let mut args = vec!["token", "verify", file.to_str().unwrap(), "--keys", keys.to_str().unwrap()];
+        args.extend_from_slice(issuer);
+        fx.svc.command(None, None, &args).env_remove("RUNTRUST_ISSUER").output().unwrap()
+    };
+    let out = with_file(&token, &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--issuer"), "{out:?}");
+    assert_eq!(with_file(&token, &["--issuer", "runtrust"]).status.code(), Some(0));
+    assert_eq!(with_file(&evil, &["--issuer", "runtrust"]).status.code(), Some(3));
+
+    // exec without --audience or RUNTRUST_AUDIENCE: exit 125, nothing runs; exec --help still exits 0.
+    let marker = fx.path("marker-no-audience");
+    let script = format!("echo ran >> '{}'", marker.display());
+    let out = fx
+        .svc
+        .command(Some(&fx.a.tpm), Some(&fx.a.cred), &["exec", "--token", t, "--scope", "deploy/web/api"])
+        .args(["--", "sh", "-c", &script])
+        .env_remove("RUNTRUST_AUDIENCE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--audience"), "{out:?}");
+    assert!(!marker.exists(), "exec ran a command without an audience");
+    let out = fx.svc.command(None, None, &["exec", "--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "a usage error of exec: {out:?}");
+    let out = fx.svc.command(None, None, &["exec", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(fx.exec_starts(), 1);
     fx.assert_audit_verifies();
 }
 

@@ -49,7 +49,7 @@ impl Fixture {
     fn new(secure_boot: bool, edit: impl FnOnce(String) -> String) -> Self {
         let tpm = SwTpm::start();
         let svc = Service::start(&[tpm.ca_root(), tpm.ca_intermediate()]);
-        let cred = svc.add_principal("web-01", "attester");
+        let cred = svc.add_attester("web-01", &["env=test"]);
         let r = svc.client(Some(&tpm), Some(&cred), &["enroll", "--tag", "env=test"]);
         assert_eq!(r.code, 0, "enroll: {r:?}");
         let dir = tempfile::tempdir().unwrap();

@@ -205,6 +205,14 @@ pub fn verify_ek_certificate(
     })
 }
 
+/// Only the key match of [`verify_ek_certificate`]: `ek_cert_der` (parsed as strictly) certifies exactly
+/// `ek_public`'s key. No path, validity or extension check: this is what a host asks before it uses a key
+/// persisted at an EK handle as its EK; trust in the certificate is the verifier's to establish.
+pub fn check_certified_key(ek_cert_der: &[u8], ek_public: &Public) -> Result<(), EkError> {
+    let cert = Cert::parse(ek_cert_der, "EK certificate".to_owned(), true)?;
+    check_ek_key(&cert, ek_public)
+}
+
 /// Validates the CA certificate `ca_cert_der` (an intermediate, or a root checked against itself) to one of
 /// `anchors` through `intermediates` at `now_unix`, with the same checks as [`verify_ek_certificate`] except
 /// the EK-only ones (key match, extendedKeyUsage). The certificate must itself be a CA (basicConstraints

@@ -36,6 +36,8 @@ pub async fn issued(
         expires_at: u64::try_from(c.exp).unwrap_or(0),
         audit_index: 0,
         consumed_at: None,
+        // The exact bytes, so that no re-signed token can pass for this one (docs/design.md §7).
+        token_sha256: Some(TokenRecord::digest(&token.bytes)),
     };
     // A delegation is its own kind of decision in the log.
     let (event, detail) = match &record.parent_cti {

@@ -1,5 +1,5 @@
-//! Stage 2, delegation limits (docs/design.md §11): a child token's parent verifies, was issued here and is
-//! not revoked; the child's scope is within the parent's, it expires no later, and it sits within the
+//! Stage 2, delegation limits (docs/design.md §11): a child token's parent verifies, was issued here (these
+//! exact bytes: its record keeps their SHA-256) and is not revoked; the child's scope is within the parent's, it expires no later, and it sits within the
 //! policy's depth. Possession of the parent is the fresh quote stage 4 verifies: it must be by the parent's
 //! cnf AK. A child for another enrolled host only where the policy allows it; it is then bound to that host's
 //! AK and to the PCR state its policy last accepted, which its gateway re-proves before anything runs.
@@ -23,6 +23,10 @@ pub enum DelegationError {
     Parent(TokenError),
     #[error("parent token {0} was not issued by this service")]
     NotIssuedHere(String),
+    #[error("parent token {0} is not the token issued under that id (altered or re-signed)")]
+    NotAsIssued(String),
+    #[error("parent token {0} was issued before tokens were bound to their bytes: request a new one")]
+    Unbound(String),
     #[error(transparent)]
     Revoked(#[from] RevocationError),
     #[error("parent token {cti} is single use and was used at {at}")]
@@ -53,6 +57,8 @@ impl DenialReason for DelegationError {
     fn code(&self) -> DenialCode {
         match self {
             DelegationError::Parent(e) => e.code(),
+            // As at exec: a token this service did not issue, byte for byte (docs/design.md §7).
+            DelegationError::NotAsIssued(_) | DelegationError::Unbound(_) => DenialCode::SignatureInvalid,
             DelegationError::Revoked(e) => e.code(),
             DelegationError::ScopeWider { .. } => DenialCode::ScopeDenied,
             DelegationError::TargetUnknown(_) => DenialCode::HostUnknown,
@@ -99,7 +105,13 @@ pub async fn check(
     };
     let now = state.clock.now_unix();
     let keys = state.verifying_keys()?;
-    let expect = Expectations { now: state.clock.now_i64(), audience: None, scope: None, leeway_secs: 0 };
+    let expect = Expectations {
+        now: state.clock.now_i64(),
+        issuer: &state.config.service_id,
+        audience: None,
+        scope: None,
+        leeway_secs: 0,
+    };
     let claims = verify(bytes, &keys, &expect).map_err(DelegationError::Parent)?;
     let cti = hex::encode(&claims.cti);
     let c2 = cti.clone();
@@ -110,6 +122,13 @@ pub async fn check(
     })
     .await?;
     let record = record.ok_or_else(|| DelegationError::NotIssuedHere(cti.clone()))?;
+    // The parent on record, byte for byte: a re-signed one (wider scope, later exp) delegates nothing.
+    if !record.is_token(bytes) {
+        return Err(match record.token_sha256 {
+            Some(_) => DelegationError::NotAsIssued(cti),
+            None => DelegationError::Unbound(cti),
+        });
+    }
     if let Some(r) = revoked {
         return Err(RevocationError::Parent { cti, revoked: Box::new(r) }.into());
     }

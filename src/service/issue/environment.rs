@@ -52,6 +52,8 @@ impl DenialReason for EnvironmentError {
         match self {
             EnvironmentError::Pcrs { policy, mismatches, .. } => json!({ "policy": policy, "pcrs": mismatches }),
             EnvironmentError::MeasuredBoot(e) => e.diagnostics(),
+            // clock_regressed says why it happens and how to recover (docs/design.md §4).
+            EnvironmentError::Quote(e) => e.hint().map_or(Value::Null, |hint| json!({ "hint": hint })),
             _ => Value::Null,
         }
     }

@@ -7,6 +7,8 @@ mod audit;
 mod authorization;
 mod delegation;
 mod environment;
+#[cfg(test)]
+mod hardening_tests;
 mod identity;
 mod measured_boot;
 mod policy;
@@ -27,6 +29,7 @@ pub use environment::EnvironmentError;
 pub use identity::IdentityError;
 pub use measured_boot::MeasuredBootError;
 pub use policy::PolicyError;
+pub(crate) use request::valid_audience;
 pub use request::RequestError;
 
 /// The audit event of a refused token request.

@@ -19,6 +19,10 @@ pub enum RequestError {
     Audience,
     #[error("ttl must be positive")]
     ZeroTtl,
+    #[error("ak_name must be the hex of a TPM name (at most {MAX_AK_NAME_HEX} hex digits)")]
+    AkName,
+    #[error("for_host must be a host id (sha256: and 64 hex digits)")]
+    ForHost,
     #[error("the event log is {len} bytes; the limit is {MAX_EVENT_LOG_BYTES}")]
     EventLogTooLarge { len: usize },
     /// Not 64 hex digits: no challenge ever carried it.
@@ -37,6 +41,9 @@ impl DenialReason for RequestError {
             RequestError::Scope(_) => DenialCode::ScopeDenied,
             RequestError::Audience => DenialCode::AudienceMismatch,
             RequestError::ZeroTtl => DenialCode::PolicyMismatch,
+            // Not a name any AK has, so not the enrolled one's.
+            RequestError::AkName => DenialCode::RuntimeIdentityMismatch,
+            RequestError::ForHost => DenialCode::HostUnknown,
             RequestError::EventLogTooLarge { .. } => DenialCode::EventLogMismatch,
             RequestError::Nonce => DenialCode::NonceUnknown,
             RequestError::NotEnrolled => DenialCode::HostUnknown,
@@ -54,8 +61,16 @@ impl DenialReason for RequestError {
 
 denial_from!(RequestError);
 
+/// A TPM name is a 2-byte hash algorithm id and a digest of at most 64 bytes (SHA-512), TPM 2.0 Part 1 §16.
+const MAX_AK_NAME_HEX: usize = 2 * (2 + 64);
+
+/// Hex of at most a TPM name's length; whether it names the enrolled AK is stage 3's question.
+fn valid_ak_name(n: &str) -> bool {
+    (2..=MAX_AK_NAME_HEX).contains(&n.len()) && n.len() % 2 == 0 && n.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Audiences name relying parties: 1-256 printable ASCII characters.
-fn valid_audience(a: &str) -> bool {
+pub(crate) fn valid_audience(a: &str) -> bool {
     (1..=256).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_graphic())
 }
 
@@ -89,6 +104,14 @@ pub async fn execution_request(
     if req.ttl_secs == Some(0) {
         return Err(RequestError::ZeroTtl);
     }
+    // Every string of the request is bounded before anything can repeat it (docs/design.md §16).
+    if !valid_ak_name(&req.ak_name) {
+        return Err(RequestError::AkName);
+    }
+    let for_host = match req.for_host {
+        Some(h) => Some(h.parse::<HostId>().map_err(|_| RequestError::ForHost)?.to_string()),
+        None => None,
+    };
     if let Some(log) = req.event_log.as_ref().filter(|l| l.len() > MAX_EVENT_LOG_BYTES) {
         return Err(RequestError::EventLogTooLarge { len: log.len() });
     }
@@ -105,7 +128,7 @@ pub async fn execution_request(
         ak_name: req.ak_name,
         quote: req.quote,
         parent: req.parent,
-        for_host: req.for_host.map(|h| h.to_ascii_lowercase()),
+        for_host,
         event_log: req.event_log,
     })
 }

@@ -18,20 +18,20 @@ use crate::store::{Store, StoreConfig};
 use crate::token::{verify, Expectations, IssuerKey, KeySet, SigningAlg};
 
 /// When the fixture's clock starts (the vector's quote carries no wall time).
-const T0: u64 = 1_800_000_000;
+pub(super) const T0: u64 = 1_800_000_000;
 
 fn vector(file: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors/rsa").join(file);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-struct Fixture {
-    state: AppState,
-    store: Arc<dyn Store>,
-    clock: Arc<ManualClock>,
-    caller: Caller,
-    host: HostRecord,
-    nonce: Nonce,
+pub(super) struct Fixture {
+    pub(super) state: AppState,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<ManualClock>,
+    pub(super) caller: Caller,
+    pub(super) host: HostRecord,
+    pub(super) nonce: Nonce,
     _dir: tempfile::TempDir,
 }
 
@@ -54,7 +54,7 @@ fn vector_pcr0() -> Vec<u8> {
 }
 
 /// A policy for hosts tagged `env=test`, granting deploy/* to every initiator.
-fn policy(id: &str, extra: &str) -> String {
+pub(super) fn policy(id: &str, extra: &str) -> String {
     format!(
         "id = \"{id}\"\n[hosts]\ntags = [\"env=test\"]\n{}\n[[grant]]\nprincipals = [\"*\"]\nscopes = [\"deploy/*\"]\n\
          [token]\ndefault_ttl = \"5m\"\nmax_ttl = \"15m\"\nmax_delegation_depth = 2\n{extra}",
@@ -65,11 +65,16 @@ fn policy(id: &str, extra: &str) -> String {
 impl Fixture {
     /// An enrolled host (the vector's AK), its attester principal, the policy `web`, and a challenge for
     /// the vector's nonce.
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::with_policies(&[policy("web", "")])
     }
 
     fn with_policies(policies: &[String]) -> Self {
+        Self::with_config(policies, "")
+    }
+
+    /// With `extra` appended to the service's config.toml (e.g. `[limits]`, `[ek]`).
+    pub(super) fn with_config(policies: &[String], extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open(&StoreConfig::Sled { path: dir.path().join("store") }).unwrap();
         let clock = Arc::new(ManualClock::at(T0));
@@ -81,8 +86,10 @@ impl Fixture {
             role: Role::Attester,
             secret_sha256: String::new(),
             created_at: T0,
+            tags: vec!["env=test".into()],
+            created_by: Some("admin".into()),
         };
-        store.add_principal(&principal).unwrap();
+        store.add_principal(&principal, &AuditEntry::new(T0, "principal.add", "")).unwrap();
         let host = HostRecord {
             host_id: format!("sha256:{}", "cd".repeat(32)).parse().unwrap(),
             ek_public: vec![],
@@ -100,10 +107,10 @@ impl Fixture {
         store.enroll_host(&host, &principal.id, &AuditEntry::new(T0, "enroll.allow", "")).unwrap();
         let (key, pkcs8) = IssuerKey::generate(SigningAlg::EdDsa, &ring::rand::SystemRandom::new()).unwrap();
         std::fs::write(dir.path().join("issuer.pk8"), pkcs8).unwrap();
-        let config: ServiceConfig = toml::from_str(
+        let config: ServiceConfig = toml::from_str(&format!(
             "service_id = \"test\"\nlisten = \"127.0.0.1:0\"\n[tls]\nca = \"x\"\ncert = \"x\"\nkey = \"x\"\n\
-             [issuer]\nkeys = [{ path = \"issuer.pk8\", alg = \"eddsa\" }]\n",
-        )
+             [issuer]\nkeys = [{{ path = \"issuer.pk8\", alg = \"eddsa\" }}]\n{extra}",
+        ))
         .unwrap();
         let issuer = vec![(IssuerKeyFile { path: PathBuf::from("issuer.pk8"), alg: SigningAlg::EdDsa }, key)];
         let state =
@@ -119,7 +126,7 @@ impl Fixture {
     }
 
     /// Issues the vector's nonce as a challenge to `principal_id`, expiring at `expires_at`.
-    fn challenge(&self, principal_id: &str, expires_at: u64) {
+    pub(super) fn challenge(&self, principal_id: &str, expires_at: u64) {
         let c = Challenge {
             nonce: self.nonce,
             host_id: self.host.host_id.clone(),
@@ -127,10 +134,12 @@ impl Fixture {
             selection: "sha256:0,1,2,3,4,5,6,7".parse().unwrap(),
             expires_at,
         };
-        self.store.put_challenge(&c, &AuditEntry::new(T0, "challenge.issue", "")).unwrap();
+        let uncapped = crate::store::Cap { max: usize::MAX, now: T0 };
+        let stored = self.store.put_challenge(&c, &AuditEntry::new(T0, "challenge.issue", ""), uncapped).unwrap();
+        assert_eq!(stored, crate::store::Admission::Stored);
     }
 
-    fn request(&self) -> TokenRequest {
+    pub(super) fn request(&self) -> TokenRequest {
         TokenRequest {
             nonce: self.nonce.to_string(),
             scope: "deploy/web".into(),
@@ -148,7 +157,7 @@ impl Fixture {
         }
     }
 
-    fn run(&self, req: TokenRequest) -> Result<TokenResponse, Denial> {
+    pub(super) fn run(&self, req: TokenRequest) -> Result<TokenResponse, Denial> {
         self.run_as(&self.caller, req)
     }
 
@@ -159,7 +168,7 @@ impl Fixture {
 
     /// Runs `req`, expects the denial `code`, and checks that no token was recorded and that the last audit
     /// entry is the refusal with that code (naming the host once it is known).
-    fn denied(&self, req: TokenRequest, code: &str) -> Denial {
+    pub(super) fn denied(&self, req: TokenRequest, code: &str) -> Denial {
         self.denied_as(&self.caller, req, code)
     }
 
@@ -192,11 +201,12 @@ impl Fixture {
             by: "admin".into(),
             tokens: vec![],
             audit_index: 0,
+            lifts: None,
         };
         self.store.revoke(&r, &AuditEntry::new(T0, "revoke.test", "")).unwrap();
     }
 
-    fn keys(&self) -> KeySet {
+    pub(super) fn keys(&self) -> KeySet {
         self.state.verifying_keys().unwrap()
     }
 }
@@ -210,7 +220,7 @@ fn the_vector_is_issued_a_token_bound_to_its_quote() {
     let issued = f.run(f.request()).unwrap();
     assert_eq!(issued.expires_at, T0 + 7 + 300, "exp comes from the injected clock");
     assert_eq!(issued.host_id, f.host.host_id.to_string());
-    let exp = Expectations::new(i64::try_from(T0 + 8).unwrap());
+    let exp = Expectations::new(i64::try_from(T0 + 8).unwrap(), "test");
     let claims = verify(&issued.token, &f.keys(), &exp).unwrap();
     assert_eq!(claims.eat_nonce, f.nonce.as_bytes());
     assert_eq!(claims.iat, i64::try_from(T0 + 7).unwrap());
@@ -412,6 +422,7 @@ fn stage4_a_tpm_clock_that_went_back() {
         expires_at: T0,
         audit_index: 0,
         consumed_at: None,
+        token_sha256: None,
     };
     let attested = crate::model::AttestedState {
         pcr_selection: "sha256:0".parse().unwrap(),
@@ -447,4 +458,44 @@ fn stage_errors_map_to_their_codes() {
     let fault = super::AuthorizationError::SubjectUnattested("h".into());
     assert_eq!(fault.code(), DenialCode::InternalError);
     assert_eq!(fault.to_denial().detail, "internal error (see the service log)", "faults are not detailed");
+}
+
+// Issue 11: the operator's tags decide the policy (finding 1); a lifted host revocation (finding 12).
+
+fn admin() -> Caller {
+    Caller(Principal {
+        id: "ad".repeat(8),
+        name: "admin".into(),
+        role: Role::Admin,
+        secret_sha256: String::new(),
+        created_at: T0,
+        tags: vec![],
+        created_by: None,
+    })
+}
+
+#[test]
+fn stage2_a_host_retagged_by_an_admin_is_selected_by_the_other_policy() {
+    let db = policy("db", "").replace("tags = [\"env=test\"]", "tags = [\"env=db\"]").replace("deploy/*", "db/*");
+    let f = Fixture::with_policies(&[policy("web", ""), db]);
+    let (admin, tags) = (admin(), vec!["env=db".to_owned()]);
+    let tagged = crate::service::hosts::set_tags(&f.state, &admin, &f.host.host_id, &tags);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(rt.block_on(tagged).unwrap().tags, tags);
+    let issued = f.run(TokenRequest { scope: "db/migrate".into(), ..f.request() }).unwrap();
+    let record = f.store.token(&issued.cti).unwrap().unwrap();
+    assert_eq!(record.policy_id, "db", "the admin's tags, not the host's wish, chose the policy");
+}
+
+#[test]
+fn stage3_a_host_whose_revocation_was_lifted_is_issued_again() {
+    let f = Fixture::new();
+    f.revoke(RevocationKind::Host, &f.host.host_id, None);
+    let admin = admin();
+    let lift = crate::service::hosts::lift(&f.state, &admin, &f.host.host_id, "false positive");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(rt.block_on(lift).unwrap().kind, RevocationKind::Unrevoke);
+    let issued = f.run(f.request()).unwrap();
+    let record = f.store.token(&issued.cti).unwrap().unwrap();
+    assert!(crate::service::revocation::why_revoked(f.store.as_ref(), &record).unwrap().is_none());
 }

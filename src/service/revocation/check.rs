@@ -8,7 +8,7 @@ use runtrust_attestation::DenialCode;
 use serde_json::{json, Value};
 
 use super::super::DenialReason;
-use crate::model::{revoked_key, HostId, Revocation, RevocationKind, TokenRecord};
+use crate::model::{lift_key, revoked_key, HostId, Revocation, RevocationKind, TokenRecord};
 use crate::policy::MAX_DELEGATION_DEPTH;
 use crate::store::{Store, StoreError};
 
@@ -62,9 +62,25 @@ impl DenialReason for RevocationError {
 
 super::super::denial_from!(RevocationError);
 
-/// The revocation of `host`, if any.
+/// The revocation of `host`, if any (a lifted one is not: the host may be issued tokens again).
 pub fn host_revoked(s: &dyn Store, host: &str) -> Result<Option<Revocation>, StoreError> {
     s.revoked(&revoked_key(RevocationKind::Host, host))
+}
+
+/// For a token issued to `host` at audit index `issued_at`: the host revocation a later lift lifted, if the
+/// token was issued before that lift (`runtrust hosts unrevoke` does not revive earlier tokens).
+fn lifted_host_revoked(s: &dyn Store, host: &str, issued_at: u64) -> Result<Option<Revoked>, StoreError> {
+    let Some(lift) = s.revoked(&lift_key(host))? else { return Ok(None) };
+    if issued_at >= lift.audit_index {
+        return Ok(None);
+    }
+    // Name the revocation that was lifted (the lift itself only says why it was lifted).
+    let lifted = match lift.lifts {
+        Some(seq) => s.revocations(seq, 1)?.into_iter().find(|r| r.seq == seq),
+        None => None,
+    };
+    let via = format!("host {host}, revoked before the lift at seq {}", lift.seq);
+    Ok(Some(Revoked { via, revocation: lifted.unwrap_or(lift) }))
 }
 
 /// The revocation of the policy version `hash` (hex), if any.
@@ -82,6 +98,9 @@ pub fn why_revoked(s: &dyn Store, token: &TokenRecord) -> Result<Option<Revoked>
         if let Some(r) = host_revoked(s, &current.host_id)? {
             return Ok(Some(Revoked { via: format!("host {}", current.host_id), revocation: r }));
         }
+        if let Some(r) = lifted_host_revoked(s, &current.host_id, current.audit_index)? {
+            return Ok(Some(r));
+        }
         if let Some(r) = policy_revoked(s, &current.policy_hash)? {
             return Ok(Some(Revoked {
                 via: format!("policy {} {}", current.policy_id, current.policy_hash),
@@ -89,9 +108,13 @@ pub fn why_revoked(s: &dyn Store, token: &TokenRecord) -> Result<Option<Revoked>
             }));
         }
         if let Some(r) = s.revoked(&revoked_key(RevocationKind::Token, &current.cti))? {
-            // Marked directly, or by the cascade of an ancestor's revocation: name what was revoked.
-            let via =
-                if r.target == token.cti { format!("token {}", token.cti) } else { format!("ancestor {}", r.target) };
+            // Marked directly, or by the cascade of an ancestor's (or a host's, or a policy's) revocation: name
+            // what was revoked.
+            let via = match r.kind {
+                RevocationKind::Token if r.target == token.cti => format!("token {}", token.cti),
+                RevocationKind::Token => format!("ancestor {}", r.target),
+                kind => format!("{} {}", kind.name(), r.target),
+            };
             return Ok(Some(Revoked { via, revocation: r }));
         }
         let Some(parent) = &current.parent_cti else { return Ok(None) };

@@ -6,12 +6,12 @@ mod check;
 
 pub use check::{descendants, host_revoked, policy_revoked, why_revoked, RevocationError, Revoked, MAX_LISTED};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{blocking, AppState, Body, Denial};
+use super::{blocking, AppState, Body, Denial, Query};
 use crate::api::{RevocationFeed, RevocationView, RevokeRequest, SignedFeed};
 use crate::audit::AuditEntry;
 use crate::model::{Revocation, RevocationKind, Role};
@@ -22,11 +22,17 @@ pub async fn revoke(
     caller: Caller,
     Body(req): Body<RevokeRequest>,
 ) -> Result<Json<RevocationView>, Denial> {
-    revoke_now(&state, &caller, req).await.map(|r| Json(r.into()))
+    let revoked = revoke_now(&state, &caller, req).await?;
+    // docs/design.md §12: a revocation is under the high-water mark before it is answered.
+    super::high_water::advance(&state).await;
+    Ok(Json(revoked.into()))
 }
 
 async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Result<Revocation, Denial> {
     caller.require(&[Role::Admin])?;
+    if req.kind == RevocationKind::Unrevoke {
+        return Err(Denial::bad_request("a lift is POST /v1/hosts/{host_id}/unrevoke (runtrust hosts unrevoke)"));
+    }
     let reason = if req.reason.trim().is_empty() { "no reason given".to_owned() } else { req.reason.clone() };
     if reason.len() > 1024 || req.target.len() > 256 {
         return Err(Denial::bad_request("reason is at most 1024 bytes, target at most 256"));
@@ -75,6 +81,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
                 let all = s.tokens()?;
                 (None, all.into_iter().filter(|t| t.policy_hash == hash).map(|t| t.cti).take(MAX_LISTED).collect())
             }
+            RevocationKind::Unrevoke => return Ok(Err(Denial::bad_request("a lift is not a revocation"))),
         };
         let r = Revocation {
             seq: 0,
@@ -86,6 +93,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
             by: by.clone(),
             tokens,
             audit_index: 0,
+            lifts: None,
         };
         let mut entry =
             AuditEntry::new(now, &format!("revoke.{}", kind.name()), format!("{} {target}: {reason}", kind.name()))

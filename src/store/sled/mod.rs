@@ -8,20 +8,24 @@ use serde::de::DeserializeOwned;
 use sled::transaction::Transactional;
 
 mod codec;
+mod durable;
 mod group_commit;
+mod hosts;
+mod transient;
 
 use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
 pub use group_commit::GroupCommit;
 
 use super::{
-    AttestedState, AuditEntry, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId, HostRecord,
-    Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy, TokenRecord,
+    Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord,
+    HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy,
+    Swept, TokenRecord,
 };
 
 /// Key of the next audit index in the meta tree.
 pub(super) const AUDIT_NEXT: &[u8] = b"audit_next";
 /// Key of the next revocation seq in the meta tree.
-const REVOCATION_NEXT: &[u8] = b"revocation_next";
+pub(super) const REVOCATION_NEXT: &[u8] = b"revocation_next";
 
 pub struct SledStore {
     db: sled::Db,
@@ -31,8 +35,13 @@ pub struct SledStore {
     ak_index: sled::Tree,
     principal_hosts: sled::Tree,
     enrollments: sled::Tree,
+    /// `principal/enrollment id` → expires_at (u64 BE): outstanding enrollments by principal (caps).
+    enrollment_owners: sled::Tree,
     policies: sled::Tree,
     challenges: sled::Tree,
+    /// `principal/nonce` → expires_at (u64 BE): outstanding challenges by principal (caps).
+    challenge_owners: sled::Tree,
+    /// nonce → its challenge's expires_at (u64 BE).
     used_nonces: sled::Tree,
     tokens: sled::Tree,
     /// `parent/child` → ().
@@ -46,25 +55,26 @@ pub struct SledStore {
     audit: sled::Tree,
     meta: sled::Tree,
     commit: GroupCommit,
+    /// Serializes capped puts, so that a principal's count and its new item are one step.
+    admission: std::sync::Mutex<()>,
+    watermark: durable::Watermark,
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`. sled recovers from a crash on open.
+    /// Opens (or creates) the store in `dir`. sled recovers from a crash on open; damaged files are an error.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
-        Ok(Self {
+        let db = durable::open_db(dir)?;
+        let store = Self {
             principals: db.open_tree("principals")?,
             principal_names: db.open_tree("principal_names")?,
             hosts: db.open_tree("hosts")?,
             ak_index: db.open_tree("ak_index")?,
             principal_hosts: db.open_tree("principal_hosts")?,
             enrollments: db.open_tree("enrollments")?,
+            enrollment_owners: db.open_tree("enrollment_owners")?,
             policies: db.open_tree("policies")?,
             challenges: db.open_tree("challenges")?,
+            challenge_owners: db.open_tree("challenge_owners")?,
             used_nonces: db.open_tree("used_nonces")?,
             tokens: db.open_tree("tokens")?,
             children: db.open_tree("children")?,
@@ -74,12 +84,16 @@ impl SledStore {
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             commit: GroupCommit::default(),
+            admission: std::sync::Mutex::new(()),
+            watermark: durable::Watermark::default(),
             db,
-        })
+        };
+        store.init_watermark()?;
+        Ok(store)
     }
 
     fn durable(&self) -> Result<(), StoreError> {
-        self.commit.durable(|| self.db.flush().map(|_| ()).map_err(StoreError::from))
+        self.commit.durable(|| self.flush_now())
     }
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
@@ -92,16 +106,16 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn add_principal(&self, p: &Principal) -> Result<(), StoreError> {
+    fn add_principal(&self, p: &Principal, entry: &AuditEntry) -> Result<(), StoreError> {
         let value = encode(p)?;
-        (&self.principals, &self.principal_names)
-            .transaction(|(principals, names)| {
+        (&self.principals, &self.principal_names, &self.audit, &self.meta)
+            .transaction(|(principals, names, audit, meta)| {
                 if names.get(p.name.as_bytes())?.is_some() {
                     return abort(StoreError::Conflict(format!("principal {:?} exists", p.name)));
                 }
                 names.insert(p.name.as_bytes(), p.id.as_bytes())?;
                 principals.insert(p.id.as_bytes(), value.as_slice())?;
-                Ok(())
+                tx_append(audit, meta, entry).map(drop)
             })
             .map_err(tx_error)?;
         self.durable()
@@ -115,11 +129,12 @@ impl Store for SledStore {
         Self::all(&self.principals)
     }
 
-    fn remove_principal(&self, name: &str) -> Result<bool, StoreError> {
-        let removed = (&self.principals, &self.principal_names)
-            .transaction(|(principals, names)| {
+    fn remove_principal(&self, name: &str, entry: &AuditEntry) -> Result<bool, StoreError> {
+        let removed = (&self.principals, &self.principal_names, &self.audit, &self.meta)
+            .transaction(|(principals, names, audit, meta)| {
                 let Some(id) = names.remove(name.as_bytes())? else { return Ok(false) };
                 principals.remove(id)?;
+                tx_append(audit, meta, entry)?;
                 Ok(true)
             })
             .map_err(tx_error)?;
@@ -127,15 +142,12 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    fn put_enrollment(&self, e: &PendingEnrollment) -> Result<(), StoreError> {
-        self.enrollments.insert(e.id.as_bytes(), encode(e)?)?;
-        self.durable()
+    fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError> {
+        self.put_enrollment_capped(e, cap)
     }
 
     fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError> {
-        let Some(v) = self.enrollments.remove(id.as_bytes())? else { return Ok(None) };
-        self.durable()?;
-        decode(id.as_bytes(), &v).map(Some)
+        self.take_enrollment_once(id)
     }
 
     fn enroll_host(
@@ -144,63 +156,7 @@ impl Store for SledStore {
         principal_id: &str,
         entry: &AuditEntry,
     ) -> Result<EnrollOutcome, StoreError> {
-        let outcome = (&self.hosts, &self.ak_index, &self.principal_hosts, &self.audit, &self.meta)
-            .transaction(|(hosts, ak_index, principal_hosts, audit, meta)| {
-                if let Some(bound) = principal_hosts.get(principal_id.as_bytes())? {
-                    if bound.as_ref() != host.host_id.as_bytes() {
-                        return abort(StoreError::Conflict(format!(
-                            "this credential enrolled host {}; a different TPM cannot enroll under it",
-                            String::from_utf8_lossy(&bound)
-                        )));
-                    }
-                }
-                principal_hosts.insert(principal_id.as_bytes(), host.host_id.as_bytes())?;
-                if let Some(owner) = ak_index.get(host.ak_name.as_bytes())? {
-                    if owner.as_ref() != host.host_id.as_bytes() {
-                        return abort(StoreError::Conflict(format!(
-                            "AK {} is enrolled as host {}",
-                            host.ak_name,
-                            String::from_utf8_lossy(&owner)
-                        )));
-                    }
-                }
-                let previous: Option<HostRecord> = match hosts.get(host.host_id.as_bytes())? {
-                    Some(v) => match decode(host.host_id.as_bytes(), &v) {
-                        Ok(h) => Some(h),
-                        Err(e) => return abort(e),
-                    },
-                    None => None,
-                };
-                let (record, outcome) = match previous {
-                    None => (host.clone(), EnrollOutcome::New),
-                    Some(prev) if prev.ak_name == host.ak_name => {
-                        // Idempotent: keep the original enrollment, take the new tags and clock.
-                        let rec = HostRecord {
-                            tags: host.tags.clone(),
-                            updated_at: host.updated_at,
-                            last_clock: host.last_clock,
-                            ..prev
-                        };
-                        (rec, EnrollOutcome::Unchanged)
-                    }
-                    Some(prev) => {
-                        ak_index.remove(prev.ak_name.as_bytes())?;
-                        let rec = HostRecord { enrolled_at: prev.enrolled_at, ..host.clone() };
-                        (rec, EnrollOutcome::AkReplaced)
-                    }
-                };
-                let value = match encode(&record) {
-                    Ok(v) => v,
-                    Err(e) => return abort(e),
-                };
-                hosts.insert(host.host_id.as_bytes(), value)?;
-                ak_index.insert(host.ak_name.as_bytes(), host.host_id.as_bytes())?;
-                tx_append(audit, meta, entry)?;
-                Ok(outcome)
-            })
-            .map_err(tx_error)?;
-        self.durable()?;
-        Ok(outcome)
+        self.enroll_host_tx(host, principal_id, entry)
     }
 
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {
@@ -225,6 +181,19 @@ impl Store for SledStore {
         Self::all(&self.hosts)
     }
 
+    fn set_host_tags(
+        &self,
+        host_id: &str,
+        tags: &[String],
+        entry: &AuditEntry,
+    ) -> Result<Option<HostRecord>, StoreError> {
+        self.set_host_tags_tx(host_id, tags, entry)
+    }
+
+    fn rebaseline_host(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<ClockInfo>, StoreError> {
+        self.rebaseline(host_id, entry)
+    }
+
     fn put_policy(&self, p: &StoredPolicy, entry: &AuditEntry) -> Result<u64, StoreError> {
         let value = encode(p)?;
         let index = (&self.policies, &self.audit, &self.meta)
@@ -241,48 +210,20 @@ impl Store for SledStore {
         Self::all(&self.policies)
     }
 
-    fn put_challenge(&self, c: &Challenge, entry: &AuditEntry) -> Result<(), StoreError> {
-        (&self.challenges, &self.audit, &self.meta)
-            .transaction(|(challenges, audit, meta)| {
-                challenges.insert(c.nonce.to_hex().as_bytes(), tx_encode(c)?)?;
-                tx_append(audit, meta, entry)
-            })
-            .map_err(tx_error)?;
-        self.durable()
+    fn put_challenge(&self, c: &Challenge, entry: &AuditEntry, cap: Cap) -> Result<Admission, StoreError> {
+        self.put_challenge_capped(c, entry, cap)
     }
 
     fn void_challenges(&self) -> Result<usize, StoreError> {
-        let mut n = 0;
-        for kv in self.challenges.iter() {
-            let (k, _) = kv?;
-            self.challenges.remove(k)?;
-            n += 1;
-        }
-        self.durable()?;
-        Ok(n)
+        self.void_all_challenges()
     }
 
     fn consume_nonce(&self, nonce: &Nonce, now: u64) -> Result<NonceState, StoreError> {
-        let nonce = nonce.to_hex();
-        let state = (&self.challenges, &self.used_nonces)
-            .transaction(|(challenges, used)| {
-                if used.get(nonce.as_bytes())?.is_some() {
-                    return Ok(NonceState::Replayed);
-                }
-                let Some(v) = challenges.remove(nonce.as_bytes())? else { return Ok(NonceState::Unknown) };
-                let c: Challenge = match decode(nonce.as_bytes(), &v) {
-                    Ok(c) => c,
-                    Err(e) => return abort(e),
-                };
-                used.insert(nonce.as_bytes(), &c.expires_at.to_be_bytes())?;
-                Ok(if now > c.expires_at { NonceState::Expired(c) } else { NonceState::Fresh(c) })
-            })
-            .map_err(tx_error)?;
-        if matches!(state, NonceState::Fresh(_) | NonceState::Expired(_)) {
-            // Durable before the nonce is acted upon: after a crash it cannot be used again.
-            self.durable()?;
-        }
-        Ok(state)
+        self.consume_nonce_once(nonce, now)
+    }
+
+    fn sweep(&self, now: u64) -> Result<Swept, StoreError> {
+        self.sweep_expired(now)
     }
 
     fn record_issuance(
@@ -359,6 +300,10 @@ impl Store for SledStore {
             .map_err(tx_error)?;
         self.durable()?;
         Ok(done)
+    }
+
+    fn unrevoke_host(&self, lift: &Revocation, entry: &AuditEntry) -> Result<Option<Revocation>, StoreError> {
+        self.unrevoke_host_tx(lift, entry)
     }
 
     fn revoked(&self, key: &str) -> Result<Option<Revocation>, StoreError> {
@@ -452,30 +397,23 @@ impl Store for SledStore {
     }
 
     fn audit(&self, from: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
-        self.audit
-            .range(from.to_be_bytes()..)
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                let index = <[u8; 8]>::try_from(k.as_ref())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt { key: "audit".into(), detail: "bad index".into() })?;
-                Ok((index, decode(&k, &v)?))
-            })
-            .collect()
+        self.durable_audit(from, limit)
     }
 
     fn audit_len(&self) -> Result<u64, StoreError> {
-        match self.meta.get(AUDIT_NEXT)? {
-            Some(v) => <[u8; 8]>::try_from(v.as_ref())
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt { key: "meta/audit_next".into(), detail: "not a u64".into() }),
-            None => Ok(0),
-        }
+        Ok(self.durable_audit_len())
+    }
+
+    fn revocations_len(&self) -> Result<u64, StoreError> {
+        Ok(self.durable_revocations_len())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         self.durable()
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        self.write_probe()
     }
 
     fn flushes(&self) -> u64 {
