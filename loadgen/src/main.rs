@@ -15,6 +15,7 @@ mod ek_ca;
 mod floor;
 mod http;
 mod marshal;
+mod procstat;
 mod soft_tpm;
 
 use std::collections::BTreeMap;
@@ -113,6 +114,9 @@ struct RunArgs {
     /// The service's store directory, to report its growth per host and per token.
     #[arg(long, value_name = "DIR")]
     store_dir: Option<PathBuf>,
+    /// The service's process id, to report its CPU time and storage writes per token (Linux /proc).
+    #[arg(long, value_name = "PID")]
+    service_pid: Option<u32>,
 }
 
 fn main() {
@@ -252,9 +256,29 @@ async fn run(a: RunArgs) -> anyhow::Result<String> {
         scope: a.scope,
         audience: a.audience,
     };
+    let service_pid = a.service_pid.map(|p| p.to_string());
+    let proc_before = (service_pid.as_deref().and_then(procstat::sample), procstat::sample("self"));
     let report = drive::run_load(&api, hosts, &opts).await?;
+    let proc_after = (service_pid.as_deref().and_then(procstat::sample), procstat::sample("self"));
     let audit_after = audit_entries(&api).await;
     print_report(&report, &floor);
+    let per_token = |before: Option<procstat::ProcSample>, after: Option<procstat::ProcSample>| {
+        let (b, e) = (before?, after?);
+        let tokens = report.issued().max(1) as f64;
+        let writes = e.write_bytes.zip(b.write_bytes).map(|(e, b)| e.saturating_sub(b) as f64 / tokens);
+        Some(((e.cpu_secs - b.cpu_secs) / tokens, writes))
+    };
+    if let Some((cpu, writes)) = per_token(proc_before.0, proc_after.0) {
+        let writes = writes.map_or_else(|| "unknown".to_owned(), |w| format!("{w:.0} bytes"));
+        eprintln!(
+            "service cost per token (warm-up and window, {} tokens): {:.0} µs CPU, storage writes {writes}",
+            report.issued(),
+            cpu * 1e6
+        );
+    }
+    if let Some((cpu, _)) = per_token(proc_before.1, proc_after.1) {
+        eprintln!("load generator cost per token: {:.0} µs CPU (TLS, JSON, quote signing)", cpu * 1e6);
+    }
     if let (Some(b), Some(e)) = (audit_before, audit_after) {
         let attempts = report.issued() + report.error_count() + report.warmup_errors;
         eprintln!(
