@@ -58,7 +58,8 @@ trap cleanup EXIT
 
 "$LG" ek-ca --out "$WORK/ekca" >/dev/null
 "$R" init --data-dir "$WORK/service" --listen 127.0.0.1:0 --ek-ca "$WORK/ekca/ek-ca.pem" >/dev/null
-RUST_LOG="${RUST_LOG:-warn}" "$R" serve --data-dir "$WORK/service" >"$WORK/serve.out" 2>"$WORK/serve.log" &
+# The service logs as it would in production (info: a line per token), to a file.
+"$R" serve --data-dir "$WORK/service" >"$WORK/serve.out" 2>"$WORK/serve.log" &
 SERVE_PID=$!
 for _ in $(seq 200); do
     grep -q "serving on" "$WORK/serve.out" 2>/dev/null && break
