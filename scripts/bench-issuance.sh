@@ -75,7 +75,7 @@ echo "== service $SERVER (sled store, 1 replica), $(nproc) cores" >&2
 # The policy the simulated hosts' golden PCR values satisfy, selecting them by the tag their attester
 # principals confer.
 TAG="bench=issuance"
-"$LG" policy --id bench-issuance --tag "$TAG" --scope 'bench/*' --pcrs 0-7 --out "$WORK/policy.toml" 2>/dev/null
+"$LG" policy --id bench-issuance --tag "$TAG" --scope 'bench/*' --pcrs 0-7 --out "$WORK/policy.toml"
 "$R" --server "$SERVER" --server-ca "$CA" --credential "$ADMIN" policy apply "$WORK/policy.toml" >&2
 
 echo "== $HOSTS hosts, concurrency $CONCURRENCY, ${SECONDS_}s" >&2
