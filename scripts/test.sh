@@ -13,3 +13,5 @@ echo "== cargo clippy --all-targets -D warnings" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test --workspace" >&2
 cargo test --workspace --locked
+echo "== scripts/hostile.sh (issue 11's hostile inputs against a live service)" >&2
+RUNTRUST_BIN="$PWD/target/debug/runtrust" scripts/hostile.sh

@@ -297,3 +297,77 @@ fn serve_stops_on_sigterm_with_stdout_and_stderr_gone() {
     };
     assert_eq!(status.code(), Some(0), "serve stopped with {status:?}");
 }
+
+/// Issue 14: what an operator meets first — JSON failures, usage exit codes, a TLS trust hint, metrics of a
+/// denial, help that fits on a screen, completions and the access log.
+#[test]
+fn json_failures_usage_codes_and_a_tls_trust_hint() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).env_remove("RUNTRUST_SERVER").output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A missing credential file: a JSON object with `error` on stdout, exit 1.
+    let (code, out, err) =
+        run(&["--json", "--server", "https://127.0.0.1:1", "--credential", "/nonexistent/cred", "hosts", "list"]);
+    assert_eq!(code, Some(1), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"));
+    assert_eq!(v["error"], "error", "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("/nonexistent/cred"), "{v}");
+    // A bad duration is a usage error (2), like any clap error; with --json a JSON object too.
+    let (code, out, err) =
+        run(&["--json", "token", "request", "--scope", "s", "--audience", "a", "--ttl", "5 parsecs"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(out.contains("\"usage\""), "{out}");
+    let (code, out, _) = run(&["--json", "token", "request", "--no-such-flag"]);
+    assert_eq!(code, Some(2));
+    assert!(out.contains("\"usage\""), "{out}");
+    // Help that fits on a screen, global options described once at the top.
+    let (code, help, _) = run(&["audit", "tail", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(help.lines().count() <= 45, "{} lines:\n{help}", help.lines().count());
+    assert!(!help.contains("--credential <FILE>") && help.contains("runtrust --help"), "{help}");
+    let (_, top, _) = run(&["--help"]);
+    assert!(top.contains("--credential <FILE>") && top.contains("RUNTRUST_CREDENTIAL_FILE"), "{top}");
+    let (code, bash, _) = run(&["completions", "bash"]);
+    assert_eq!(code, Some(0));
+    assert!(bash.contains("_runtrust") && bash.contains("audit"), "{}", &bash[..bash.len().min(300)]);
+
+    // A TLS trust failure (the wrong CA) is permanent: exit 1 with a hint, not 4 "unavailable".
+    let server = Server::start();
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN).args(["init", "--data-dir"]).arg(other.path().join("d")).output().unwrap();
+    assert!(out.status.success());
+    let out = Command::new(BIN)
+        .args(["--server", &server.url, "--server-ca"])
+        .arg(other.path().join("d/tls/ca.pem"))
+        .arg("--credential")
+        .arg(server.data().join("admin.credential"))
+        .args(["hosts", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not trusted") && err.contains("--server-ca"), "{err}");
+}
+
+/// DESIGN §16: a denied request shows in `runtrust_decisions_total` with its code; /readyz is 200 while the
+/// store takes writes.
+#[test]
+fn metrics_count_a_denial_by_code_and_readyz_is_ready() {
+    let server = Server::start();
+    // An admin may not ask for a challenge (attesters do): a decision, denied with a code.
+    let denied = server.client().post::<_, serde_json::Value>(routes::CHALLENGE, &serde_json::json!({}));
+    assert!(matches!(denied, Err(ClientError::Denied(_))), "{denied:?}");
+    let metrics = server.client().get_text("/metrics").unwrap();
+    let denial = metrics
+        .lines()
+        .find(|l| l.starts_with("runtrust_decisions_total{") && l.contains("outcome=\"deny\""))
+        .unwrap_or_else(|| panic!("no denial in /metrics:\n{metrics}"));
+    assert!(denial.contains("code=\""), "{denial}");
+    let ready: serde_json::Value = server.client().get("/readyz").unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+}

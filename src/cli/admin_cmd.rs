@@ -15,7 +15,10 @@ use crate::api::{
 pub enum PrincipalCommand {
     /// Add a principal; prints its new credential alone on the last line of stdout (shown only once).
     Add {
+        /// The principal's name: 1-64 of A-Z a-z 0-9 . _ - (shown in the audit log as the actor).
         name: String,
+        /// What it may do: admin (everything), attester (enroll, request tokens), gateway (exec checks),
+        /// auditor (read the audit log, hosts, lineage).
         #[arg(long, value_enum)]
         role: RoleArg,
         /// For an attester: a tag it confers on the host it enrolls (e.g. role=web); repeatable. The host gets
@@ -26,7 +29,10 @@ pub enum PrincipalCommand {
     /// List principals and their roles.
     List,
     /// Remove a principal: its credential stops working at once.
-    Remove { name: String },
+    Remove {
+        /// The principal's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,9 +40,13 @@ pub enum HostsCommand {
     /// List enrolled hosts.
     List,
     /// One host: tags, AK, enrollment, revocation state (admin, auditor).
-    Show { host_id: String },
+    Show {
+        /// The host id (sha256:…, from `hosts list` or `enroll`).
+        host_id: String,
+    },
     /// Replace a host's tags, which decide the policies that select it (admin; audited as host.tag).
     Tag {
+        /// The host id (sha256:…).
         host_id: String,
         /// The host's tags from now on; repeatable (`--set role=db --set dc=2`).
         #[arg(long = "set", value_name = "T", required_unless_present = "clear")]
@@ -48,6 +58,7 @@ pub enum HostsCommand {
     /// Lift a host's revocation: it may be issued tokens again; its earlier tokens stay revoked (admin;
     /// audited as host.unrevoke).
     Unrevoke {
+        /// The host id (sha256:…).
         host_id: String,
         /// Why (kept in the revocation feed and the audit log).
         #[arg(long)]
@@ -57,6 +68,7 @@ pub enum HostsCommand {
     /// For a TPM whose counters legitimately went back (TPM2_Clear, a restored vTPM state): its quotes are
     /// clock_regressed until then. An unsafe clock (after power loss) is not waved through: see the hint.
     Rebaseline {
+        /// The host id (sha256:…).
         host: String,
         /// Why (kept in the audit entry).
         #[arg(long)]

@@ -27,7 +27,8 @@ pub enum AuditCommand {
     /// The last N audit entries (auditor, admin). With --json: one entry per line in canonical form — the
     /// export `audit verify --log` reads (use --all for the whole log).
     Tail {
-        #[arg(short = 'n', default_value_t = 20)]
+        /// How many entries, from the end (only these are downloaded).
+        #[arg(short = 'n', default_value_t = 20, value_name = "N")]
         n: usize,
         /// Every entry from the first.
         #[arg(long)]
@@ -65,7 +66,10 @@ runtrust audit verify --log audit.jsonl --checkpoint cp-monday.txt"
     },
     /// Prove that the issuance of token CTI is in the log: its entry, an inclusion proof and a signed
     /// checkpoint, all verified here.
-    Prove { cti: String },
+    Prove {
+        /// The token's cti (hex; `runtrust token inspect` shows it).
+        cti: String,
+    },
 }
 
 pub fn run(cmd: AuditCommand, g: &GlobalOpts) -> CliResult {

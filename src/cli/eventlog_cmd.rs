@@ -22,7 +22,10 @@ pub enum EventlogCommand {
     },
     /// Replay the log: every PCR it extends, in every bank it carries.
     /// --json prints {"sha256": {"0": "<hex>", ...}, "sha1": {...}}.
-    Replay { file: PathBuf },
+    Replay {
+        /// The log, e.g. /sys/kernel/security/tpm0/binary_bios_measurements (needs root).
+        file: PathBuf,
+    },
 }
 
 /// Reads and parses `path`; errors name the file, the field and the byte offset.

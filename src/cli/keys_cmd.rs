@@ -15,6 +15,7 @@ use crate::token::SigningAlg;
 pub enum KeysCommand {
     /// The service's issuer public keys, for verifying tokens offline (`token verify --keys`).
     Export {
+        /// cose: a COSE_KeySet (what `--keys` reads); pem: SubjectPublicKeyInfo PEM blocks.
         #[arg(long, value_enum, default_value = "cose")]
         format: KeyFormat,
         /// Write to FILE instead of stdout.

@@ -24,6 +24,7 @@ mod audit_cmd;
 mod enroll_cmd;
 mod eventlog_cmd;
 mod exec_cmd;
+mod help;
 mod keys_cmd;
 mod lineage_cmd;
 mod policy_cmd;
@@ -198,6 +199,18 @@ enum Command {
     /// TCG event logs (measured boot), offline: show, replay.
     #[command(subcommand)]
     Eventlog(eventlog_cmd::EventlogCommand),
+    /// Print a shell completion script: `runtrust completions bash > /etc/bash_completion.d/runtrust`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: runtrust(1) and one per subcommand (runtrust-exec(1), …) into DIR.
+    Man {
+        /// Directory to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// How a command failed, which decides the exit code.
@@ -207,6 +220,8 @@ pub enum CliError {
     Denied { code: String, detail: String, diagnostics: serde_json::Value },
     /// TPM or service unreachable: exit 4.
     Unavailable(anyhow::Error),
+    /// A bad argument value that clap could not check (a duration, a selection): exit 2.
+    Usage(anyhow::Error),
     /// Anything else: exit 1.
     Other(anyhow::Error),
 }
@@ -284,8 +299,13 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // A log line that cannot be written is dropped: tracing's own fallback (eprintln!) would panic on a
     // closed stderr, and a panic in the signal task would leave `serve` deaf to SIGTERM.
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
+    // Colours only for a terminal: log files and journald get plain text.
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false);
     let _ = match format {
         crate::config::LogFormat::Json => builder.json().try_init(),
         crate::config::LogFormat::Text => builder.try_init(),
@@ -300,6 +320,11 @@ pub fn main() -> ExitCode {
     };
     if !matches!(cli.command, Command::Serve(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
+    }
+    // libtss2 logs its own ERROR lines to stderr for every failed TCTI probe; runtrust reports the failure
+    // itself, once. TSS2_LOG set by the user (e.g. all+debug) is kept. Before any thread starts.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+none");
     }
     let g = &cli.global;
     let result = match cli.command {
@@ -318,6 +343,15 @@ pub fn main() -> ExitCode {
         Command::Lineage(a) => lineage_cmd::run(a, g),
         Command::Exec(a) => return exec_cmd::run(a, g),
         Command::Eventlog(c) => eventlog_cmd::run(c, g),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut help::command(), "runtrust", &mut out);
+            print!("{}", String::from_utf8_lossy(&out));
+            Ok(())
+        }
+        Command::Man { out } => help::write_man_pages(&out).map_err(CliError::from).map(|n| {
+            println!("wrote {n} man pages to {}", out.display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -328,21 +362,32 @@ pub fn main() -> ExitCode {
 /// Parses the command line. A usage error exits 2, except under `exec`, whose own failures all exit 125
 /// (docs/design.md §9) so that they never mix with its command's status; `--help` and `--version` exit 0.
 fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, ExitCode> {
-    use clap::CommandFactory as _;
-    let e = match Cli::try_parse_from(&args) {
+    use clap::FromArgMatches as _;
+    let e = match help::command().try_get_matches_from(&args).and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => return Ok(cli),
         Err(e) => e,
     };
     let _ = e.print();
+    // With --json a usage error is a JSON object on stdout too (docs/design.md §9); help is not an error.
+    if args.iter().any(|a| a == "--json") && e.use_stderr() {
+        print_json(&serde_json::json!({ "error": "usage", "detail": e.kind().to_string() }));
+    }
     // clap's own code: 0 for --help and --version, 2 for a usage error.
     let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
     if code == exit::OK {
         return Err(ExitCode::from(code));
     }
     // Which subcommand was meant, read leniently (the strict parse above failed).
-    let lenient = Cli::command().ignore_errors(true).try_get_matches_from(args);
+    let lenient = help::command().ignore_errors(true).try_get_matches_from(args);
     let is_exec = lenient.ok().is_some_and(|m| m.subcommand_name() == Some("exec"));
     Err(ExitCode::from(if is_exec { crate::gateway::DENIED_EXIT } else { code }))
+}
+
+/// With --json, every failure is also a JSON object on stdout: `{"error": KIND, "detail": …}` (docs/design.md §9).
+fn failure_json(json: bool, kind: &str, e: &anyhow::Error) {
+    if json {
+        print_json(&serde_json::json!({ "error": kind, "detail": format!("{e:#}") }));
+    }
 }
 
 /// Prints a failure (stderr; with --json also as JSON on stdout) and returns its docs/design.md §9 exit code.
@@ -368,10 +413,17 @@ pub(crate) fn report(e: CliError, g: &GlobalOpts) -> ExitCode {
             ExitCode::from(exit::DENIED)
         }
         CliError::Unavailable(e) => {
+            failure_json(json, "unavailable", &e);
             eprintln!("runtrust: unavailable: {e:#}");
             ExitCode::from(exit::UNAVAILABLE)
         }
+        CliError::Usage(e) => {
+            failure_json(json, "usage", &e);
+            eprintln!("runtrust: usage: {e:#}");
+            ExitCode::from(exit::USAGE)
+        }
         CliError::Other(e) => {
+            failure_json(json, "error", &e);
             eprintln!("runtrust: error: {e:#}");
             ExitCode::from(exit::ERROR)
         }

@@ -20,11 +20,18 @@ use crate::tpm::{Tpm, TssTpm};
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
     /// Validate a policy file offline; errors carry file:line:column. Prints its id and hash.
-    Check { file: PathBuf },
+    Check {
+        /// The policy file (TOML, policies/README.md).
+        file: PathBuf,
+    },
     /// The policy hash: SHA-256 of the file's bytes (carried in every token issued under it).
-    Hash { file: PathBuf },
+    Hash {
+        /// The policy file.
+        file: PathBuf,
+    },
     /// Apply a policy (admin); it replaces any policy with the same id.
     Apply {
+        /// The policy file.
         file: PathBuf,
         /// Detached signature by a policy authority (`runtrust policy sign`).
         #[arg(long, value_name = "FILE")]
@@ -34,8 +41,10 @@ pub enum PolicyCommand {
     List,
     /// Write a policy from this host's current PCRs (run it on the golden host).
     Capture {
+        /// The new policy's id (a policy with the same id is replaced when applied).
         #[arg(long)]
         id: String,
+        /// Bank for PCR lists that do not name one (sha1, sha256, sha384, sha512).
         #[arg(long, default_value = "sha256")]
         bank: HashAlg,
         /// PCRs to pin: ranges and lists (0-7) or banks (sha1:0-7+sha256:0-7).
@@ -60,20 +69,25 @@ pub enum PolicyCommand {
     },
     /// Sign a policy as a policy authority: a detached COSE_Sign1 over the file's bytes.
     Sign {
+        /// The policy file to sign.
         file: PathBuf,
         /// The authority's private key (PKCS#8, from `policy keygen`).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+        /// The signature algorithm (the key's).
         #[arg(long, value_enum, default_value_t = SigningAlgArg::EdDsa)]
         alg: SigningAlgArg,
+        /// Where to write the detached signature (give it to `policy apply --signature`).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
     /// Create a policy authority key pair: PREFIX.pk8 (private, 0600) and PREFIX.pem (public, for init
     /// --policy-authority).
     Keygen {
+        /// Path prefix of the two files written: PREFIX.pk8 and PREFIX.pem.
         #[arg(long, value_name = "PREFIX")]
         out: PathBuf,
+        /// The key's algorithm.
         #[arg(long, value_enum, default_value_t = SigningAlgArg::EdDsa)]
         alg: SigningAlgArg,
     },

@@ -17,6 +17,7 @@ pub enum RevokeCommand {
     Token {
         /// The token's cti (hex; `runtrust token inspect` shows it).
         cti: String,
+        /// Why (kept in the signed revocation feed and the audit log).
         #[arg(long)]
         reason: Option<String>,
     },
@@ -24,6 +25,7 @@ pub enum RevokeCommand {
     Host {
         /// The host id (`runtrust hosts list`).
         host_id: String,
+        /// Why (kept in the signed revocation feed and the audit log).
         #[arg(long)]
         reason: Option<String>,
     },
@@ -33,12 +35,14 @@ pub enum RevokeCommand {
     Policy {
         /// Policy id, or policy hash.
         id: String,
+        /// Why (kept in the signed revocation feed and the audit log).
         #[arg(long)]
         reason: Option<String>,
     },
     /// The revocation feed from SEQ on, its signature verified with the issuer keys.
     List {
-        #[arg(long, default_value_t = 0)]
+        /// First revocation sequence number to list (0: the whole feed).
+        #[arg(long, default_value_t = 0, value_name = "SEQ")]
         since: u64,
     },
 }

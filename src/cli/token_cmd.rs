@@ -45,9 +45,13 @@ exit 4 when the service or the TPM cannot be reached.")]
         event_log: PathBuf,
     },
     /// Print every claim of a token (not verified; see `token verify`). Byte strings as hex.
-    Inspect { file: PathBuf },
+    Inspect {
+        /// The token file (COSE_Sign1, as `token request --out` wrote it).
+        file: PathBuf,
+    },
     /// Verify a token offline: signature with the issuer keys, issuer (iss), time, audience, scope.
     Verify {
+        /// The token file.
         file: PathBuf,
         /// The audience the token must name.
         #[arg(long)]
@@ -69,8 +73,9 @@ exit 4 when the service or the TPM cannot be reached.")]
 pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
     match cmd {
         TokenCommand::Request { scope, audience, ttl, parent, for_host, out, event_log } => {
-            let ttl_secs =
-                ttl.map(|t| crate::policy::parse_duration(&t).map_err(|e| anyhow!("--ttl {t:?}: {e}"))).transpose()?;
+            let ttl_secs = ttl
+                .map(|t| crate::policy::parse_duration(&t).map_err(|e| CliError::Usage(anyhow!("--ttl {t:?}: {e}"))))
+                .transpose()?;
             let parent = parent.map(|p| read_token(&p)).transpose()?;
             if let Some(len) = parent.as_ref().map(Vec::len).filter(|l| *l > MAX_TOKEN_BYTES) {
                 let e = TokenError::TooLarge { len, max: MAX_TOKEN_BYTES };

@@ -19,7 +19,7 @@ pub enum TpmCommand {
     Info,
     /// Read PCR values (prints pcrs.json with --json).
     Pcrs {
-        /// Bank for PCR lists that do not name one.
+        /// Bank for PCR lists that do not name one (sha1, sha256, sha384, sha512).
         #[arg(long, default_value = "sha256")]
         bank: HashAlg,
         /// PCRs: ranges and lists (0-7, 0,2,4-6) or banks (sha1:0-7+sha256:0-7).
@@ -34,6 +34,7 @@ pub enum TpmCommand {
         /// Qualifying data (the verifier's nonce), 1 to 64 bytes as hex.
         #[arg(long, value_parser = parse_hex)]
         nonce: Hex,
+        /// Bank for PCR lists that do not name one (sha1, sha256, sha384, sha512).
         #[arg(long, default_value = "sha256")]
         bank: HashAlg,
         /// PCRs to quote: ranges and lists (0-7) or banks (sha1:0-7+sha256:0-7).
@@ -45,6 +46,7 @@ pub enum TpmCommand {
     },
     /// Extend a PCR (demos and tests: it changes the platform state that quotes report).
     Extend {
+        /// Bank for PCR lists that do not name one (sha1, sha256, sha384, sha512).
         #[arg(long, default_value = "sha256")]
         bank: HashAlg,
         /// PCR index. PCRs 0-15 belong to firmware and the boot chain on a real host; 16 and 23 are for tests.

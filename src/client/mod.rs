@@ -44,6 +44,12 @@ pub enum ClientError {
     Tls(String),
     #[error("the service at {url} is unreachable: {detail}")]
     Unavailable { url: String, detail: String },
+    /// Permanent, unlike Unavailable: retrying will not help (docs/design.md §9: exit 1, not 4).
+    #[error(
+        "the service at {url} is not trusted: {detail}; pass the CA that signed its TLS certificate with \
+         --server-ca FILE (or RUNTRUST_SERVER_CA; `runtrust init` wrote it to DATA_DIR/tls/ca.pem)"
+    )]
+    TlsTrust { url: String, detail: String },
     #[error("{}: {}", .0.code, .0.detail)]
     Denied(Box<Problem>),
     #[error("unexpected answer from {url}: {detail}")]
@@ -145,7 +151,7 @@ impl Client {
             Some(b) => req.bearer_auth(b),
             None => req,
         };
-        req.send().map_err(|e| ClientError::Unavailable { url: url.to_owned(), detail: error_chain(&e) })
+        req.send().map_err(|e| transport_error(url, &e))
     }
 
     fn answer<T: DeserializeOwned>(resp: Response, url: &str) -> Result<T, ClientError> {
@@ -213,6 +219,16 @@ impl Client {
 }
 
 /// reqwest errors hide their cause (connection refused, certificate unknown) in the source chain.
+/// A failed request: a certificate the pinned CA does not vouch for is a TLS trust failure (permanent: a
+/// wrong or missing --server-ca); anything else is the service being unreachable (transient).
+fn transport_error(url: &str, e: &reqwest::Error) -> ClientError {
+    let detail = error_chain(e);
+    if detail.contains("invalid peer certificate") {
+        return ClientError::TlsTrust { url: url.to_owned(), detail };
+    }
+    ClientError::Unavailable { url: url.to_owned(), detail }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();

@@ -1,8 +1,9 @@
 //! The HTTP API's routes (docs/api.md), grouped by resource; paths come from [`crate::api::routes`].
 //! Routes whose denials are decisions sit behind the audit layer ([`super::audited`]).
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::middleware::from_fn_with_state;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
@@ -75,7 +76,20 @@ pub fn router(state: AppState) -> Router {
         .merge(audit)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(from_fn(access_log))
         .with_state(state)
+}
+
+/// The access log (docs/design.md §16): one line per request at target `runtrust::access`, with the route
+/// template (never a credential, a token or a query string), the status and the time taken.
+async fn access_log(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map_or("(unmatched)", |p| p.as_str()).to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(target: "runtrust::access", %method, route, status = response.status().as_u16(), ms, "request");
+    response
 }
 
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -26,7 +26,7 @@ impl Fx {
     fn new() -> Self {
         let tpm = SwTpm::start();
         let svc = Service::start(&[tpm.ca_root(), tpm.ca_intermediate()]);
-        let cred = svc.add_principal("web-01", "attester");
+        let cred = svc.add_attester("web-01", &["env=test"]);
         let r = svc.client(Some(&tpm), Some(&cred), &["--json", "enroll", "--tag", "env=test"]);
         assert_eq!(r.code, 0, "enroll: {r:?}");
         let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();

@@ -347,7 +347,9 @@ fn delegation_lineage_and_audit_verification() {
     let (r, out) = fx.request(&fx.a, "deep", "deploy/web/api", &["--parent", child.to_str().unwrap()]);
     assert!(r.code == 3 && r.stderr.contains("delegation_denied") && !out.exists(), "{r:?}");
     // Cross-host delegation is off in this policy.
-    let (r, out) = fx.request(&fx.a, "x", "deploy/web/api", &["--parent", p, "--for-host", &fx.a.id.replace('a', "b")]);
+    let hex = &fx.a.id["sha256:".len()..];
+    let other = format!("sha256:{}{}", if hex.starts_with('0') { '1' } else { '0' }, &hex[1..]);
+    let (r, out) = fx.request(&fx.a, "x", "deploy/web/api", &["--parent", p, "--for-host", &other]);
     assert!(r.code == 3 && r.stderr.contains("delegation_denied") && !out.exists(), "{r:?}");
 
     // Revoking the parent kills the child.
