@@ -87,7 +87,7 @@ set -e
 if [ "$1" = configure ]; then
     getent group runtrust >/dev/null || addgroup --system runtrust >/dev/null
     getent passwd runtrust >/dev/null || adduser --system --ingroup runtrust --home /var/lib/runtrust-service \
-        --no-create-home --shell /usr/sbin/nologin runtrust >/dev/null
+        --no-create-home --shell /usr/sbin/nologin runtrust >/dev/null 2>&1
     if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 fi
 exit 0
