@@ -39,7 +39,11 @@ fn load() -> Batch {
 }
 
 impl Batch {
-    fn verify(&self, nonce: &[u8], batch: Option<&runtrust_attestation::batch::InclusionProof>) -> Result<(), QuoteError> {
+    fn verify(
+        &self,
+        nonce: &[u8],
+        batch: Option<&runtrust_attestation::batch::InclusionProof>,
+    ) -> Result<(), QuoteError> {
         let ev = QuoteEvidence { attest: &self.attest, signature: &self.signature, pcrs: &self.pcrs };
         let options = QuoteOptions { nonce_batch: batch, ..Default::default() };
         verify_quote(&self.ak, &ev, nonce, &options).map(|_| ())

@@ -132,9 +132,13 @@ struct Batch {
     members: Vec<Member>,
 }
 
+/// Opens the TPM (again, when its objects vanished).
+pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Tpm>, TpmError> + Send>;
+
 /// The TPM thread's state.
 pub struct Worker {
     tpm: Box<dyn Tpm>,
+    reopen: Option<Opener>,
     config: BatchConfig,
     stats: Arc<Mutex<Stats>>,
     pending: Vec<Batch>,
@@ -146,7 +150,7 @@ pub struct Worker {
 /// Starts the TPM thread: `open` runs on it (the TSS context stays there) and the AK is loaded, or
 /// created, before this returns, so a broken TPM fails the agent's start rather than its first client.
 pub fn spawn(
-    open: impl FnOnce() -> Result<Box<dyn Tpm>, TpmError> + Send + 'static,
+    mut open: Opener,
     config: BatchConfig,
     stats: Arc<Mutex<Stats>>,
 ) -> Result<(Sender<Job>, JoinHandle<()>), TpmError> {
@@ -155,9 +159,11 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name("runtrust-tpm".into())
         .spawn(move || {
-            let started = open().and_then(|mut tpm| {
+            let started = open().and_then(move |mut tpm| {
                 let ak = tpm.ak_public()?.to_tpm2b();
-                Ok(Worker::new(tpm, config, stats, Some(ak)))
+                let mut worker = Worker::new(tpm, config, stats, Some(ak));
+                worker.set_reopen(open);
+                Ok(worker)
             });
             match started {
                 Ok(worker) => {
@@ -185,7 +191,21 @@ pub fn spawn(
 
 impl Worker {
     pub fn new(tpm: Box<dyn Tpm>, config: BatchConfig, stats: Arc<Mutex<Stats>>, ak: Option<Vec<u8>>) -> Self {
-        Self { tpm, config, stats, pending: Vec::new(), last_quote_start: None, last_quote_end: None, ak_public: ak }
+        Self {
+            tpm,
+            reopen: None,
+            config,
+            stats,
+            pending: Vec::new(),
+            last_quote_start: None,
+            last_quote_end: None,
+            ak_public: ak,
+        }
+    }
+
+    /// How to open the TPM again when a quote fails with a TPM error.
+    pub fn set_reopen(&mut self, open: Opener) {
+        self.reopen = Some(open);
     }
 
     /// Serves jobs until every sender is gone and no batch is pending; the TPM is dropped (its transient
@@ -288,8 +308,7 @@ impl Worker {
     }
 
     fn due(&self, b: &Batch) -> Instant {
-        let ready =
-            if b.immediate || b.members.len() >= MAX_BATCH { b.opened } else { b.opened + self.config.window };
+        let ready = if b.immediate || b.members.len() >= MAX_BATCH { b.opened } else { b.opened + self.config.window };
         match self.last_quote_start {
             Some(last) => ready.max(last + self.config.min_interval()),
             None => ready,
@@ -336,7 +355,14 @@ impl Worker {
             Err(f) => return self.fail(batch, &f),
         };
         let start = Instant::now();
-        let result = self.tpm.quote(&data, &batch.selection);
+        let mut result = self.tpm.quote(&data, &batch.selection);
+        if let Err(TpmError::Command { .. }) = &result {
+            // Without a resource manager (swtpm, a bare /dev/tpm0) another client may have flushed the
+            // agent's EK and AK: open the TPM again, which reloads them, and quote once more.
+            if self.reopen_tpm() {
+                result = self.tpm.quote(&data, &batch.selection);
+            }
+        }
         let end = Instant::now();
         self.last_quote_start = Some(start);
         self.last_quote_end = Some(end);
@@ -359,6 +385,22 @@ impl Worker {
             };
             count(&self.stats, true, 1);
             let _ = m.reply.send(Ok(answer));
+        }
+    }
+
+    /// Replaces the TPM context with a fresh one; false when there is no opener or it failed.
+    fn reopen_tpm(&mut self) -> bool {
+        let Some(open) = self.reopen.as_mut() else { return false };
+        match open() {
+            Ok(tpm) => {
+                tracing::warn!("a TPM command failed; reopened the TPM (its EK and AK are loaded again)");
+                self.tpm = tpm;
+                true
+            }
+            Err(e) => {
+                tracing::warn!("reopening the TPM failed: {e}");
+                false
+            }
         }
     }
 

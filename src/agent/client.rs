@@ -129,7 +129,9 @@ impl Tpm for AgentTpm {
         let q = self.quote_nonce(nonce, selection)?;
         match q.batch {
             None => Ok(q.quote),
-            Some(_) => Err(self.error("the agent answered with a batch quote where one of this nonce alone was needed", false)),
+            Some(_) => {
+                Err(self.error("the agent answered with a batch quote where one of this nonce alone was needed", false))
+            }
         }
     }
 

@@ -76,9 +76,7 @@ fn bind(path: &Path) -> Result<tokio::net::UnixListener, AgentError> {
             }
             std::fs::remove_file(path).map_err(&err)?;
         }
-        Ok(_) => {
-            return Err(AgentError::Socket { path: path.to_owned(), detail: "exists and is not a socket".into() })
-        }
+        Ok(_) => return Err(AgentError::Socket { path: path.to_owned(), detail: "exists and is not a socket".into() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
@@ -88,16 +86,16 @@ fn bind(path: &Path) -> Result<tokio::net::UnixListener, AgentError> {
 }
 
 /// Runs the agent until `stop` resolves (the CLI passes SIGTERM/SIGINT): opens the TPM on its own thread
-/// (`open`), binds the socket, calls `ready`, serves. On stop it stops accepting, removes the socket,
+/// (`open`; called again if the TPM loses the agent's keys), binds the socket, calls `ready`, serves. On stop it stops accepting, removes the socket,
 /// answers what is pending and closes the TPM (flushing its transient objects).
 pub async fn serve(
     config: AgentConfig,
-    open: impl FnOnce() -> Result<Box<dyn Tpm>, TpmError> + Send + 'static,
+    open: impl FnMut() -> Result<Box<dyn Tpm>, TpmError> + Send + 'static,
     ready: impl FnOnce(&Path),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let stats = Arc::new(Mutex::new(batcher::Stats::new(&config.batch)));
-    let (jobs, tpm_thread) = batcher::spawn(open, config.batch, stats.clone())?;
+    let (jobs, tpm_thread) = batcher::spawn(Box::new(open), config.batch, stats.clone())?;
     let bound = bind(&config.socket).and_then(|l| {
         // The agent's own uid is the socket's owner (the effective uid that created it): no libc call.
         let meta = std::fs::metadata(&config.socket).map_err(socket_error(&config.socket))?;

@@ -33,8 +33,7 @@ pub struct PeerRefused {
 impl PeerPolicy {
     /// Allows root, the agent's own uid, and the listed uids and gids.
     pub fn authorize(&self, peer: &PeerCred) -> Result<(), PeerRefused> {
-        if peer.uid == 0 || peer.uid == self.own_uid || self.uids.contains(&peer.uid) || self.gids.contains(&peer.gid)
-        {
+        if peer.uid == 0 || peer.uid == self.own_uid || self.uids.contains(&peer.uid) || self.gids.contains(&peer.gid) {
             return Ok(());
         }
         Err(PeerRefused {

@@ -110,7 +110,8 @@ async fn serve_client(stream: UnixStream, shared: &Shared) {
     if let Err(refused) = shared.peers.authorize(&peer) {
         tracing::warn!(uid = peer.uid, gid = peer.gid, pid = peer.pid, "refused a client");
         count(&shared.stats, false, 0);
-        let _ = write.write_all(&to_line(&Answer::Error(Failure::new(FailureKind::Refused, refused.to_string())))).await;
+        let _ =
+            write.write_all(&to_line(&Answer::Error(Failure::new(FailureKind::Refused, refused.to_string())))).await;
         return;
     }
     let mut reader = BufReader::new(read);

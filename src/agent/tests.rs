@@ -198,6 +198,55 @@ fn a_failed_quote_fails_every_member() {
     assert_eq!((s.quotes, s.errors), (0, 2));
 }
 
+/// A TPM whose objects were flushed behind the agent's back: every quote fails with a TPM error.
+struct FlushedTpm;
+
+impl Tpm for FlushedTpm {
+    fn info(&mut self) -> Result<TpmInfo, TpmError> {
+        Err(TpmError::Unexpected { what: "fake", detail: "no info".into() })
+    }
+    fn pcr_read(&mut self, _: &PcrSelection) -> Result<PcrValues, TpmError> {
+        Ok(PcrValues::new())
+    }
+    fn pcr_extend(&mut self, _: HashAlg, _: u8, _: &[u8]) -> Result<(), TpmError> {
+        Ok(())
+    }
+    fn ek_public(&mut self) -> Result<Public, TpmError> {
+        Ok(ak())
+    }
+    fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TpmError> {
+        Ok(None)
+    }
+    fn ak_public(&mut self) -> Result<Public, TpmError> {
+        Ok(ak())
+    }
+    fn quote(&mut self, _: &[u8], _: &PcrSelection) -> Result<Quote, TpmError> {
+        let source = tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::InvalidParam);
+        Err(TpmError::Command { command: "TPM2_Quote", source })
+    }
+    fn activate_credential(&mut self, _: &[u8], _: &[u8]) -> Result<Vec<u8>, TpmError> {
+        Ok(vec![])
+    }
+}
+
+#[test]
+fn a_tpm_that_lost_the_agents_keys_is_reopened() {
+    let cfg = config(0, None);
+    let log: Log = Arc::default();
+    let stats = Arc::new(Mutex::new(Stats::new(&cfg)));
+    let (tx, rx) = channel();
+    let reopened = log.clone();
+    let open: super::batcher::Opener = Box::new(move || Ok(Box::new(FakeTpm { log: reopened.clone(), fail: false })));
+    let mut w = Worker::new(Box::new(FlushedTpm), cfg, stats, None);
+    w.set_reopen(open);
+    let (job, mut answer) = quote_job(nonce(1), "sha256:0");
+    tx.send(job).unwrap();
+    drop(tx);
+    w.run(&rx);
+    assert_eq!(answer.try_recv().unwrap().unwrap().attest, nonce(1), "quoted by the reopened TPM");
+    assert_eq!(log.lock().unwrap().len(), 1);
+}
+
 #[test]
 fn the_rate_limit_spaces_quotes() {
     // 10 quotes per second: consecutive quotes start at least 100 ms apart, however eager the clients.
@@ -246,9 +295,14 @@ fn with_agent(cfg: BatchConfig, client: impl FnOnce(&Path) + Send + 'static) {
         let stop = async move {
             let _ = stop_rx.await;
         };
-        let agent = tokio::spawn(serve(config, open, move |_| {
-            let _ = ready_tx.send(());
-        }, stop));
+        let agent = tokio::spawn(serve(
+            config,
+            open,
+            move |_| {
+                let _ = ready_tx.send(());
+            },
+            stop,
+        ));
         ready_rx.await.unwrap();
         let path = socket.clone();
         tokio::task::spawn_blocking(move || client(&path)).await.unwrap();

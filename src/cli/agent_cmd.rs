@@ -67,7 +67,12 @@ fn status(g: &GlobalOpts) -> CliResult {
         return Ok(());
     }
     let qps = s.max_quotes_per_second.map_or("no cap".to_owned(), |n| format!("{n}/s"));
-    println!("agent {} (up {} s; batch window {} ms, quotes {qps})", socket.display(), s.uptime_secs, s.batch_window_ms);
+    println!(
+        "agent {} (up {} s; batch window {} ms, quotes {qps})",
+        socket.display(),
+        s.uptime_secs,
+        s.batch_window_ms
+    );
     println!("quotes          {}", s.quotes);
     println!("requests        {} ({} quote requests, {} errors)", s.requests, s.quote_requests, s.errors);
     println!("largest batch   {}", s.largest_batch);
@@ -89,23 +94,20 @@ fn daemon(a: AgentArgs, g: &GlobalOpts) -> CliResult {
         peers: PeerPolicy { own_uid: 0, uids: a.allow_uid, gids: a.allow_gid },
     };
     let tpm_options = g.tpm_options();
-    let open = move || TssTpm::open(tpm_options).map(|t| Box::new(t) as Box<dyn Tpm>);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
+    let open = move || TssTpm::open(tpm_options.clone()).map(|t| Box::new(t) as Box<dyn Tpm>);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting tokio")?;
     let ready = |socket: &std::path::Path| {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "runtrust: agent listening on {}", socket.display());
         let _ = out.flush();
     };
-    runtime
-        .block_on(crate::agent::serve(config, open, ready, crate::agent::wait_for_signal()))
-        .map_err(|e| match e {
+    runtime.block_on(crate::agent::serve(config, open, ready, crate::agent::wait_for_signal())).map_err(
+        |e| match e {
             AgentError::Tpm(e) => CliError::from(e),
             e => CliError::Other(e.into()),
-        })?;
+        },
+    )?;
     eprintln!("runtrust: agent stopped");
     Ok(())
 }

@@ -147,11 +147,17 @@ pub async fn activate(
     let q = &answer.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
     // The first quote may come from the host agent's batch (docs/design.md §14).
-    let batch = q.batch.as_ref().map(|b| b.to_proof()).transpose().map_err(|e| {
-        Denial::new(e.code(), format!("enrollment quote: nonce batch: {e}"))
-    })?;
-    let options =
-        QuoteOptions { expected_selection: Some(&pending.selection), nonce_batch: batch.as_ref(), ..Default::default() };
+    let batch = q
+        .batch
+        .as_ref()
+        .map(|b| b.to_proof())
+        .transpose()
+        .map_err(|e| Denial::new(e.code(), format!("enrollment quote: nonce batch: {e}")))?;
+    let options = QuoteOptions {
+        expected_selection: Some(&pending.selection),
+        nonce_batch: batch.as_ref(),
+        ..Default::default()
+    };
     let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options)
         .map_err(|e| Denial::new(e.code(), format!("enrollment quote: {e}")))?;
 

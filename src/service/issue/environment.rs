@@ -85,7 +85,12 @@ pub async fn validate(
     let q = &req.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
     // docs/design.md §14: a batched quote must carry a proof that leads from this nonce to its extraData.
-    let batch = q.batch.as_ref().map(|b| b.to_proof()).transpose().map_err(|e| EnvironmentError::Quote(QuoteError::Batch(e)))?;
+    let batch = q
+        .batch
+        .as_ref()
+        .map(|b| b.to_proof())
+        .transpose()
+        .map_err(|e| EnvironmentError::Quote(QuoteError::Batch(e)))?;
     // The clock must not be older than the host's when the challenge was issued: any quote made for this
     // nonce came later. (Concurrent requests of one host — one batch, or the next — may be appraised in
     // any order, so the last clock accepted since then is no bound.)
