@@ -164,7 +164,7 @@ async fn quote(nonce: &str, selection: &str, shared: &Shared) -> Result<Answer, 
         Failure::new(FailureKind::BadRequest, format!("{what}: {e}"))
     };
     let nonce = hex::decode(nonce).map_err(|e| bad("nonce", e.to_string()))?;
-    let selection: PcrSelection = selection.parse().map_err(|e| bad("PCR selection", format!("{e}")))?;
+    let selection = selection.parse::<PcrSelection>().map_err(|e| bad("PCR selection", e.to_string()))?;
     let (reply, answer) = oneshot::channel();
     shared.submit(Job::Quote { nonce, selection, reply })?;
     let q = answer.await.map_err(|_| Failure::new(FailureKind::ShuttingDown, "the TPM thread ended"))??;
