@@ -331,7 +331,8 @@ fn clients_use_the_agent_as_a_tpm() {
 
 #[test]
 fn concurrent_clients_share_quotes() {
-    with_agent(config(300, None), |socket| {
+    // A window far longer than 16 local connections take to send one line each, however loaded the machine.
+    with_agent(config(2000, None), |socket| {
         // Warm up: this quote ends the idle period, so the next requests gather for the window.
         AgentTpm::connect(socket).unwrap().quote_nonce(&nonce(100), &sel("sha256:0")).unwrap();
         let barrier = Arc::new(std::sync::Barrier::new(16));
@@ -352,7 +353,7 @@ fn concurrent_clients_share_quotes() {
         }
         let s = status(socket).unwrap();
         assert_eq!(s.quote_requests, 17);
-        assert!(s.quotes <= 3, "16 concurrent requests within a 300 ms window: {s:?}");
+        assert!(s.quotes <= 3, "the warm-up quote, then 16 concurrent requests in one or two: {s:?}");
     });
 }
 
