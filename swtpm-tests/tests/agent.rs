@@ -1,9 +1,11 @@
 //! Issue 12 items 4–5 end to end (docs/design.md §14): `runtrust agent` owns the swtpm, and enroll, token
 //! request and exec go through it; concurrent requests share batched quotes (each token verifies, each
-//! runtime binding holds); a stopped agent leaves the CLI on the TPM; a peer whose uid is not allowed is
-//! refused by the agent. The batch-proof refusals (tampered proof, nonce from another batch, duplicated
-//! nonce) are tested in-process on real swtpm batch quotes (`service::issue::tests::batched`,
-//! `attestation/tests/batch_vectors.rs`) and in `agent_batched_quotes_with_a_forged_proof_are_refused`.
+//! runtime binding holds); a stopped agent leaves the CLI on the TPM; a peer whose uid or gid is not allowed
+//! is refused by the agent; `--max-quotes-per-second` spaces the TPM's quotes. Batch proofs that do not
+//! hold (a tampered proof, a nonce from another batch) are `nonce_mismatch`, a nonce used twice is
+//! `nonce_replayed` and one sent twice into a batch `duplicate_nonce`
+//! (`agent_batched_quotes_with_a_forged_proof_are_refused`; in-process on real swtpm batch quotes too:
+//! `service::issue::tests::batched`, `attestation/tests/batch_vectors.rs`).
 
 // A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -102,8 +104,14 @@ struct Fixture {
 impl Fixture {
     fn new(agent_args: &[&str]) -> (Fixture, Agent) {
         let tpm = SwTpm::start();
-        let svc = Service::start(&[tpm.ca_root(), tpm.ca_intermediate()]);
-        let cred = svc.add_principal("web-01", "attester");
+        // 32 concurrent requests of one host hold 32 challenges at once: above the default per-principal cap
+        // (16), which a host that bursts through its agent raises (docs/design.md §14).
+        let svc = Service::start_configured(&[tpm.ca_root(), tpm.ca_intermediate()], |cfg| {
+            let before = cfg.clone();
+            *cfg = cfg.replace("max_challenges_per_principal = 16", "max_challenges_per_principal = 64");
+            assert_ne!(*cfg, before, "config.toml has limits.max_challenges_per_principal");
+        });
+        let cred = svc.add_attester("web-01", &["env=test"]);
         let dir = tempfile::tempdir().unwrap();
         let fx = Fixture { tpm, svc, cred, dir };
         let agent = Agent::start(&fx.tpm, &fx.socket(), agent_args);
@@ -369,6 +377,17 @@ fn agent_batched_quotes_with_a_forged_proof_are_refused() {
 
     // The same nonce twice: its second use is a replay, whichever batch proof it comes with.
     assert_eq!(denial_code(client.post(routes::TOKENS, &good)), "nonce_replayed");
+
+    // The same nonce twice in one batch: the agent refuses the second while the first waits for its quote
+    // (a batch never holds a nonce twice), with its code, duplicate_nonce.
+    let sel: runtrust_attestation::PcrSelection = "sha256:0".parse().unwrap();
+    agent.quote_nonce(&[0x5b; 32], &sel).unwrap(); // ends the idle period: the next request waits its window
+    let socket = fx.socket();
+    let first = std::thread::spawn(move || AgentTpm::connect(&socket).unwrap().quote_nonce(&[0x77; 32], &sel));
+    std::thread::sleep(Duration::from_millis(300));
+    let again = agent.quote_nonce(&[0x77; 32], &"sha256:0".parse().unwrap()).unwrap_err();
+    assert!(again.to_string().contains("duplicate_nonce"), "{again}");
+    assert!(first.join().unwrap().is_ok(), "the first request for the nonce is quoted");
 }
 
 fn is_root() -> bool {
@@ -376,9 +395,9 @@ fn is_root() -> bool {
 }
 
 #[test]
-fn a_peer_whose_uid_is_not_allowed_is_refused() {
+fn a_peer_whose_uid_or_gid_is_not_allowed_is_refused() {
     // Needs root to run a client under another uid; PeerPolicy's unit tests cover the rule itself
-    // (agent::peer::tests). Here the kernel-reported uid of a real client is what the agent judges.
+    // (agent::peer::tests). Here the kernel-reported uid and gid of a real client are what the agent judges.
     if !is_root() {
         eprintln!("not root: a client under another uid cannot be started; see agent::peer::tests");
         return;
@@ -387,23 +406,23 @@ fn a_peer_whose_uid_is_not_allowed_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let socket = dir.path().join("run/agent.sock");
-    let status_as = |uid: u32| {
+    let status_as = |uid: u32, gid: u32| {
         let out = Command::new(runtrust_bin())
             .args(["--json", "agent", "status", "--agent"])
             .arg(&socket)
             .uid(uid)
-            .gid(uid)
+            .gid(gid)
             .output()
             .unwrap();
         into_run(out)
     };
-    let nobody = 65534;
+    let (nobody, other_gid) = (65534, 65533);
     let mut agent = Agent::start(&tpm, &socket, &[]);
     std::fs::set_permissions(socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // The socket is 0660: a stranger cannot even connect. Opened up, the agent itself refuses it.
     assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o660);
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let r = status_as(nobody);
+    let r = status_as(nobody, nobody);
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("refused") && r.stderr.contains("uid 65534"), "{}", r.stderr);
     assert!(agent.count("errors") >= 1, "the refusal is counted");
@@ -412,7 +431,50 @@ fn a_peer_whose_uid_is_not_allowed_is_refused() {
     // Allowed by --allow-uid, the same client is served.
     let mut agent = Agent::start(&tpm, &socket, &["--allow-uid", "65534"]);
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let r = status_as(nobody);
+    let r = status_as(nobody, nobody);
     assert_eq!(r.code, 0, "{r:?}");
     agent.stop();
+
+    // --allow-gid: a client whose primary gid is listed is served, the same uid under another gid is not.
+    let mut agent = Agent::start(&tpm, &socket, &["--allow-gid", &other_gid.to_string()]);
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let r = status_as(nobody, other_gid);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = status_as(nobody, nobody);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("refused") && r.stderr.contains("gid 65534"), "{}", r.stderr);
+    agent.stop();
+}
+
+#[test]
+fn max_quotes_per_second_spaces_the_tpm_quotes() {
+    let tpm = SwTpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/agent.sock");
+    let agent = Agent::start(&tpm, &socket, &["--max-quotes-per-second", "2", "--batch-window", "0"]);
+    assert_eq!(agent.status()["max_quotes_per_second"], 2);
+    let sel: runtrust_attestation::PcrSelection = "sha256:0,1,2,3,4,5,6,7".parse().unwrap();
+    let mut client = AgentTpm::connect(&socket).unwrap();
+    // One at a time: each request is a quote of its own, begun at least 500 ms after the one before.
+    let start = std::time::Instant::now();
+    for i in 0..5u8 {
+        let q = client.quote_nonce(&[i + 1; 32], &sel).unwrap();
+        assert!(q.batch.is_none(), "a lone request is quoted alone");
+    }
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(2000), "5 quotes at 2/s took {took:?}");
+    // At once: requests wait for the next permitted quote and share it.
+    let before = agent.count("quotes");
+    let threads: Vec<_> = (0..12u8)
+        .map(|i| {
+            let (socket, sel) = (socket.clone(), sel.clone());
+            std::thread::spawn(move || AgentTpm::connect(&socket).unwrap().quote_nonce(&[0x80 + i; 32], &sel).unwrap())
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let quotes = agent.count("quotes") - before;
+    assert!((1..=4).contains(&quotes), "12 requests at a cap of 2/s took {quotes} quotes");
+    assert_eq!(agent.count("quote_requests"), 17);
 }
