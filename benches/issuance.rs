@@ -251,6 +251,7 @@ fn bench_pipeline(c: &mut Criterion) {
         principal_id: principal.id.clone(),
         selection: "sha256:0,1,2,3,4,5,6,7".parse().expect("selection"),
         expires_at: u64::MAX,
+        host_clock: None,
     };
     let store = OneNonceStore {
         inner: SledStore::open(&dir.path().join("store")).expect("store"),
@@ -302,7 +303,7 @@ fn bench_pipeline(c: &mut Criterion) {
         audience: "gw-1".into(),
         ttl_secs: Some(300),
         ak_name: hex::encode(ak.name()),
-        quote: QuoteEvidence { attest, signature: vector("signature"), pcrs },
+        quote: QuoteEvidence { attest, signature: vector("signature"), pcrs, batch: None },
         parent: None,
         for_host: None,
         event_log: None,

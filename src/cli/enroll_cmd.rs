@@ -4,7 +4,6 @@ use serde_json::json;
 
 use super::{print_json, CliResult, GlobalOpts};
 use crate::client::enroll::enroll;
-use crate::tpm::TssTpm;
 
 #[derive(clap::Args, Debug)]
 pub struct EnrollArgs {
@@ -24,8 +23,9 @@ pub fn run(a: EnrollArgs, g: &GlobalOpts) -> CliResult {
         Some(p) => pem_certificates(p)?,
         None => Vec::new(),
     };
-    let mut tpm = TssTpm::open(g.tpm_options())?;
-    let enrolled = enroll(&client, &mut tpm, &a.tags, intermediates)?;
+    // Through the agent when it answers (it activates the credential with its EK and AK), else the TPM.
+    let mut tpm = g.open_tpm()?;
+    let enrolled = enroll(&client, tpm.as_mut(), &a.tags, intermediates)?;
     if g.json {
         print_json(&json!({
             "host_id": enrolled.host_id,

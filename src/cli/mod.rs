@@ -19,6 +19,7 @@ macro_rules! eprintln {
 pub(crate) mod output;
 
 mod admin_cmd;
+mod agent_cmd;
 mod args;
 mod audit_cmd;
 mod enroll_cmd;
@@ -101,6 +102,10 @@ pub struct GlobalOpts {
     /// DATA_DIR/admin.credential).
     #[arg(long, global = true, env = "RUNTRUST_CREDENTIAL_FILE", value_name = "FILE")]
     credential: Option<PathBuf>,
+    /// The host agent's socket (docs/design.md §14); token request, exec and enroll use the agent when it
+    /// answers there, else the TPM. Default: /run/runtrust/agent.sock.
+    #[arg(long, global = true, env = "RUNTRUST_AGENT", value_name = "PATH")]
+    agent: Option<PathBuf>,
 }
 
 impl GlobalOpts {
@@ -147,6 +152,22 @@ impl GlobalOpts {
         }
     }
 
+    fn agent_socket(&self) -> PathBuf {
+        self.agent.clone().unwrap_or_else(|| PathBuf::from(crate::agent::DEFAULT_SOCKET))
+    }
+
+    /// The TPM for host flows: the agent when its socket answers, else this host's TPM directly.
+    fn open_tpm(&self) -> Result<Box<dyn crate::tpm::Tpm>, TpmError> {
+        let socket = self.agent_socket();
+        match crate::agent::AgentTpm::connect(&socket) {
+            Ok(agent) => Ok(Box::new(agent)),
+            Err(e) => {
+                tracing::debug!("no agent at {}: {e}; opening the TPM", socket.display());
+                Ok(Box::new(crate::tpm::TssTpm::open(self.tpm_options())?))
+            }
+        }
+    }
+
     fn tpm_options(&self) -> TpmOptions {
         TpmOptions {
             tcti: resolve_tcti(self.tcti.as_deref(), |k| std::env::var(k).ok()),
@@ -188,6 +209,8 @@ enum Command {
     Keys(keys_cmd::KeysCommand),
     /// Run a command only if an execution token allows it here and now (exit 125 for any failure of exec's own).
     Exec(exec_cmd::ExecArgs),
+    /// The host agent: owns the TPM, batches quotes, serves local clients on a Unix socket; `status`.
+    Agent(agent_cmd::AgentArgs),
     /// Revoke a token (and its descendants), a host or a policy (admin); list the signed feed.
     #[command(subcommand)]
     Revoke(revoke_cmd::RevokeCommand),
@@ -318,7 +341,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Agent(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
     }
     // libtss2 logs its own ERROR lines to stderr for every failed TCTI probe; runtrust reports the failure
@@ -343,6 +366,7 @@ pub fn main() -> ExitCode {
         Command::Lineage(a) => lineage_cmd::run(a, g),
         Command::Exec(a) => return exec_cmd::run(a, g),
         Command::Eventlog(c) => eventlog_cmd::run(c, g),
+        Command::Agent(a) => agent_cmd::run(a, g),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut help::command(), "runtrust", &mut out);

@@ -125,6 +125,10 @@ pub struct Challenge {
     #[serde(with = "super::selection")]
     pub selection: PcrSelection,
     pub expires_at: u64,
+    /// The host's last accepted TPM clock when the challenge was issued: the quote's may not be older.
+    /// Absent in challenges stored before it existed (then the host's current last clock applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_clock: Option<ClockInfo>,
 }
 
 /// An issued token, as the service remembers it.

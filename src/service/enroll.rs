@@ -163,12 +163,20 @@ pub async fn activate(
     let ak = Public::from_tpm2b(&pending.host.ak_public).map_err(Denial::internal)?;
     let q = &answer.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
+    // The first quote may come from the host agent's batch (docs/design.md §14).
+    let batch = q
+        .batch
+        .as_ref()
+        .map(|b| b.to_proof())
+        .transpose()
+        .map_err(|e| Denial::new(e.code(), format!("enrollment quote: nonce batch: {e}")))?;
     // Enrolling again does not reset a known TPM's clock baseline: only an admin re-baseline does (§4).
     let known = pending.host.host_id.to_string();
     let previous = blocking(&state, move |s| s.host(&known)).await?.map(|h| h.last_clock);
     let options = QuoteOptions {
         expected_selection: Some(&pending.selection),
         previous_clock: previous.as_ref(),
+        nonce_batch: batch.as_ref(),
         ..Default::default()
     };
     let verified = verify_quote(&ak, &evidence, pending.nonce.as_bytes(), &options).map_err(|e| {

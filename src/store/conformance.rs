@@ -97,6 +97,7 @@ fn challenge(n: u8, expires_at: u64) -> Challenge {
         principal_id: "p".into(),
         selection: "sha256:0".parse().unwrap(),
         expires_at,
+        host_clock: None,
     }
 }
 
@@ -381,6 +382,14 @@ pub fn issuance_updates_the_host(b: &impl Backend) {
     assert_eq!(h.last_attested, Some(attested()));
     assert_eq!(s.token("t1").unwrap().map(|t| t.audit_index), Some(1));
     assert_eq!(s.tokens().unwrap().len(), 1);
+    // An older quote appraised later (concurrent requests of one host, docs/design.md §14) leaves the
+    // host's latest clock and the state quoted then.
+    let older = ClockInfo { clock: 9, ..clock };
+    let stale = AttestedState { pcr_digest: "11".into(), ..attested() };
+    s.record_issuance(&token("t2", None), &entry(), &hid(1), &older, &stale).unwrap();
+    let h = s.host(&hid(1)).unwrap().unwrap();
+    assert_eq!((h.last_clock, h.last_attested), (clock, Some(attested())));
+    assert_eq!(s.tokens().unwrap().len(), 2, "the token is recorded all the same");
 }
 
 pub fn rebaseline_forgets_the_clock(b: &impl Backend) {

@@ -247,8 +247,12 @@ impl Store for SledStore {
                         Ok(h) => h,
                         Err(e) => return abort(e),
                     };
-                    h.last_clock = *clock;
-                    h.last_attested = Some(attested.clone());
+                    // Concurrent requests of one host may be appraised out of TPM order (docs/design.md
+                    // §14 batches): the host keeps its latest clock and the state quoted then.
+                    if runtrust_attestation::clock::not_earlier(clock, &h.last_clock) {
+                        h.last_clock = *clock;
+                        h.last_attested = Some(attested.clone());
+                    }
                     match encode(&h) {
                         Ok(v) => hosts.insert(host_id.as_bytes(), v)?,
                         Err(e) => return abort(e),
