@@ -30,6 +30,7 @@ mod policy_cmd;
 mod quote_cmd;
 mod revoke_cmd;
 mod service_cmd;
+mod store_cmd;
 mod token_cmd;
 mod tpm2_tools;
 mod tpm_cmd;
@@ -198,6 +199,9 @@ enum Command {
     /// TCG event logs (measured boot), offline: show, replay.
     #[command(subcommand)]
     Eventlog(eventlog_cmd::EventlogCommand),
+    /// The service's store: migrate from the embedded store to PostgreSQL.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
 }
 
 /// How a command failed, which decides the exit code.
@@ -318,6 +322,7 @@ pub fn main() -> ExitCode {
         Command::Lineage(a) => lineage_cmd::run(a, g),
         Command::Exec(a) => return exec_cmd::run(a, g),
         Command::Eventlog(c) => eventlog_cmd::run(c, g),
+        Command::Store(c) => store_cmd::run(c, g),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
