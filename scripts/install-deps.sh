@@ -4,9 +4,10 @@
 #   libtss2-dev          tpm2-tss, which tss-esapi links against
 #   tpm2-tools           interoperability tests (tpm2_quote, tpm2_checkquote)
 #   pkg-config, gcc      building the -sys crates
+#   postgresql           the PostgreSQL store and replica tests (scripts/pg.sh starts a throwaway cluster)
 set -euo pipefail
 
-PKGS=(swtpm swtpm-tools libtss2-dev tpm2-tools pkg-config gcc libc6-dev ca-certificates curl)
+PKGS=(swtpm swtpm-tools libtss2-dev tpm2-tools pkg-config gcc libc6-dev ca-certificates curl postgresql)
 
 missing=()
 for p in "${PKGS[@]}"; do

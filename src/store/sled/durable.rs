@@ -46,7 +46,7 @@ pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
-fn counter(tree: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
+pub(super) fn counter(tree: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
     match tree.get(key)? {
         Some(v) => <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
             key: format!("meta/{}", String::from_utf8_lossy(key)),
