@@ -18,8 +18,8 @@ pub use group_commit::GroupCommit;
 
 use super::{
     Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord,
-    HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy,
-    Swept, TokenRecord,
+    HostId, HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError,
+    StoredPolicy, Swept, TokenRecord,
 };
 
 /// Key of the next audit index in the meta tree.
@@ -157,6 +157,17 @@ impl Store for SledStore {
         entry: &AuditEntry,
     ) -> Result<EnrollOutcome, StoreError> {
         self.enroll_host_tx(host, principal_id, entry)
+    }
+
+    fn join_host(
+        &self,
+        join_id: &str,
+        now: u64,
+        principal: &Principal,
+        host: &HostRecord,
+        entry: &AuditEntry,
+    ) -> Result<Joined, StoreError> {
+        self.join_host_tx(join_id, now, principal, host, entry)
     }
 
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {
