@@ -53,7 +53,7 @@ for _ in $(seq 100); do grep -q "serving on" "$WORK/serve.out" 2>/dev/null && br
 export RUNTRUST_SERVER="$(sed -n 's/^runtrust: serving on //p' "$WORK/serve.out")"
 export RUNTRUST_SERVER_CA="$WORK/service/tls/ca.pem"
 ADMIN="$WORK/service/admin.credential"
-"$R" --credential "$ADMIN" principal add bench-host --role attester | tail -n 1 >"$WORK/host.credential"
+"$R" --credential "$ADMIN" principal add bench-host --role attester --tag env=bench | tail -n 1 >"$WORK/host.credential"
 export RUNTRUST_CREDENTIAL_FILE="$WORK/host.credential"
 
 # tpm2-tools' fastest quote: a persistent AK (no key load), as tpm2_quote is usually run on a host.

@@ -45,12 +45,12 @@ for _ in $(seq 100); do grep -q "serving on" "$WORK/serve.out" 2>/dev/null && br
 export RUNTRUST_SERVER="$(sed -n 's/^runtrust: serving on //p' "$WORK/serve.out")"
 export RUNTRUST_SERVER_CA="$WORK/service/tls/ca.pem"
 ADMIN="$WORK/service/admin.credential"
-"$R" --credential "$ADMIN" principal add bench-host --role attester | tail -n 1 >"$WORK/host.credential"
+"$R" --credential "$ADMIN" principal add bench-host --role attester --tag env=bench | tail -n 1 >"$WORK/host.credential"
 export RUNTRUST_CREDENTIAL_FILE="$WORK/host.credential"
 "$R" enroll --tag env=bench >/dev/null
 "$R" policy capture --id bench --pcrs 0-7 --tag env=bench --scope 'bench/*' --out "$WORK/policy.toml" 2>/dev/null
 "$R" --credential "$ADMIN" policy apply "$WORK/policy.toml" >/dev/null
-"$R" token request --scope 'bench/*' --audience gw --ttl 30m --out "$WORK/token" >/dev/null
+"$R" token request --scope 'bench/*' --audience gw --ttl 15m --out "$WORK/token" >/dev/null
 
 # swtpm_setup persisted the EK; the "recreated" variant needs it gone.
 tpm2_evictcontrol -C o -c 0x81010001 >/dev/null
