@@ -65,6 +65,16 @@ impl Store for OneNonceStore {
     ) -> Result<runtrust::store::EnrollOutcome, StoreError> {
         self.inner.enroll_host(h, p, a)
     }
+    fn join_host(
+        &self,
+        j: &str,
+        n: u64,
+        p: &runtrust::model::Principal,
+        h: &HostRecord,
+        a: &AuditEntry,
+    ) -> Result<runtrust::store::Joined, StoreError> {
+        self.inner.join_host(j, n, p, h, a)
+    }
     fn principal_host(&self, p: &str) -> Result<Option<HostId>, StoreError> {
         self.inner.principal_host(p)
     }
@@ -244,6 +254,7 @@ fn bench_pipeline(c: &mut Criterion) {
         created_at: 0,
         tags: vec!["env=bench".into()],
         created_by: None,
+        join: None,
     };
     let challenge = Challenge {
         nonce: nonce.parse().expect("nonce"),
@@ -251,6 +262,7 @@ fn bench_pipeline(c: &mut Criterion) {
         principal_id: principal.id.clone(),
         selection: "sha256:0,1,2,3,4,5,6,7".parse().expect("selection"),
         expires_at: u64::MAX,
+        host_clock: None,
     };
     let store = OneNonceStore {
         inner: SledStore::open(&dir.path().join("store")).expect("store"),
@@ -302,7 +314,7 @@ fn bench_pipeline(c: &mut Criterion) {
         audience: "gw-1".into(),
         ttl_secs: Some(300),
         ak_name: hex::encode(ak.name()),
-        quote: QuoteEvidence { attest, signature: vector("signature"), pcrs },
+        quote: QuoteEvidence { attest, signature: vector("signature"), pcrs, batch: None },
         parent: None,
         for_host: None,
         event_log: None,

@@ -1,5 +1,6 @@
 //! runtrust: trust is established before execution begins (docs/design.md §2 is the lifecycle).
 
+pub mod agent;
 pub mod api;
 pub mod audit;
 pub mod cli;

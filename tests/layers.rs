@@ -22,10 +22,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("api", &["model", "audit"]),
     ("client", &["api", "model", "tpm", "token", "fsutil"]),
     ("gateway", &["api", "client", "model", "token", "tpm", "fsutil"]),
+    // The host agent (docs/design.md §14) sits beside service, gateway and client under cli.
+    ("agent", &["api", "model", "tpm"]),
     ("service", &["api", "audit", "config", "fsutil", "model", "policy", "principal", "scope", "store", "token"]),
     (
         "cli",
         &[
+            "agent",
             "api",
             "audit",
             "client",

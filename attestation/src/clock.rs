@@ -59,6 +59,12 @@ pub fn check_clock(current: &ClockInfo, previous: Option<&ClockInfo>) -> Result<
     Ok(())
 }
 
+/// Whether `current` is not earlier than `previous` in TPM time, by the order [`check_clock`] checks (the
+/// `safe` flag aside): what a store keeps as a host's last clock when quotes are appraised out of order.
+pub fn not_earlier(current: &ClockInfo, previous: &ClockInfo) -> bool {
+    check_clock(&ClockInfo { safe: true, ..*current }, Some(previous)).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +96,16 @@ mod tests {
         unsafe_clock.safe = false;
         assert_eq!(check_clock(&unsafe_clock, None), Err(ClockError::Unsafe));
         assert_eq!(check_clock(&unsafe_clock, None).unwrap_err().code(), DenialCode::ClockRegressed);
+    }
+
+    #[test]
+    fn not_earlier_orders_by_reset_restart_clock() {
+        let prev = ci(1000, 5, 2);
+        assert!(not_earlier(&ci(1000, 5, 2), &prev));
+        assert!(not_earlier(&ci(10, 6, 0), &prev));
+        assert!(not_earlier(&ci(10, 5, 3), &prev));
+        assert!(!not_earlier(&ci(999, 5, 2), &prev));
+        assert!(!not_earlier(&ci(2000, 4, 9), &prev));
+        assert!(not_earlier(&ClockInfo { safe: false, ..ci(1001, 5, 2) }, &prev), "safe is not an order");
     }
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ak;
+pub mod batch;
 pub mod clock;
 pub mod credential;
 pub mod denial;

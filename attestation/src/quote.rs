@@ -1,6 +1,7 @@
 //! Quote appraisal (Part 3 §18.4 TPM2_Quote): is this TPMS_ATTEST a genuine quote, by this AK, under this
 //! nonce, over exactly these PCR values?
 
+use crate::batch::{verify_inclusion, BatchError, InclusionProof};
 use crate::clock::{check_clock, ClockError};
 use crate::denial::DenialCode;
 use crate::signing::{check_scheme, verify_signature, SignatureError};
@@ -28,6 +29,9 @@ pub struct QuoteOptions<'a> {
     pub expected_selection: Option<&'a PcrSelection>,
     /// The clock of the last quote accepted from this TPM.
     pub previous_clock: Option<&'a ClockInfo>,
+    /// docs/design.md §14: the quote attests a batch of nonces; extraData is the batch root that this
+    /// inclusion proof must lead to from the nonce. None: extraData must be the nonce itself.
+    pub nonce_batch: Option<&'a InclusionProof>,
 }
 
 /// What a verified quote proves.
@@ -52,6 +56,8 @@ pub enum QuoteError {
     NotTpmGenerated(u32),
     #[error("TPMS_ATTEST.extraData does not equal the expected nonce")]
     NonceMismatch,
+    #[error("nonce batch: {0}")]
+    Batch(BatchError),
     #[error("the signed PCR selection {signed} is not the requested selection {expected}")]
     SelectionNotRequested { signed: String, expected: String },
     #[error("the claimed PCR values do not cover exactly the signed selection {signed}: missing {missing:?}, not signed {unsigned:?}")]
@@ -73,6 +79,7 @@ impl QuoteError {
             | QuoteError::EmptySelection => DenialCode::QuoteMalformed,
             QuoteError::Signature(e) => e.code(),
             QuoteError::NonceMismatch => DenialCode::NonceMismatch,
+            QuoteError::Batch(e) => e.code(),
             QuoteError::SelectionNotRequested { .. }
             | QuoteError::PcrSelectionMismatch { .. }
             | QuoteError::PcrDigestMismatch { .. } => DenialCode::PcrMismatch,
@@ -117,8 +124,11 @@ pub fn verify_quote_with_key(
     if attest.magic != TPM_GENERATED_VALUE {
         return Err(QuoteError::NotTpmGenerated(attest.magic));
     }
-    if !crate::ct_eq(&attest.extra_data, nonce) {
-        return Err(QuoteError::NonceMismatch);
+    match options.nonce_batch {
+        // docs/design.md §14: the root recomputed from the nonce and its proof, compared in constant time.
+        Some(proof) => verify_inclusion(nonce, proof, &attest.extra_data).map_err(QuoteError::Batch)?,
+        None if !crate::ct_eq(&attest.extra_data, nonce) => return Err(QuoteError::NonceMismatch),
+        None => {}
     }
 
     let signed = &attest.quote.pcr_select;

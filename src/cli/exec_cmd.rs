@@ -9,7 +9,6 @@ use clap::builder::NonEmptyStringValueParser;
 
 use super::{report, CliError, GlobalOpts};
 use crate::gateway::{ExecRequest, GatewayError, Outcome, DENIED_EXIT};
-use crate::tpm::{Tpm, TssTpm};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Checks, in order, before CMD starts (any failure: exit 125, CMD never started):\n\
@@ -63,8 +62,7 @@ pub fn run(a: ExecArgs, g: &GlobalOpts) -> ExitCode {
     let request = ExecRequest { token, scope: a.scope, audience: a.audience, argv: a.command };
     let connect = || g.client_options().connect();
     let gateway = g.gateway(a.keys.as_deref(), a.issuer, &connect);
-    let tpm_options = g.tpm_options();
-    let mut open_tpm = || TssTpm::open(tpm_options.clone()).map(|t| Box::new(t) as Box<dyn Tpm>);
+    let mut open_tpm = || g.open_tpm();
     let grant = match gateway.authorize(&request, &mut open_tpm) {
         Ok(grant) => grant,
         Err(e) => {

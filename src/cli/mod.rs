@@ -19,12 +19,14 @@ macro_rules! eprintln {
 pub(crate) mod output;
 
 mod admin_cmd;
+mod agent_cmd;
 mod args;
 mod audit_cmd;
 mod enroll_cmd;
 mod eventlog_cmd;
 mod exec_cmd;
 mod help;
+mod join_cmd;
 mod keys_cmd;
 mod lineage_cmd;
 mod policy_cmd;
@@ -98,17 +100,28 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "RUNTRUST_SERVER_CA", value_name = "FILE")]
     server_ca: Option<PathBuf>,
     /// File holding this principal's bearer credential (init writes the first admin's to
-    /// DATA_DIR/admin.credential).
+    /// DATA_DIR/admin.credential). Default: STATE_DIR/credential if present (written by enroll --join-token).
     #[arg(long, global = true, env = "RUNTRUST_CREDENTIAL_FILE", value_name = "FILE")]
     credential: Option<PathBuf>,
+    /// The host agent's socket (docs/design.md §14); token request, exec and enroll use the agent when it
+    /// answers there, else the TPM. Default: /run/runtrust/agent.sock.
+    #[arg(long, global = true, env = "RUNTRUST_AGENT", value_name = "PATH")]
+    agent: Option<PathBuf>,
 }
+
+/// The host's own credential in its state directory, after `enroll --join-token` (docs/design.md §5).
+pub(crate) const JOINED_CREDENTIAL: &str = "credential";
 
 impl GlobalOpts {
     pub(crate) fn client_options(&self) -> crate::client::ClientOptions {
         crate::client::ClientOptions {
             server: self.server.clone(),
             server_ca: self.server_ca.clone(),
-            credential: self.credential.clone(),
+            credential: self.credential.clone().or_else(|| {
+                // Written by `enroll --join-token` (docs/design.md §5): the host's own credential.
+                let joined = self.state_dir().join(JOINED_CREDENTIAL);
+                joined.is_file().then_some(joined)
+            }),
         }
     }
 
@@ -147,6 +160,22 @@ impl GlobalOpts {
         }
     }
 
+    fn agent_socket(&self) -> PathBuf {
+        self.agent.clone().unwrap_or_else(|| PathBuf::from(crate::agent::DEFAULT_SOCKET))
+    }
+
+    /// The TPM for host flows: the agent when its socket answers, else this host's TPM directly.
+    fn open_tpm(&self) -> Result<Box<dyn crate::tpm::Tpm>, TpmError> {
+        let socket = self.agent_socket();
+        match crate::agent::AgentTpm::connect(&socket) {
+            Ok(agent) => Ok(Box::new(agent)),
+            Err(e) => {
+                tracing::debug!("no agent at {}: {e}; opening the TPM", socket.display());
+                Ok(Box::new(crate::tpm::TssTpm::open(self.tpm_options())?))
+            }
+        }
+    }
+
     fn tpm_options(&self) -> TpmOptions {
         TpmOptions {
             tcti: resolve_tcti(self.tcti.as_deref(), |k| std::env::var(k).ok()),
@@ -177,6 +206,9 @@ enum Command {
     /// Enrolled hosts: list, show (admin, auditor); tag, unrevoke (admin).
     #[command(subcommand)]
     Hosts(admin_cmd::HostsCommand),
+    /// Join tokens for onboarding hosts in batches: create, list, revoke (admin).
+    #[command(subcommand)]
+    JoinToken(join_cmd::JoinTokenCommand),
     /// Policies: check, hash, apply, list, capture from a golden host, sign.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -188,6 +220,8 @@ enum Command {
     Keys(keys_cmd::KeysCommand),
     /// Run a command only if an execution token allows it here and now (exit 125 for any failure of exec's own).
     Exec(exec_cmd::ExecArgs),
+    /// The host agent: owns the TPM, batches quotes, serves local clients on a Unix socket; `status`.
+    Agent(agent_cmd::AgentArgs),
     /// Revoke a token (and its descendants), a host or a policy (admin); list the signed feed.
     #[command(subcommand)]
     Revoke(revoke_cmd::RevokeCommand),
@@ -318,7 +352,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Agent(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
     }
     // libtss2 logs its own ERROR lines to stderr for every failed TCTI probe; runtrust reports the failure
@@ -335,6 +369,7 @@ pub fn main() -> ExitCode {
         Command::Enroll(a) => enroll_cmd::run(a, g),
         Command::Principal(c) => admin_cmd::principal(c, g),
         Command::Hosts(c) => admin_cmd::hosts(c, g),
+        Command::JoinToken(c) => join_cmd::run(c, g),
         Command::Policy(c) => policy_cmd::run(c, g),
         Command::Token(c) => token_cmd::run(c, g),
         Command::Keys(c) => keys_cmd::run(c, g),
@@ -343,6 +378,7 @@ pub fn main() -> ExitCode {
         Command::Lineage(a) => lineage_cmd::run(a, g),
         Command::Exec(a) => return exec_cmd::run(a, g),
         Command::Eventlog(c) => eventlog_cmd::run(c, g),
+        Command::Agent(a) => agent_cmd::run(a, g),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut help::command(), "runtrust", &mut out);

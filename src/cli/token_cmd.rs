@@ -12,7 +12,6 @@ use crate::client::token::{request_token, Ask};
 use crate::fsutil;
 use crate::model::{Clock, SystemClock};
 use crate::token::{claims_json, decode_unverified, KeySet, TokenError, MAX_TOKEN_BYTES};
-use crate::tpm::TssTpm;
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
@@ -82,9 +81,9 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
                 return Err(CliError::denied(e.code(), format!("--parent: {e}")));
             }
             let client = g.client()?;
-            let mut tpm = TssTpm::open(g.tpm_options())?;
+            let mut tpm = g.open_tpm()?;
             let ask = Ask { scope, audience, ttl_secs, parent, for_host, event_log };
-            let issued = request_token(&client, &mut tpm, &ask)?;
+            let issued = request_token(&client, tpm.as_mut(), &ask)?;
             fsutil::write_private(&out, &issued.token).with_context(|| format!("writing {}", out.display()))?;
             if g.json {
                 print_json(&json!({

@@ -13,7 +13,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::api::{Problem, QuoteEvidence};
+use crate::api::{BatchProof, Problem, QuoteEvidence};
 use crate::tpm::{Tpm, TpmError};
 
 /// System CA bundle (Debian/Ubuntu), used when no --server-ca is given.
@@ -74,8 +74,10 @@ pub fn quote_challenge(tpm: &mut dyn Tpm, nonce: &str, selection: &str) -> Resul
     let nonce = hex::decode(nonce).map_err(|e| HostFlowError::Challenge(format!("nonce: {e}")))?;
     let selection: runtrust_attestation::PcrSelection =
         selection.parse().map_err(|e| HostFlowError::Challenge(format!("PCR selection: {e}")))?;
-    let q = tpm.quote(&nonce, &selection)?;
-    Ok(QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs })
+    // docs/design.md §14: through the host agent the quote may attest a batch, with this nonce's proof.
+    let q = tpm.quote_nonce(&nonce, &selection)?;
+    let batch = q.batch.as_ref().map(BatchProof::from);
+    Ok(QuoteEvidence { attest: q.quote.attest, signature: q.quote.signature, pcrs: q.quote.pcrs, batch })
 }
 
 pub struct Client {

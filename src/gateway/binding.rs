@@ -32,6 +32,8 @@ impl BindingError {
             // A TPM clock that is unsafe or ran back is its own condition (an unclean shutdown, a cleared or
             // restored TPM), not a different TPM: the quote's own code, clock_regressed (docs/design.md §4).
             BindingError::QuoteInvalid(e @ QuoteError::Clock(_)) => e.code(),
+            // A batch proof that does not hold (docs/design.md §14): the quote does not carry this nonce.
+            BindingError::QuoteInvalid(QuoteError::Batch(e)) => e.code(),
             BindingError::OtherTpm { .. } | BindingError::QuoteInvalid(_) => DenialCode::RuntimeIdentityMismatch,
             BindingError::PcrChanged { .. } => DenialCode::PcrMismatch,
             BindingError::Selection(_) => DenialCode::SignatureInvalid,
@@ -61,9 +63,17 @@ pub fn prove_binding(tpm: &mut dyn Tpm, claims: &Claims) -> Result<(), BindingEr
         claims.pcr_selection.parse().map_err(|_| BindingError::Selection(claims.pcr_selection.clone()))?;
     let mut nonce = [0u8; 32];
     SystemRandom::new().fill(&mut nonce).map_err(|_| BindingError::Random)?;
-    let q = tpm.quote(&nonce, &selection)?;
+    // The quote may come from the host agent's batch (docs/design.md §14): then the proof must lead from
+    // this nonce to its extraData, or the binding is not proved.
+    let shared = tpm.quote_nonce(&nonce, &selection)?;
+    let q = &shared.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
-    let options = QuoteOptions { allow_sha1: false, expected_selection: Some(&selection), previous_clock: None };
+    let options = QuoteOptions {
+        allow_sha1: false,
+        expected_selection: Some(&selection),
+        previous_clock: None,
+        nonce_batch: shared.batch.as_ref(),
+    };
     let (key, scheme) = claims.ak_key();
     let verified =
         verify_quote_with_key(key, scheme, &evidence, &nonce, &options).map_err(BindingError::QuoteInvalid)?;
@@ -81,9 +91,15 @@ pub fn prove_binding(tpm: &mut dyn Tpm, claims: &Claims) -> Result<(), BindingEr
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use runtrust_attestation::batch::NonceBatch;
     use runtrust_attestation::clock::ClockError;
+    use runtrust_attestation::{Attest, HashAlg, PcrValues, Public};
 
     use super::*;
+    use crate::token::{ConfirmationKey, EAT_PROFILE};
+    use crate::tpm::{NonceQuote, Quote, TpmInfo};
 
     #[test]
     fn an_unsafe_or_regressed_clock_is_clock_regressed_with_a_hint() {
@@ -94,5 +110,85 @@ mod tests {
         }
         let other = BindingError::QuoteInvalid(QuoteError::NonceMismatch);
         assert_eq!(other.code(), DenialCode::RuntimeIdentityMismatch);
+    }
+
+    fn vector(file: &str) -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors/batch").join(file);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// A host agent that answers every nonce with the recorded batch quote (a genuine quote by the AK, over
+    /// another batch's root) and a proof it made up for the gateway's nonce.
+    struct OtherBatchAgent;
+
+    impl Tpm for OtherBatchAgent {
+        fn info(&mut self) -> Result<TpmInfo, TpmError> {
+            Err(TpmError::Unexpected { what: "test", detail: "unused".into() })
+        }
+        fn pcr_read(&mut self, _: &PcrSelection) -> Result<PcrValues, TpmError> {
+            Err(TpmError::Unexpected { what: "test", detail: "unused".into() })
+        }
+        fn pcr_extend(&mut self, _: HashAlg, _: u8, _: &[u8]) -> Result<(), TpmError> {
+            Ok(())
+        }
+        fn ek_public(&mut self) -> Result<Public, TpmError> {
+            self.ak_public()
+        }
+        fn ek_certificate(&mut self) -> Result<Option<Vec<u8>>, TpmError> {
+            Ok(None)
+        }
+        fn ek_intermediates(&mut self) -> Result<Vec<Vec<u8>>, TpmError> {
+            Ok(Vec::new())
+        }
+        fn ak_public(&mut self) -> Result<Public, TpmError> {
+            Ok(Public::from_tpm2b(&vector("ak.pub")).unwrap())
+        }
+        fn quote(&mut self, _: &[u8], _: &PcrSelection) -> Result<Quote, TpmError> {
+            Err(TpmError::Unexpected { what: "test", detail: "unused".into() })
+        }
+        fn quote_nonce(&mut self, nonce: &[u8], _: &PcrSelection) -> Result<NonceQuote, TpmError> {
+            let quote = Quote {
+                attest: vector("attest"),
+                signature: vector("signature"),
+                pcrs: serde_json::from_slice(&vector("pcrs.json")).unwrap(),
+            };
+            let made_up = NonceBatch::new(&[nonce, &[7u8; 32][..]]).unwrap().proof(0);
+            Ok(NonceQuote { quote, batch: made_up })
+        }
+        fn activate_credential(&mut self, _: &[u8], _: &[u8]) -> Result<Vec<u8>, TpmError> {
+            Ok(vec![])
+        }
+    }
+
+    #[test]
+    fn a_batch_proof_that_does_not_hold_for_the_gateways_nonce_is_nonce_mismatch() {
+        let ak = Public::from_tpm2b(&vector("ak.pub")).unwrap();
+        let digest = Attest::parse_quote(&vector("attest")).unwrap().quote.pcr_digest;
+        let claims = Claims {
+            iss: "test".into(),
+            sub: format!("sha256:{}", "ab".repeat(32)),
+            aud: "gw".into(),
+            exp: 2,
+            nbf: 0,
+            iat: 0,
+            cti: vec![1; 16],
+            cnf: ConfirmationKey::from_public(&ak).unwrap(),
+            eat_nonce: vec![2; 32],
+            eat_profile: EAT_PROFILE.into(),
+            scope: "deploy/*".into(),
+            initiator: "alice".into(),
+            policy_id: "web".into(),
+            policy_hash: vec![3; 32],
+            pcr_bank: "sha256".into(),
+            pcr_selection: "sha256:0,1,2,3,4,5,6,7".into(),
+            pcr_digest: digest,
+            parent_cti: None,
+            delegation_depth: 0,
+            audit_index: None,
+            single_use: false,
+        };
+        let e = prove_binding(&mut OtherBatchAgent, &claims).unwrap_err();
+        assert!(matches!(e, BindingError::QuoteInvalid(QuoteError::Batch(_))), "{e}");
+        assert_eq!(e.code(), DenialCode::NonceMismatch);
     }
 }

@@ -33,6 +33,7 @@ pub async fn challenge(State(state): State<AppState>, caller: Caller) -> Result<
         principal_id: caller.0.id.clone(),
         selection: selection_for(&host, &policies),
         expires_at: now + state.config.limits.challenge_ttl_secs,
+        host_clock: Some(host.last_clock),
     };
     let answer = ChallengeResponse {
         nonce: c.nonce.to_string(),

@@ -7,8 +7,8 @@ use runtrust_attestation::ClockInfo;
 
 use super::{
     lift_key, revoked_key, Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart,
-    ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation,
-    RevocationKind, Role, Store, StoreError, Swept, TokenRecord,
+    ExecutionEnd, ExecutionRecord, HostId, HostRecord, JoinAllowance, JoinRefusal, Joined, Nonce, NonceState,
+    PendingEnrollment, Principal, Revocation, RevocationKind, Role, Store, StoreError, Swept, TokenRecord,
 };
 
 /// A backend under test.
@@ -45,6 +45,9 @@ macro_rules! store_conformance {
             lengths_count_what_is_durable,
             reads_see_a_durable_dense_prefix,
             probe_changes_nothing_visible,
+            join_tokens_are_spent_use_by_use,
+            a_host_that_joins_again_keeps_its_principal,
+            concurrent_joins_never_overspend,
         );
     };
     (@tests $backend:ty; $($check:ident),* $(,)?) => {
@@ -97,6 +100,7 @@ fn challenge(n: u8, expires_at: u64) -> Challenge {
         principal_id: "p".into(),
         selection: "sha256:0".parse().unwrap(),
         expires_at,
+        host_clock: None,
     }
 }
 
@@ -152,6 +156,7 @@ fn principal(id: &str, name: &str) -> Principal {
         created_at: 0,
         tags: vec!["role=web".into()],
         created_by: Some("admin".into()),
+        join: None,
     }
 }
 
@@ -381,6 +386,14 @@ pub fn issuance_updates_the_host(b: &impl Backend) {
     assert_eq!(h.last_attested, Some(attested()));
     assert_eq!(s.token("t1").unwrap().map(|t| t.audit_index), Some(1));
     assert_eq!(s.tokens().unwrap().len(), 1);
+    // An older quote appraised later (concurrent requests of one host, docs/design.md §14) leaves the
+    // host's latest clock and the state quoted then.
+    let older = ClockInfo { clock: 9, ..clock };
+    let stale = AttestedState { pcr_digest: "11".into(), ..attested() };
+    s.record_issuance(&token("t2", None), &entry(), &hid(1), &older, &stale).unwrap();
+    let h = s.host(&hid(1)).unwrap().unwrap();
+    assert_eq!((h.last_clock, h.last_attested), (clock, Some(attested())));
+    assert_eq!(s.tokens().unwrap().len(), 2, "the token is recorded all the same");
 }
 
 pub fn rebaseline_forgets_the_clock(b: &impl Backend) {
@@ -599,4 +612,101 @@ pub fn probe_changes_nothing_visible(b: &impl Backend) {
     assert!(s.principals().unwrap().is_empty() && s.hosts().unwrap().is_empty() && s.policies().unwrap().is_empty());
     drop(s);
     assert_eq!(b.open().append_audit(&entry()).unwrap(), 1, "the next index follows");
+}
+
+fn join_token(id: &str, uses: u32, expires_at: u64) -> Principal {
+    let join = Some(JoinAllowance { uses, used: 0, expires_at });
+    Principal { role: Role::JoinToken, name: format!("join-{id}"), join, ..principal(id, "") }
+}
+
+fn joined_id(j: Joined) -> String {
+    match j {
+        Joined::Enrolled { principal_id, .. } => principal_id,
+        Joined::Refused(r) => panic!("refused: {r}"),
+    }
+}
+
+/// docs/design.md §5: each join spends one use with its audit entry; unknown, expired and spent tokens are
+/// refused and write nothing; the host's own attester principal is stored and bound.
+pub fn join_tokens_are_spent_use_by_use(b: &impl Backend) {
+    let s = b.open();
+    s.add_principal(&join_token("j1", 2, 100), &entry()).unwrap();
+    let joined = s.join_host("j1", 50, &principal("h1", "host-1"), &host(1, "ak1"), &entry()).unwrap();
+    assert_eq!(joined, Joined::Enrolled { outcome: EnrollOutcome::New, principal_id: "h1".into() });
+    assert_eq!(s.principal_host("h1").unwrap(), Some(hid(1)));
+    assert_eq!(s.principal("h1").unwrap().unwrap().role, Role::Attester);
+    assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 1);
+    let before = s.audit_len().unwrap();
+    assert_eq!(
+        s.join_host("j1", 101, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Expired)
+    );
+    assert_eq!(
+        s.join_host("nope", 50, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Unknown)
+    );
+    // An ordinary attester is no join token.
+    s.add_principal(&principal("a1", "attester"), &entry()).unwrap();
+    let before_attester = s.audit_len().unwrap();
+    assert_eq!(before_attester, before + 1);
+    assert_eq!(
+        s.join_host("a1", 50, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Unknown)
+    );
+    assert_eq!(joined_id(s.join_host("j1", 60, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap()), "h2");
+    assert_eq!(
+        s.join_host("j1", 60, &principal("h3", "host-3"), &host(3, "ak3"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Spent)
+    );
+    assert_eq!(s.audit_len().unwrap(), before_attester + 1, "only the join that happened is recorded");
+    assert_eq!(s.principal("h3").unwrap(), None, "a refused join stores no principal");
+    assert_eq!(s.host(&hid(3)).unwrap(), None);
+    // An AK of another host: a Conflict, and the use is not spent.
+    s.add_principal(&join_token("j2", 1, 100), &entry()).unwrap();
+    let stolen = HostRecord { ak_name: "ak1".into(), ..host(4, "ak1") };
+    assert!(matches!(
+        s.join_host("j2", 60, &principal("h4", "host-4"), &stolen, &entry()),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.principal("j2").unwrap().unwrap().join.unwrap().used, 0);
+    assert_eq!(s.principal("h4").unwrap(), None);
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 2, "durable");
+}
+
+/// A host that lost its credential joins again: its own principal takes the new secret; a same-named
+/// principal that is not that host's is a Conflict.
+pub fn a_host_that_joins_again_keeps_its_principal(b: &impl Backend) {
+    let s = b.open();
+    s.add_principal(&join_token("j1", 3, 100), &entry()).unwrap();
+    assert_eq!(joined_id(s.join_host("j1", 10, &principal("h1", "host-1"), &host(1, "ak1"), &entry()).unwrap()), "h1");
+    let again = Principal { secret_sha256: "y".into(), ..principal("h9", "host-1") };
+    let joined = s.join_host("j1", 20, &again, &host(1, "ak1"), &entry()).unwrap();
+    assert_eq!(joined, Joined::Enrolled { outcome: EnrollOutcome::Unchanged, principal_id: "h1".into() });
+    assert_eq!(s.principal("h1").unwrap().unwrap().secret_sha256, "y", "the new secret");
+    assert_eq!(s.principal("h9").unwrap(), None);
+    // host-1's name on another host's join: refused.
+    let clash = principal("h8", "host-1");
+    assert!(matches!(s.join_host("j1", 20, &clash, &host(2, "ak2"), &entry()), Err(StoreError::Conflict(_))));
+    assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 2);
+}
+
+/// Racing joins on one token: exactly `uses` succeed.
+pub fn concurrent_joins_never_overspend(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    s.add_principal(&join_token("j1", 3, 100), &entry()).unwrap();
+    let handles: Vec<_> = (1..=8u8)
+        .map(|n| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let p = principal(&format!("h{n}"), &format!("host-{n}"));
+                s.join_host("j1", 10, &p, &host(n, &format!("ak{n}")), &entry()).unwrap()
+            })
+        })
+        .collect();
+    let joined = handles.into_iter().map(|h| h.join().unwrap()).filter(|j| matches!(j, Joined::Enrolled { .. }));
+    assert_eq!(joined.count(), 3);
+    assert_eq!(s.hosts().unwrap().len(), 3);
+    assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 3);
 }

@@ -33,6 +33,10 @@ pub enum TpmError {
     State { path: PathBuf, source: std::io::Error },
     #[error("AK blob {path} is corrupt: {detail}")]
     CorruptAk { path: PathBuf, detail: String },
+    /// The host agent (docs/design.md §14) answered, but not with what was asked; `unavailable` when it
+    /// reports that it cannot reach the TPM, or went away mid-request.
+    #[error("host agent {socket}: {detail}")]
+    Agent { socket: PathBuf, detail: String, unavailable: bool },
 }
 
 use runtrust_attestation::HashAlg;
@@ -40,7 +44,7 @@ use runtrust_attestation::HashAlg;
 impl TpmError {
     /// A TPM that cannot be reached, or stays busy, is "unavailable" (exit code 4); everything else is an error.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, TpmError::Unreachable { .. } | TpmError::Busy { .. })
+        matches!(self, TpmError::Unreachable { .. } | TpmError::Busy { .. } | TpmError::Agent { unavailable: true, .. })
     }
 
     pub fn code(&self) -> DenialCode {

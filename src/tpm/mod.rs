@@ -11,6 +11,7 @@ mod state;
 mod tcti;
 mod tss;
 
+use runtrust_attestation::batch::InclusionProof;
 use runtrust_attestation::{HashAlg, PcrSelection, PcrValues, Public};
 
 pub use ek::{ek_persistent_handle, PersistedEk, EK_HANDLE_ECC, EK_HANDLE_ECC_P384, EK_HANDLE_RSA};
@@ -59,6 +60,14 @@ pub struct Quote {
     pub pcrs: PcrValues,
 }
 
+/// A quote for one requester's nonce (docs/design.md §14): `batch` is that nonce's inclusion proof when the
+/// quote's extraData is the root of a nonce batch (the host agent's), None when extraData is the nonce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NonceQuote {
+    pub quote: Quote,
+    pub batch: Option<InclusionProof>,
+}
+
 /// What `runtrust tpm info` reports.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TpmInfo {
@@ -100,6 +109,11 @@ pub trait Tpm {
     fn ak_public(&mut self) -> Result<Public, TpmError>;
     /// Quotes `selection` under `nonce` with the AK and reads the matching PCR values.
     fn quote(&mut self, nonce: &[u8], selection: &PcrSelection) -> Result<Quote, TpmError>;
+    /// A quote that attests `nonce`, possibly shared with other requesters (docs/design.md §14). A TPM of
+    /// one's own quotes the nonce itself; the host agent may answer with a batch quote and its proof.
+    fn quote_nonce(&mut self, nonce: &[u8], selection: &PcrSelection) -> Result<NonceQuote, TpmError> {
+        Ok(NonceQuote { quote: self.quote(nonce, selection)?, batch: None })
+    }
     /// TPM2_ActivateCredential (Part 3 §12.5) with the AK as the credential's object and the EK as the
     /// key that decrypts the seed: returns the secret only if both live in this TPM.
     fn activate_credential(&mut self, credential_blob: &[u8], encrypted_secret: &[u8]) -> Result<Vec<u8>, TpmError>;

@@ -342,6 +342,7 @@ impl SwTpm {
             .args(args)
             .env("RUNTRUST_TCTI", tcti)
             .env("RUNTRUST_STATE_DIR", self.host_state_dir())
+            .env("RUNTRUST_AGENT", self.dir.path().join("no-agent.sock"))
             .env_remove("TPM2TOOLS_TCTI")
             .output()
             .expect("run runtrust");
@@ -487,7 +488,9 @@ impl Service {
             .env("RUNTRUST_SERVER", &self.url)
             .env("RUNTRUST_SERVER_CA", self.ca())
             .env_remove("RUNTRUST_CREDENTIAL_FILE")
-            .env_remove("TPM2TOOLS_TCTI");
+            .env_remove("TPM2TOOLS_TCTI")
+            // No host agent unless a test starts one (a system agent at the default socket never joins in).
+            .env("RUNTRUST_AGENT", self.dir.path().join("no-agent.sock"));
         if let Some(c) = credential {
             cmd.env("RUNTRUST_CREDENTIAL_FILE", c);
         }

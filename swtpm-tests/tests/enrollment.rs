@@ -133,7 +133,7 @@ fn wrong_activation_answer_is_activation_failed() {
     let q = t.quote(&hex::decode(&challenge.nonce).unwrap(), &selection).unwrap();
     let answer = ActivationAnswer {
         secret: secret.clone(),
-        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
+        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
     };
     let path = format!("/v1/enroll/{}", challenge.enrollment_id);
     let p = denied(c.post::<_, serde_json::Value>(&path, &answer));

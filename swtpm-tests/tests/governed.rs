@@ -651,7 +651,7 @@ fn kill9_during_token_requests_loses_nothing() {
             audience: "gw-1".into(),
             ttl_secs: None,
             ak_name: hex::encode(tpm.ak_public().unwrap().name()),
-            quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
+            quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
             parent: None,
             for_host: None,
             event_log: None,

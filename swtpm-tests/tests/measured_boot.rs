@@ -207,7 +207,7 @@ fn matching_log_gets_a_token_and_an_edited_log_does_not() {
         audience: "gw-1".into(),
         ttl_secs: None,
         ak_name: hex::encode(tss.ak_public().unwrap().name()),
-        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
+        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
         parent: None,
         for_host: None,
         event_log: None,

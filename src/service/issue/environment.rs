@@ -86,10 +86,27 @@ pub async fn validate(
     }
     let q = &req.quote;
     let evidence = QuoteEvidence { attest: &q.attest, signature: &q.signature, pcrs: &q.pcrs };
+    // docs/design.md §14: a batched quote must carry a proof that leads from this nonce to its extraData.
+    let batch = q
+        .batch
+        .as_ref()
+        .map(|b| b.to_proof())
+        .transpose()
+        .map_err(|e| EnvironmentError::Quote(QuoteError::Batch(e)))?;
+    // The clock must not be older than the host's when the challenge was issued: any quote made for this
+    // nonce came later. (Concurrent requests of one host — one batch, or the next — may be appraised in
+    // any order, so the last clock accepted since then is no bound.) An admin re-baseline since the
+    // challenge (docs/design.md §4) lowered the host's clock below it: the lower of the two applies.
+    let current = &identity.host.last_clock;
+    let baseline = match challenge.host_clock.as_ref() {
+        Some(issued) if runtrust_attestation::clock::not_earlier(current, issued) => issued,
+        _ => current,
+    };
     let options = QuoteOptions {
         allow_sha1: false,
         expected_selection: Some(&challenge.selection),
-        previous_clock: Some(&identity.host.last_clock),
+        previous_clock: Some(baseline),
+        nonce_batch: batch.as_ref(),
     };
     let quote = verify_quote(&identity.ak, &evidence, nonce.as_bytes(), &options).map_err(EnvironmentError::Quote)?;
     let policy = &decision.policy.policy;

@@ -21,7 +21,12 @@ use crate::token::{verify, Expectations, IssuerKey, KeySet, SigningAlg};
 pub(super) const T0: u64 = 1_800_000_000;
 
 fn vector(file: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors/rsa").join(file);
+    vector_in("rsa", file)
+}
+
+/// A file of `attestation/tests/vectors/<dir>` (`rsa`; `batch`: quotes over nonce-batch roots).
+fn vector_in(dir: &str, file: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("attestation/tests/vectors").join(dir).join(file);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -32,6 +37,8 @@ pub(super) struct Fixture {
     pub(super) caller: Caller,
     pub(super) host: HostRecord,
     pub(super) nonce: Nonce,
+    /// The vector directory the host's AK and quotes come from.
+    vectors: &'static str,
     _dir: tempfile::TempDir,
 }
 
@@ -75,6 +82,17 @@ impl Fixture {
 
     /// With `extra` appended to the service's config.toml (e.g. `[limits]`, `[ek]`).
     pub(super) fn with_config(policies: &[String], extra: &str) -> Self {
+        Self::build("rsa", policies, extra)
+    }
+
+    /// As [`Fixture::with_policies`], the host's AK and quote from `attestation/tests/vectors/<vectors>`;
+    /// the challenge is for the directory's first nonce (`nonce.hex`, or `nonces.hex` of a batch).
+    fn with_vectors(vectors: &'static str, policies: &[String]) -> Self {
+        Self::build(vectors, policies, "")
+    }
+
+    fn build(vectors: &'static str, policies: &[String], extra: &str) -> Self {
+        let vector = |file: &str| vector_in(vectors, file);
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open(&StoreConfig::Sled { path: dir.path().join("store") }).unwrap();
         let clock = Arc::new(ManualClock::at(T0));
@@ -88,6 +106,7 @@ impl Fixture {
             created_at: T0,
             tags: vec!["env=test".into()],
             created_by: Some("admin".into()),
+            join: None,
         };
         store.add_principal(&principal, &AuditEntry::new(T0, "principal.add", "")).unwrap();
         let host = HostRecord {
@@ -119,8 +138,10 @@ impl Fixture {
             let loaded = crate::policy::parse("test", text.as_bytes()).unwrap();
             state.policies.write().unwrap().push(Arc::new(loaded));
         }
-        let nonce: Nonce = String::from_utf8(vector("nonce.hex")).unwrap().trim().parse().unwrap();
-        let f = Fixture { state, store, clock, caller: Caller(principal), host, nonce, _dir: dir };
+        let nonce_file = if vectors == "batch" { "nonces.hex" } else { "nonce.hex" };
+        let nonces = String::from_utf8(vector(nonce_file)).unwrap();
+        let nonce: Nonce = nonces.lines().next().unwrap().trim().parse().unwrap();
+        let f = Fixture { state, store, clock, caller: Caller(principal), host, nonce, vectors, _dir: dir };
         f.challenge(&f.caller.0.id.clone(), T0 + 60);
         f
     }
@@ -133,6 +154,7 @@ impl Fixture {
             principal_id: principal_id.into(),
             selection: "sha256:0,1,2,3,4,5,6,7".parse().unwrap(),
             expires_at,
+            host_clock: None,
         };
         let uncapped = crate::store::Cap { max: usize::MAX, now: T0 };
         let stored = self.store.put_challenge(&c, &AuditEntry::new(T0, "challenge.issue", ""), uncapped).unwrap();
@@ -147,9 +169,10 @@ impl Fixture {
             ttl_secs: Some(300),
             ak_name: self.host.ak_name.clone(),
             quote: QuoteEvidence {
-                attest: vector("attest"),
-                signature: vector("signature"),
-                pcrs: serde_json::from_slice(&vector("pcrs.json")).unwrap(),
+                attest: vector_in(self.vectors, "attest"),
+                signature: vector_in(self.vectors, "signature"),
+                pcrs: serde_json::from_slice(&vector_in(self.vectors, "pcrs.json")).unwrap(),
+                batch: None,
             },
             parent: None,
             for_host: None,
@@ -471,6 +494,7 @@ fn admin() -> Caller {
         created_at: T0,
         tags: vec![],
         created_by: None,
+        join: None,
     })
 }
 
@@ -499,3 +523,6 @@ fn stage3_a_host_whose_revocation_was_lifted_is_issued_again() {
     let record = f.store.token(&issued.cti).unwrap().unwrap();
     assert!(crate::service::revocation::why_revoked(f.store.as_ref(), &record).unwrap().is_none());
 }
+
+// Batched quotes (docs/design.md §14).
+mod batched;

@@ -18,8 +18,8 @@ pub use group_commit::GroupCommit;
 
 use super::{
     Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord,
-    HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError, StoredPolicy,
-    Swept, TokenRecord,
+    HostId, HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError,
+    StoredPolicy, Swept, TokenRecord,
 };
 
 /// Key of the next audit index in the meta tree.
@@ -159,6 +159,17 @@ impl Store for SledStore {
         self.enroll_host_tx(host, principal_id, entry)
     }
 
+    fn join_host(
+        &self,
+        join_id: &str,
+        now: u64,
+        principal: &Principal,
+        host: &HostRecord,
+        entry: &AuditEntry,
+    ) -> Result<Joined, StoreError> {
+        self.join_host_tx(join_id, now, principal, host, entry)
+    }
+
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {
         let Some(v) = self.principal_hosts.get(principal_id.as_bytes())? else { return Ok(None) };
         let corrupt = |detail: String| StoreError::Corrupt { key: format!("principal_hosts/{principal_id}"), detail };
@@ -247,8 +258,12 @@ impl Store for SledStore {
                         Ok(h) => h,
                         Err(e) => return abort(e),
                     };
-                    h.last_clock = *clock;
-                    h.last_attested = Some(attested.clone());
+                    // Concurrent requests of one host may be appraised out of TPM order (docs/design.md
+                    // §14 batches): the host keeps its latest clock and the state quoted then.
+                    if runtrust_attestation::clock::not_earlier(clock, &h.last_clock) {
+                        h.last_clock = *clock;
+                        h.last_attested = Some(attested.clone());
+                    }
                     match encode(&h) {
                         Ok(v) => hosts.insert(host_id.as_bytes(), v)?,
                         Err(e) => return abort(e),
