@@ -22,3 +22,6 @@ echo "== cargo test --workspace (PostgreSQL at $RUNTRUST_TEST_POSTGRES)" >&2
 cargo test --workspace --locked
 echo "== scripts/hostile.sh (issue 11's hostile inputs against a live service)" >&2
 RUNTRUST_BIN="$PWD/target/debug/runtrust" scripts/hostile.sh
+echo "== scripts/package.sh --test (build the .deb, install, run, remove, purge)" >&2
+SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+$SUDO scripts/package.sh --bin "$PWD/target/debug/runtrust" --test

@@ -37,13 +37,18 @@ impl AgentTpm {
 
     /// Sends one request and reads its answer; an error answer becomes a [`TpmError::Agent`].
     pub fn call(&mut self, request: &Request) -> Result<Answer, TpmError> {
-        self.writer.write_all(&to_line(request)).map_err(|e| self.error(format!("sending: {e}"), true))?;
+        // A refused peer is answered before its request is read, and the socket closed: sending can then fail
+        // with EPIPE while the refusal already waits to be read. Read it, so the refusal is what is reported.
+        let sent = self.writer.write_all(&to_line(request));
         let mut line = Vec::new();
         let limit = MAX_ANSWER_LINE as u64 + 1;
-        let n = (&mut self.reader)
-            .take(limit)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| self.error(format!("reading the answer: {e}"), true))?;
+        let read = (&mut self.reader).take(limit).read_until(b'\n', &mut line);
+        let n = match (sent, read) {
+            (_, Ok(n)) if n > 0 && line.last() == Some(&b'\n') => n,
+            (Err(e), _) => return Err(self.error(format!("sending: {e}"), true)),
+            (Ok(()), Err(e)) => return Err(self.error(format!("reading the answer: {e}"), true)),
+            (Ok(()), Ok(n)) => n,
+        };
         if n == 0 || line.pop() != Some(b'\n') {
             let detail = if line.len() >= MAX_ANSWER_LINE { "the answer is too long" } else { "closed mid-answer" };
             return Err(self.error(detail, true));

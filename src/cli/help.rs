@@ -10,7 +10,8 @@ use clap::{Arg, Command, CommandFactory};
 use super::Cli;
 
 /// One line in every subcommand's help.
-const GLOBALS_NOTE: &str = "Global options (--json, --server, --server-ca, --credential, --agent, --tcti, --state-dir, \
+const GLOBALS_NOTE: &str =
+    "Global options (--json, --server, --server-ca, --credential, --agent, --tcti, --state-dir, \
 --ek-alg, --ak-alg) work here too; `runtrust --help` describes them.";
 
 /// The whole command line.

@@ -30,7 +30,15 @@ pub(super) struct Watermark {
 pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     let open = || sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open();
     let failed = |detail: String| StoreError::Open { path: dir.display().to_string(), detail };
-    match catch_unwind(AssertUnwindSafe(open)) {
+    // A store this process has just dropped may hold sled's file lock a moment longer (its flusher thread
+    // finishing): wait briefly for it before calling the store busy.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut attempt = catch_unwind(AssertUnwindSafe(open));
+    while matches!(&attempt, Ok(Err(e)) if lock_busy(e)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        attempt = catch_unwind(AssertUnwindSafe(open));
+    }
+    match attempt {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(panic) => {
@@ -44,6 +52,11 @@ pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             )))
         }
     }
+}
+
+/// sled could not take its exclusive lock on the store's files.
+fn lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock) || e.to_string().contains("lock")
 }
 
 pub(super) fn counter(tree: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
