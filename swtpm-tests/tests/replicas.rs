@@ -109,7 +109,7 @@ fn raw_request(c: &Client, tpm: &SwTpm) -> TokenRequest {
         audience: "gw-1".into(),
         ttl_secs: None,
         ak_name: hex::encode(t.ak_public().unwrap().name()),
-        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs },
+        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
         parent: None,
         for_host: None,
         event_log: None,
