@@ -149,9 +149,14 @@ impl Store for PgStore {
         self.write(|tx| {
             if let Some(row) = tx.query_opt("SELECT record FROM hosts WHERE host_id = $1 FOR UPDATE", &[&host_id])? {
                 let mut h: HostRecord = from_json("hosts", &row.try_get::<_, String>(0)?)?;
-                h.last_clock = *clock;
-                h.last_attested = Some(attested.clone());
-                tx.execute("UPDATE hosts SET record = $2 WHERE host_id = $1", &[&host_id, &to_json(&h)?])?;
+                // Concurrent requests of one host may be appraised out of TPM order (docs/design.md §14
+                // batches): the host keeps its latest clock and the state quoted then, as on sled. The row
+                // lock above orders concurrent issuances of one host.
+                if runtrust_attestation::clock::not_earlier(clock, &h.last_clock) {
+                    h.last_clock = *clock;
+                    h.last_attested = Some(attested.clone());
+                    tx.execute("UPDATE hosts SET record = $2 WHERE host_id = $1", &[&host_id, &to_json(&h)?])?;
+                }
             }
             let index = append(tx, entry)?;
             let record = TokenRecord { audit_index: index, ..token.clone() };
