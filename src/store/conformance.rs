@@ -30,6 +30,7 @@ macro_rules! store_conformance {
             pending_enrollments_are_taken_once,
             children_revocations_and_single_use_executions,
             issuance_updates_the_host,
+            challenges_keep_the_host_clock,
             rebaseline_forgets_the_clock,
             challenges_are_voided,
             concurrent_nonce_consumption_has_one_winner,
@@ -398,6 +399,34 @@ pub fn issuance_updates_the_host(b: &impl Backend) {
     let h = s.host(&hid(1)).unwrap().unwrap();
     assert_eq!((h.last_clock, h.last_attested), (clock, Some(attested())));
     assert_eq!(s.tokens().unwrap().len(), 2, "the token is recorded all the same");
+    // An earlier restart or reset is earlier too, whatever its clock.
+    let restarted_before = ClockInfo { clock: 99, restart_count: 1, ..clock };
+    s.record_issuance(&token("t3", None), &entry(), &hid(1), &restarted_before, &stale).unwrap();
+    assert_eq!(s.host(&hid(1)).unwrap().unwrap().last_clock, clock, "an earlier restart is older");
+    // A later TPM reset restarts the clock: its quote is the latest although its clock is lower.
+    let reset = ClockInfo { clock: 1, reset_count: 2, restart_count: 0, safe: true };
+    let now = AttestedState { pcr_digest: "22".into(), ..attested() };
+    s.record_issuance(&token("t4", None), &entry(), &hid(1), &reset, &now).unwrap();
+    drop(s);
+    let s = b.open();
+    let h = s.host(&hid(1)).unwrap().unwrap();
+    assert_eq!((h.last_clock, h.last_attested), (reset, Some(now)), "durable across reopen");
+    assert_eq!(s.tokens().unwrap().len(), 4);
+    assert_eq!(s.audit_len().unwrap(), 5, "every issuance audited");
+}
+
+/// A challenge keeps the host's clock at issue (docs/design.md §14: a batched quote may not be older than
+/// it), absent for a challenge that has none; durable across a reopen.
+pub fn challenges_keep_the_host_clock(b: &impl Backend) {
+    let s = b.open();
+    let clock = ClockInfo { clock: 10, reset_count: 1, restart_count: 2, safe: true };
+    let with = Challenge { host_clock: Some(clock), ..challenge(1, 100) };
+    put(&*s, &with);
+    put(&*s, &challenge(2, 100));
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(with));
+    assert_eq!(s.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Fresh(challenge(2, 100)));
 }
 
 pub fn rebaseline_forgets_the_clock(b: &impl Backend) {
@@ -766,7 +795,7 @@ pub fn populate(s: &dyn Store) {
     s.set_host_tags(&hid(1), &["role=db".to_owned()], &entry()).unwrap();
     s.put_policy(&policy("web", "ph"), &entry()).unwrap();
     put(s, &challenge(1, 100));
-    put(s, &challenge(2, 100));
+    put(s, &with_host_clock(challenge(2, 100)));
     assert_eq!(s.put_enrollment(&enrollment("e1", "p", 100), UNCAPPED).unwrap(), Admission::Stored);
     s.consume_nonce(&Nonce([1; 32]), 50).unwrap();
     let clock = ClockInfo { clock: 10, reset_count: 1, restart_count: 2, safe: true };
@@ -779,6 +808,11 @@ pub fn populate(s: &dyn Store) {
     s.revoke(&revocation(RevocationKind::Host, hid(1).as_str(), &[]), &entry()).unwrap();
     s.unrevoke_host(&revocation(RevocationKind::Unrevoke, hid(1).as_str(), &[]), &entry()).unwrap();
     s.append_audit(&AuditEntry::new(9, "token.deny", "x").code("pcr_mismatch")).unwrap();
+}
+
+/// `c` issued when its host's last clock was a known one.
+fn with_host_clock(c: Challenge) -> Challenge {
+    Challenge { host_clock: Some(ClockInfo { clock: 7, reset_count: 1, restart_count: 2, safe: true }), ..c }
 }
 
 /// `runtrust store migrate` (docs/design.md §15): everything, counters and audit indices included, survives an
@@ -812,7 +846,11 @@ pub fn export_import_round_trip<B: Backend>(b: &B) {
     assert!(matches!(t.put_challenge(&challenge(5, 100), &entry(), one).unwrap(), Admission::Full { .. }));
     assert!(matches!(t.put_enrollment(&enrollment("e2", "p", 100), one).unwrap(), Admission::Full { .. }));
     assert_eq!(t.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Replayed);
-    assert!(matches!(t.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Fresh(_)));
+    assert_eq!(
+        t.consume_nonce(&Nonce([2; 32]), 50).unwrap(),
+        NonceState::Fresh(with_host_clock(challenge(2, 100))),
+        "the challenge and its host clock are carried"
+    );
     assert_eq!(t.take_enrollment("e1").unwrap().map(|e| e.expires_at), Some(100));
     assert_eq!(t.revoke(&revocation(RevocationKind::Token, "t1", &[]), &entry()).unwrap().seq, 3, "counters carried");
     assert_eq!(t.append_audit(&entry()).unwrap(), dump.counters.audit_next + 1);
