@@ -22,7 +22,7 @@ fn anchors(t: &SwTpm) -> Vec<PathBuf> {
 
 /// Enrolls `tpm` through `svc` (tag env=test) and extends PCR 16; returns the attester credential.
 fn enroll(svc: &Service, tpm: &SwTpm) -> PathBuf {
-    let cred = svc.add_principal("web-01", "attester");
+    let cred = svc.add_attester("web-01", &["env=test"]);
     let r = svc.client(Some(tpm), Some(&cred), &["enroll", "--tag", "env=test"]);
     assert_eq!(r.code, 0, "enroll: {r:?}");
     let r = svc.client(Some(tpm), Some(&cred), &["tpm", "extend", "--pcr", "16", "--data", PCR16]);

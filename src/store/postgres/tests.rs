@@ -120,3 +120,74 @@ fn migrate_from_sled_keeps_everything_and_the_audit_root() {
     let back = crate::store::SledStore::open(back_dir.path()).unwrap();
     assert_eq!(crate::store::migrate(&pg, &back).unwrap().root_after, report.root_before);
 }
+
+/// A database at schema version 1 (the first PostgreSQL schema) is carried to version 2 at open: the new
+/// columns are filled from the records already stored, so caps, sweep, token digests and lifts hold for them.
+#[test]
+fn migration_2_fills_its_columns_from_version_1_records() {
+    use crate::store::conformance::hid;
+    use crate::store::{Admission, Cap, Challenge, Nonce, Principal, Revocation, RevocationKind, Role, Swept};
+
+    let schema = TestSchema::new();
+    let mut c = postgres::Client::connect(&schema.url(), NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL,
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .unwrap();
+    c.batch_execute(include_str!("../../../migrations/postgres/0001_init.sql")).unwrap();
+    c.execute("INSERT INTO schema_migrations (version, name) VALUES (1, 'init')", &[]).unwrap();
+    fn json<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+    let p = Principal {
+        id: "01".into(),
+        name: "a".into(),
+        role: Role::Attester,
+        secret_sha256: "x".into(),
+        created_at: 0,
+        tags: vec!["role=web".into()],
+        created_by: Some("admin".into()),
+    };
+    c.execute("INSERT INTO principals (id, name, record) VALUES ('01', 'a', $1)", &[&json(&p)]).unwrap();
+    let ch = Challenge {
+        nonce: Nonce([1; 32]),
+        host_id: hid(1),
+        principal_id: "p".into(),
+        selection: "sha256:0".parse().unwrap(),
+        expires_at: 100,
+        host_clock: None,
+    };
+    c.execute("INSERT INTO challenges (nonce, record) VALUES ($1, $2)", &[&ch.nonce.to_hex(), &json(&ch)]).unwrap();
+    let host = Revocation {
+        seq: 0,
+        kind: RevocationKind::Host,
+        target: hid(1).to_string(),
+        policy_hash: None,
+        reason: "r".into(),
+        time: 1,
+        by: "admin".into(),
+        tokens: vec![],
+        audit_index: 0,
+        lifts: None,
+    };
+    let lift = Revocation { seq: 1, kind: RevocationKind::Unrevoke, lifts: Some(0), audit_index: 1, ..host.clone() };
+    for r in [&host, &lift] {
+        c.execute("INSERT INTO revocations (seq, record) VALUES ($1, $2)", &[&i64::try_from(r.seq).unwrap(), &json(r)])
+            .unwrap();
+    }
+    c.execute("UPDATE counters SET value = 2 WHERE name = 'revocation_next'", &[]).unwrap();
+
+    let s = schema.open();
+    let tags: Vec<String> = c.query_one("SELECT tags FROM principals", &[]).unwrap().get(0);
+    assert_eq!(tags, vec!["role=web"]);
+    let lifts: Option<i64> = c.query_one("SELECT lifts FROM revocations WHERE seq = 1", &[]).unwrap().get(0);
+    assert_eq!(lifts, Some(0));
+    assert_eq!(s.principal("01").unwrap(), Some(p), "records read as before");
+    let one = Cap { max: 1, now: 50 };
+    let next = Challenge { nonce: Nonce([2; 32]), ..ch.clone() };
+    let full = s.put_challenge(&next, &crate::audit::AuditEntry::new(1, "x", ""), one).unwrap();
+    assert_eq!(full, Admission::Full { outstanding: 1 }, "the old challenge counts against the cap");
+    assert_eq!(s.sweep(101).unwrap(), Swept { challenges: 1, enrollments: 0, nonces: 0 }, "and is swept");
+    assert_eq!(s.revocations_len().unwrap(), 2);
+}
