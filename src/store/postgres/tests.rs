@@ -126,7 +126,9 @@ fn migrate_from_sled_keeps_everything_and_the_audit_root() {
 #[test]
 fn migration_2_fills_its_columns_from_version_1_records() {
     use crate::store::conformance::hid;
-    use crate::store::{Admission, Cap, Challenge, Nonce, Principal, Revocation, RevocationKind, Role, Swept};
+    use crate::store::{
+        Admission, Cap, Challenge, Nonce, NonceState, Principal, Revocation, RevocationKind, Role, Swept,
+    };
 
     let schema = TestSchema::new();
     let mut c = postgres::Client::connect(&schema.url(), NoTls).unwrap();
@@ -158,7 +160,12 @@ fn migration_2_fills_its_columns_from_version_1_records() {
         expires_at: 100,
         host_clock: None,
     };
-    c.execute("INSERT INTO challenges (nonce, record) VALUES ($1, $2)", &[&ch.nonce.to_hex(), &json(&ch)]).unwrap();
+    // A version-1 record has no host_clock (the field came with the agent's batched quotes).
+    let other = Challenge { nonce: Nonce([3; 32]), principal_id: "q".into(), ..ch.clone() };
+    for x in [&ch, &other] {
+        assert!(!json(x).contains("host_clock"));
+        c.execute("INSERT INTO challenges (nonce, record) VALUES ($1, $2)", &[&x.nonce.to_hex(), &json(x)]).unwrap();
+    }
     let host = Revocation {
         seq: 0,
         kind: RevocationKind::Host,
@@ -188,6 +195,7 @@ fn migration_2_fills_its_columns_from_version_1_records() {
     let next = Challenge { nonce: Nonce([2; 32]), ..ch.clone() };
     let full = s.put_challenge(&next, &crate::audit::AuditEntry::new(1, "x", ""), one).unwrap();
     assert_eq!(full, Admission::Full { outstanding: 1 }, "the old challenge counts against the cap");
-    assert_eq!(s.sweep(101).unwrap(), Swept { challenges: 1, enrollments: 0, nonces: 0 }, "and is swept");
+    assert_eq!(s.consume_nonce(&other.nonce, 50).unwrap(), NonceState::Fresh(other), "read without a host clock");
+    assert_eq!(s.sweep(101).unwrap(), Swept { challenges: 1, enrollments: 0, nonces: 1 }, "and is swept");
     assert_eq!(s.revocations_len().unwrap(), 2);
 }
