@@ -2,7 +2,7 @@
 # A throwaway PostgreSQL cluster for tests and demos (docs/design.md §13, §15): loopback only, trust
 # authentication, data in a temporary directory. Not for production.
 #   scripts/pg.sh start   initdb (first time) and start; prints the URL
-#   scripts/pg.sh url     prints the URL of the running cluster (exit 1 if none)
+#   scripts/pg.sh url     prints the URL of the running cluster (exit 1 if none is running)
 #   scripts/pg.sh stop    stops it and removes its directory
 # RUNTRUST_PG_DIR (default /tmp/runtrust-pg) holds the cluster; RUNTRUST_PG_PORT (default: a free port from 55432).
 # As root, the server runs as the unprivileged `postgres` user (initdb refuses root).
@@ -86,6 +86,7 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
-    url) url || { echo "pg.sh: no cluster is running (scripts/pg.sh start)" >&2; exit 1; } ;;
+    # A port file left by a cluster that is gone (a reboot, a killed test run) is not a running cluster.
+    url) { running && url; } || { echo "pg.sh: no cluster is running (scripts/pg.sh start)" >&2; exit 1; } ;;
     *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
 esac
