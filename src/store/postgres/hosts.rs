@@ -23,56 +23,9 @@ impl PgStore {
         principal_id: &str,
         entry: &AuditEntry,
     ) -> Result<EnrollOutcome, StoreError> {
-        let host_id = host.host_id.as_str();
         self.write(|tx| {
-            // Concurrent enrollments of one host (a new one has no row to lock yet) decide one after the other.
-            lock_name(tx, ENROLL_HOST, host_id)?;
-            let sql = "SELECT host_id FROM principal_hosts WHERE principal_id = $1 FOR UPDATE";
-            if let Some(bound) = tx.query_opt(sql, &[&principal_id])? {
-                let bound: String = bound.try_get(0)?;
-                if bound != host_id {
-                    return Err(StoreError::Conflict(format!(
-                        "this credential enrolled host {bound}; a different TPM cannot enroll under it"
-                    )));
-                }
-            } else {
-                tx.execute(
-                    "INSERT INTO principal_hosts (principal_id, host_id) VALUES ($1, $2)",
-                    &[&principal_id, &host_id],
-                )?;
-            }
-            if let Some(owner) = tx.query_opt("SELECT host_id FROM hosts WHERE ak_name = $1", &[&host.ak_name])? {
-                let owner: String = owner.try_get(0)?;
-                if owner != host_id {
-                    return Err(StoreError::Conflict(format!("AK {} is enrolled as host {owner}", host.ak_name)));
-                }
-            }
-            let previous = host_for_update(tx, host_id)?;
-            if let Some(prev) = &previous {
-                // Tags are the operator's: only an admin changes them (docs/design.md §5).
-                if !same_tags(&prev.tags, &host.tags) {
-                    return Err(StoreError::Conflict(format!(
-                        "{TAGS_DIFFER}: host {} is enrolled with tags [{}]",
-                        prev.host_id,
-                        prev.tags.join(", ")
-                    )));
-                }
-            }
-            let (record, outcome) = match previous {
-                None => (host.clone(), EnrollOutcome::New),
-                // Idempotent: keep the original enrollment, take the new clock.
-                Some(prev) if prev.ak_name == host.ak_name => (
-                    HostRecord { updated_at: host.updated_at, last_clock: host.last_clock, ..prev },
-                    EnrollOutcome::Unchanged,
-                ),
-                Some(prev) => (
-                    HostRecord { enrolled_at: prev.enrolled_at, tags: prev.tags, ..host.clone() },
-                    EnrollOutcome::AkReplaced,
-                ),
-            };
-            let sql = "INSERT INTO hosts (host_id, ak_name, record) VALUES ($1, $2, $3)
-                       ON CONFLICT (host_id) DO UPDATE SET ak_name = EXCLUDED.ak_name, record = EXCLUDED.record";
-            tx.execute(sql, &[&host_id, &record.ak_name, &to_json(&record)?])?;
+            lock_name(tx, ENROLL_HOST, host.host_id.as_str())?;
+            let outcome = enroll_in(tx, host, principal_id)?;
             append(tx, entry)?;
             Ok(outcome)
         })
@@ -134,4 +87,53 @@ impl PgStore {
             Ok(Some(record))
         })
     }
+}
+
+/// Stores `host` bound to `principal_id` ([`crate::store::Store::enroll_host`]) inside `tx`, which holds the
+/// host's enrollment lock (concurrent enrollments of one host, a new one having no row to lock yet, decide
+/// one after the other).
+fn enroll_in(tx: &mut Transaction<'_>, host: &HostRecord, principal_id: &str) -> Result<EnrollOutcome, StoreError> {
+    let host_id = host.host_id.as_str();
+    let sql = "SELECT host_id FROM principal_hosts WHERE principal_id = $1 FOR UPDATE";
+    if let Some(bound) = tx.query_opt(sql, &[&principal_id])? {
+        let bound: String = bound.try_get(0)?;
+        if bound != host_id {
+            return Err(StoreError::Conflict(format!(
+                "this credential enrolled host {bound}; a different TPM cannot enroll under it"
+            )));
+        }
+    } else {
+        tx.execute("INSERT INTO principal_hosts (principal_id, host_id) VALUES ($1, $2)", &[&principal_id, &host_id])?;
+    }
+    if let Some(owner) = tx.query_opt("SELECT host_id FROM hosts WHERE ak_name = $1", &[&host.ak_name])? {
+        let owner: String = owner.try_get(0)?;
+        if owner != host_id {
+            return Err(StoreError::Conflict(format!("AK {} is enrolled as host {owner}", host.ak_name)));
+        }
+    }
+    let previous = host_for_update(tx, host_id)?;
+    if let Some(prev) = &previous {
+        // Tags are the operator's: only an admin changes them (docs/design.md §5).
+        if !same_tags(&prev.tags, &host.tags) {
+            return Err(StoreError::Conflict(format!(
+                "{TAGS_DIFFER}: host {} is enrolled with tags [{}]",
+                prev.host_id,
+                prev.tags.join(", ")
+            )));
+        }
+    }
+    let (record, outcome) = match previous {
+        None => (host.clone(), EnrollOutcome::New),
+        // Idempotent: keep the original enrollment, take the new clock.
+        Some(prev) if prev.ak_name == host.ak_name => {
+            (HostRecord { updated_at: host.updated_at, last_clock: host.last_clock, ..prev }, EnrollOutcome::Unchanged)
+        }
+        Some(prev) => {
+            (HostRecord { enrolled_at: prev.enrolled_at, tags: prev.tags, ..host.clone() }, EnrollOutcome::AkReplaced)
+        }
+    };
+    let sql = "INSERT INTO hosts (host_id, ak_name, record) VALUES ($1, $2, $3)
+               ON CONFLICT (host_id) DO UPDATE SET ak_name = EXCLUDED.ak_name, record = EXCLUDED.record";
+    tx.execute(sql, &[&host_id, &record.ak_name, &to_json(&record)?])?;
+    Ok(outcome)
 }
