@@ -65,6 +65,16 @@ impl Store for OneNonceStore {
     ) -> Result<runtrust::store::EnrollOutcome, StoreError> {
         self.inner.enroll_host(h, p, a)
     }
+    fn join_host(
+        &self,
+        j: &str,
+        n: u64,
+        p: &runtrust::model::Principal,
+        h: &HostRecord,
+        a: &AuditEntry,
+    ) -> Result<runtrust::store::Joined, StoreError> {
+        self.inner.join_host(j, n, p, h, a)
+    }
     fn principal_host(&self, p: &str) -> Result<Option<HostId>, StoreError> {
         self.inner.principal_host(p)
     }
@@ -265,6 +275,7 @@ fn bench_pipeline(c: &mut Criterion) {
         created_at: 0,
         tags: vec!["env=bench".into()],
         created_by: None,
+        join: None,
     };
     let challenge = Challenge {
         nonce: nonce.parse().expect("nonce"),

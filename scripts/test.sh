@@ -18,8 +18,8 @@ export RUNTRUST_PG_DIR="${RUNTRUST_PG_DIR:-$(mktemp -d /tmp/runtrust-pg-test.XXX
 trap 'scripts/pg.sh stop' EXIT
 RUNTRUST_TEST_POSTGRES="$(scripts/pg.sh start)"
 export RUNTRUST_TEST_POSTGRES
-echo "== cargo test --workspace (PostgreSQL at $RUNTRUST_TEST_POSTGRES)" >&2
-cargo test --workspace --locked
+echo "== every test of the workspace (scripts/test-binaries.sh: the swtpm suites several at once; PostgreSQL at $RUNTRUST_TEST_POSTGRES)" >&2
+scripts/test-binaries.sh
 echo "== scripts/hostile.sh (issue 11's hostile inputs against a live service)" >&2
 RUNTRUST_BIN="$PWD/target/debug/runtrust" scripts/hostile.sh
 echo "== scripts/package.sh --test (build the .deb, install, run, remove, purge)" >&2

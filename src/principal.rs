@@ -10,6 +10,8 @@ pub struct NewCredential {
     pub principal_id: String,
     /// The whole bearer string, to hand to the principal.
     pub credential: String,
+    /// The secret part of `credential`.
+    pub secret: String,
     pub secret_sha256: String,
 }
 
@@ -22,8 +24,14 @@ pub fn mint(rng: &SystemRandom) -> Result<NewCredential, ring::error::Unspecifie
     Ok(NewCredential {
         principal_id: hex::encode(id),
         secret_sha256: hash_secret(&secret),
-        credential: format!("rt1.{}.{secret}", hex::encode(id)),
+        credential: bearer(&hex::encode(id), &secret),
+        secret,
     })
+}
+
+/// The bearer string of principal `id` with `secret`.
+pub fn bearer(id: &str, secret: &str) -> String {
+    format!("rt1.{id}.{secret}")
 }
 
 pub fn hash_secret(secret: &str) -> String {

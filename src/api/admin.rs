@@ -75,3 +75,37 @@ pub struct CreatedPrincipal {
     #[serde(default)]
     pub tags: Vec<String>,
 }
+
+/// `POST /v1/join-tokens` (admin): a join token for a batch of hosts (docs/design.md §5).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewJoinToken {
+    /// The tags each host it enrolls gets.
+    pub tags: Vec<String>,
+    /// How many hosts it may enroll.
+    pub uses: u32,
+    /// Seconds until it expires.
+    pub ttl_secs: u64,
+}
+
+/// A join token as listed (`GET /v1/join-tokens`); its secret is never shown again.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JoinTokenView {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub uses: u32,
+    pub used: u32,
+    pub expires_at: u64,
+    pub created_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+/// A new join token and its secret, shown once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedJoinToken {
+    #[serde(flatten)]
+    pub view: JoinTokenView,
+    /// The bearer string a host passes as `runtrust enroll --join-token FILE`.
+    pub token: String,
+}

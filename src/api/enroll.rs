@@ -65,4 +65,10 @@ pub struct Enrolled {
     /// The host's tags as recorded (docs/design.md §5).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Enrolled with a join token: the host's own attester principal and its credential (shown once; the host
+    /// stores it 0600 in its state directory and uses it from then on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }

@@ -28,6 +28,8 @@ pub const EXECUTION_END: &str = "/v1/executions/{cti}/{id}/end";
 pub const LINEAGE: &str = "/v1/lineage/{cti}";
 pub const PRINCIPALS: &str = "/v1/principals";
 pub const PRINCIPAL: &str = "/v1/principals/{name}";
+pub const JOIN_TOKENS: &str = "/v1/join-tokens";
+pub const JOIN_TOKEN: &str = "/v1/join-tokens/{id}";
 
 /// A route with its `{…}` parameters filled in, in order; each value is percent-encoded as a path segment.
 pub fn path(template: &str, values: &[&str]) -> String {

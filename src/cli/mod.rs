@@ -26,6 +26,7 @@ mod enroll_cmd;
 mod eventlog_cmd;
 mod exec_cmd;
 mod help;
+mod join_cmd;
 mod keys_cmd;
 mod lineage_cmd;
 mod policy_cmd;
@@ -100,7 +101,7 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "RUNTRUST_SERVER_CA", value_name = "FILE")]
     server_ca: Option<PathBuf>,
     /// File holding this principal's bearer credential (init writes the first admin's to
-    /// DATA_DIR/admin.credential).
+    /// DATA_DIR/admin.credential). Default: STATE_DIR/credential if present (written by enroll --join-token).
     #[arg(long, global = true, env = "RUNTRUST_CREDENTIAL_FILE", value_name = "FILE")]
     credential: Option<PathBuf>,
     /// The host agent's socket (docs/design.md §14); token request, exec and enroll use the agent when it
@@ -109,12 +110,19 @@ pub struct GlobalOpts {
     agent: Option<PathBuf>,
 }
 
+/// The host's own credential in its state directory, after `enroll --join-token` (docs/design.md §5).
+pub(crate) const JOINED_CREDENTIAL: &str = "credential";
+
 impl GlobalOpts {
     pub(crate) fn client_options(&self) -> crate::client::ClientOptions {
         crate::client::ClientOptions {
             server: self.server.clone(),
             server_ca: self.server_ca.clone(),
-            credential: self.credential.clone(),
+            credential: self.credential.clone().or_else(|| {
+                // Written by `enroll --join-token` (docs/design.md §5): the host's own credential.
+                let joined = self.state_dir().join(JOINED_CREDENTIAL);
+                joined.is_file().then_some(joined)
+            }),
         }
     }
 
@@ -199,6 +207,9 @@ enum Command {
     /// Enrolled hosts: list, show (admin, auditor); tag, unrevoke (admin).
     #[command(subcommand)]
     Hosts(admin_cmd::HostsCommand),
+    /// Join tokens for onboarding hosts in batches: create, list, revoke (admin).
+    #[command(subcommand)]
+    JoinToken(join_cmd::JoinTokenCommand),
     /// Policies: check, hash, apply, list, capture from a golden host, sign.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -362,6 +373,7 @@ pub fn main() -> ExitCode {
         Command::Enroll(a) => enroll_cmd::run(a, g),
         Command::Principal(c) => admin_cmd::principal(c, g),
         Command::Hosts(c) => admin_cmd::hosts(c, g),
+        Command::JoinToken(c) => join_cmd::run(c, g),
         Command::Policy(c) => policy_cmd::run(c, g),
         Command::Token(c) => token_cmd::run(c, g),
         Command::Keys(c) => keys_cmd::run(c, g),

@@ -21,6 +21,9 @@ pub enum Role {
     Gateway,
     /// Reads hosts and the audit log.
     Auditor,
+    /// A join token (docs/design.md §5): may only enroll hosts, each of which becomes an attester of its own.
+    #[serde(rename = "join_token")]
+    JoinToken,
 }
 
 impl Role {
@@ -30,6 +33,7 @@ impl Role {
             Role::Attester => "attester",
             Role::Gateway => "gateway",
             Role::Auditor => "auditor",
+            Role::JoinToken => "join_token",
         }
     }
 }
@@ -49,6 +53,46 @@ pub struct Principal {
     /// The admin that made it (absent for the first admin, which `runtrust init` makes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// For a join token only: how many hosts it may still enroll, and until when (docs/design.md §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<JoinAllowance>,
+}
+
+/// A join token's budget: `uses` enrollments in all, `used` of them spent, none after `expires_at`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JoinAllowance {
+    pub uses: u32,
+    pub used: u32,
+    pub expires_at: u64,
+}
+
+/// Why a join token cannot enroll a host now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    #[error("the join token is unknown or revoked")]
+    Unknown,
+    #[error("the join token expired")]
+    Expired,
+    #[error("the join token has no uses left")]
+    Spent,
+}
+
+impl JoinAllowance {
+    /// Whether one more host may join at `now`.
+    pub fn check(&self, now: u64) -> Result<(), JoinRefusal> {
+        if now > self.expires_at {
+            return Err(JoinRefusal::Expired);
+        }
+        if self.used >= self.uses {
+            return Err(JoinRefusal::Spent);
+        }
+        Ok(())
+    }
+
+    /// Uses left (0 when spent).
+    pub fn remaining(&self) -> u32 {
+        self.uses.saturating_sub(self.used)
+    }
 }
 
 /// An enrolled host (docs/design.md §5).
@@ -281,10 +325,10 @@ pub struct ExecutionEnd {
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Role::Admin, Role::Attester, Role::Gateway, Role::Auditor]
+        [Role::Admin, Role::Attester, Role::Gateway, Role::Auditor, Role::JoinToken]
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: one of admin, attester, gateway, auditor"))
+            .ok_or_else(|| format!("unknown role {s:?}: one of admin, attester, gateway, auditor, join_token"))
     }
 }
 

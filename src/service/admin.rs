@@ -25,7 +25,8 @@ pub async fn list_principals(
 ) -> Result<Json<Vec<PrincipalView>>, Denial> {
     caller.require(&[Role::Admin])?;
     let all = blocking(&state, |s| s.principals()).await?;
-    let views = all.into_iter().map(|p| PrincipalView {
+    // Join tokens are listed by `GET /v1/join-tokens`.
+    let views = all.into_iter().filter(|p| p.role != Role::JoinToken).map(|p| PrincipalView {
         name: p.name,
         role: p.role,
         created_at: p.created_at,
@@ -49,6 +50,9 @@ pub async fn add(state: &AppState, caller: &Caller, req: NewPrincipal) -> Result
     if !valid_name(&req.name) {
         return Err(Denial::bad_request("principal names are 1-64 characters of A-Z a-z 0-9 . _ -"));
     }
+    if req.role == Role::JoinToken {
+        return Err(Denial::bad_request("join tokens are made by POST /v1/join-tokens (runtrust join-token create)"));
+    }
     let tags = tags::normalize(&req.tags)?;
     if !tags.is_empty() && req.role != Role::Attester {
         return Err(Denial::bad_request("only an attester principal confers tags (docs/design.md §5)"));
@@ -63,6 +67,7 @@ pub async fn add(state: &AppState, caller: &Caller, req: NewPrincipal) -> Result
         created_at: now,
         tags: tags.clone(),
         created_by: Some(caller.name().to_owned()),
+        join: None,
     };
     let detail = format!("principal {:?} with role {}, conferring tags [{}]", req.name, req.role, tags.join(", "));
     let entry = AuditEntry::new(now, "principal.add", detail)

@@ -37,6 +37,7 @@ fn principal(name: &str, role: Role, tags: &[&str]) -> Principal {
         created_at: T0,
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         created_by: Some("admin".into()),
+        join: None,
     }
 }
 

@@ -4,6 +4,9 @@
 //! ([`super::tags`]) → AK appraisal → AK not another host's → MakeCredential challenge. `activate`: the
 //! challenge is consumed once → the secret matches → a first quote by the AK verifies → the host is stored
 //! (still not revoked; a known host keeps its tags). Any failure is a denial and stores nothing.
+//!
+//! With a join token instead of an attester credential, the same checks run; on success one of the token's
+//! uses is spent and the host becomes an attester principal of its own, whose credential is returned once.
 
 use axum::extract::State;
 use axum::Json;
@@ -18,8 +21,37 @@ use super::tags::{self, enrollment_tags, Conferral};
 use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::audit::AuditEntry;
-use crate::model::{HostId, HostRecord, Nonce, PendingEnrollment, Revocation, Role};
-use crate::store::{Admission, Cap, EnrollOutcome, StoreError, TAGS_DIFFER};
+use crate::model::{HostId, HostRecord, JoinRefusal, Nonce, PendingEnrollment, Principal, Revocation, Role};
+use crate::store::{Admission, Cap, EnrollOutcome, Joined, StoreError, TAGS_DIFFER};
+
+/// Who may enroll: an attester, or a join token (docs/design.md §5).
+const ENROLLERS: [Role; 2] = [Role::Attester, Role::JoinToken];
+/// Pending enrollments a join token may hold at once, whatever its uses (hosts of a batch enroll together).
+const MAX_JOIN_PENDING: usize = 1024;
+
+/// A join token that cannot enroll a host now: `authorization_missing`, 403.
+fn join_refused(r: JoinRefusal) -> Denial {
+    let hint = match r {
+        JoinRefusal::Unknown => "",
+        JoinRefusal::Expired | JoinRefusal::Spent => "; an admin makes another: runtrust join-token create",
+    };
+    Denial::new(DenialCode::AuthorizationMissing, format!("{r}{hint}")).with_status(axum::http::StatusCode::FORBIDDEN)
+}
+
+/// A join token caller's allowance must allow one more host at `now`.
+fn check_join(caller: &Caller, now: u64) -> Result<(), Denial> {
+    if caller.0.role != Role::JoinToken {
+        return Ok(());
+    }
+    caller.0.join.ok_or(JoinRefusal::Unknown).and_then(|j| j.check(now)).map_err(join_refused)
+}
+
+/// The attester principal a host that joined gets: named after its host id, so that joining again finds it.
+fn host_principal_name(host: &HostId) -> String {
+    let hex = host.to_string();
+    let digest = hex.strip_prefix("sha256:").unwrap_or(&hex);
+    format!("host-{}", &digest[..digest.len().min(16)])
+}
 
 /// What the first quote covers; its clock becomes the host's baseline.
 const ENROLLMENT_SELECTION: &str = "sha256:0,1,2,3,4,5,6,7";
@@ -49,7 +81,8 @@ pub async fn start(
     caller: Caller,
     Body(req): Body<EnrollRequest>,
 ) -> Result<Json<EnrollChallenge>, Denial> {
-    caller.require(&[Role::Attester])?;
+    caller.require(&ENROLLERS)?;
+    check_join(&caller, state.clock.now_unix())?;
     let ek = Public::from_tpm2b(&req.ek_public)
         .map_err(|e| Denial::new(DenialCode::EkUntrusted, format!("EK public area: {e}")))?;
     let host_id = HostId::of_ek(&ek);
@@ -119,7 +152,10 @@ pub async fn start(
         expires_at,
     };
     // docs/design.md §16: a principal holds only so many unexpired enrollment challenges at once.
-    let cap = Cap { max: state.config.limits.max_enrollments_per_principal, now };
+    let mut cap = Cap { max: state.config.limits.max_enrollments_per_principal, now };
+    if let Some(j) = caller.0.join.filter(|_| caller.0.role == Role::JoinToken) {
+        cap.max = cap.max.max((j.remaining() as usize).min(MAX_JOIN_PENDING));
+    }
     if let Admission::Full { outstanding } = blocking(&state, move |s| s.put_enrollment(&pending, cap)).await? {
         return Err(Denial::limit_exceeded(format!(
             "{outstanding} enrollments of this principal are pending (limits.max_enrollments_per_principal = {}): \
@@ -144,7 +180,8 @@ pub async fn activate(
     Path(id): Path<String>,
     Body(answer): Body<ActivationAnswer>,
 ) -> Result<Json<Enrolled>, Denial> {
-    caller.require(&[Role::Attester])?;
+    caller.require(&ENROLLERS)?;
+    check_join(&caller, state.clock.now_unix())?;
     let pending = blocking(&state, move |s| s.take_enrollment(&id))
         .await?
         .ok_or_else(|| Denial::new(DenialCode::NonceUnknown, "unknown enrollment: never issued or already answered"))?;
@@ -186,6 +223,9 @@ pub async fn activate(
 
     let clock = verified.attest.clock_info;
     let host = HostRecord { first_clock: clock, last_clock: clock, ..pending.host };
+    if caller.0.role == Role::JoinToken {
+        return join(&state, &caller, host).await.map(Json);
+    }
     let (host_id, ak_name, tags) = (host.host_id.clone(), host.ak_name.clone(), host.tags.clone());
     let principal_id = caller.0.id.clone();
     let conferral = Conferral::of_principal(&caller);
@@ -203,24 +243,89 @@ pub async fn activate(
     let outcome = match stored {
         Ok(o) => o,
         Err(Refused::Revoked(r)) => return Err(revoked_denial(&host_id, r)),
-        Err(Refused::Store(StoreError::Conflict(detail))) if detail.starts_with(TAGS_DIFFER) => {
-            return Err(Denial::new(DenialCode::AuthorizationMissing, format!("{detail}; enroll again without --tag"))
-                .with_status(axum::http::StatusCode::FORBIDDEN))
-        }
-        Err(Refused::Store(StoreError::Conflict(detail))) if detail.contains("credential") => {
-            return Err(Denial::new(DenialCode::RuntimeIdentityMismatch, detail))
-        }
-        Err(Refused::Store(StoreError::Conflict(detail))) => return Err(Denial::new(DenialCode::AkInvalid, detail)),
-        Err(Refused::Store(e)) => return Err(Denial::internal(e)),
+        Err(Refused::Join(r)) => return Err(join_refused(r)),
+        Err(Refused::Store(e)) => return Err(conflict_denial(e)),
     };
     tracing::info!(%host_id, %ak_name, ?outcome, by = %caller.0.name, "host enrolled");
-    Ok(Json(Enrolled { host_id: host_id.to_string(), ak_name, new: outcome != EnrollOutcome::Unchanged, tags }))
+    let new = outcome != EnrollOutcome::Unchanged;
+    Ok(Json(Enrolled { host_id: host_id.to_string(), ak_name, new, tags, principal: None, credential: None }))
 }
 
 /// Why storing an activated enrollment did not happen.
 enum Refused {
     Revoked(Revocation),
     Store(StoreError),
+    Join(JoinRefusal),
+}
+
+/// The store's Conflicts on enrolling, as denials.
+fn conflict_denial(e: StoreError) -> Denial {
+    match e {
+        StoreError::Conflict(detail) if detail.starts_with(TAGS_DIFFER) => {
+            Denial::new(DenialCode::AuthorizationMissing, format!("{detail}; enroll again without --tag"))
+                .with_status(axum::http::StatusCode::FORBIDDEN)
+        }
+        StoreError::Conflict(detail) if detail.contains("credential") => {
+            Denial::new(DenialCode::RuntimeIdentityMismatch, detail)
+        }
+        StoreError::Conflict(detail) => Denial::new(DenialCode::AkInvalid, detail),
+        e => Denial::internal(e),
+    }
+}
+
+/// An activated enrollment through a join token: one use spent, the host's own attester principal made (or
+/// given a new secret, if the host joined before), the host stored bound to it, in one durable step.
+async fn join(state: &AppState, caller: &Caller, host: HostRecord) -> Result<Enrolled, Denial> {
+    let minted = crate::principal::mint(&state.rng).map_err(|_| super::Fault::Random)?;
+    let now = state.clock.now_unix();
+    let name = host_principal_name(&host.host_id);
+    let principal = Principal {
+        id: minted.principal_id,
+        name: name.clone(),
+        role: Role::Attester,
+        secret_sha256: minted.secret_sha256,
+        created_at: now,
+        tags: host.tags.clone(),
+        created_by: caller.0.created_by.clone(),
+        join: None,
+    };
+    let (host_id, ak_name, tags) = (host.host_id.clone(), host.ak_name.clone(), host.tags.clone());
+    let join_id = caller.0.id.clone();
+    let conferral = Conferral::of_principal(caller);
+    let by = caller.name().to_owned();
+    let stored = blocking(state, move |s| {
+        if let Some(r) = host_revoked(s, &host.host_id)? {
+            return Ok(Err(Refused::Revoked(r)));
+        }
+        let new = s.host(&host.host_id)?.is_none();
+        let mut entry = enrolled_entry(now, &by, &host, new.then_some(&conferral));
+        entry.detail.push_str(&format!("; joined with join token {join_id} as principal {name}"));
+        if let Some(d) = entry.diagnostics.as_object_mut() {
+            d.insert("join_token".into(), join_id.clone().into());
+            d.insert("principal".into(), name.clone().into());
+        }
+        match s.join_host(&join_id, now, &principal, &host, &entry) {
+            Ok(Joined::Enrolled { outcome, principal_id }) => Ok(Ok((outcome, principal_id))),
+            Ok(Joined::Refused(r)) => Ok(Err(Refused::Join(r))),
+            Err(e) => Ok(Err(Refused::Store(e))),
+        }
+    })
+    .await?;
+    let (outcome, principal_id) = match stored {
+        Ok(joined) => joined,
+        Err(Refused::Revoked(r)) => return Err(revoked_denial(&host_id, r)),
+        Err(Refused::Join(r)) => return Err(join_refused(r)),
+        Err(Refused::Store(e)) => return Err(conflict_denial(e)),
+    };
+    tracing::info!(%host_id, %ak_name, ?outcome, join_token = %caller.0.id, "host joined");
+    Ok(Enrolled {
+        host_id: host_id.to_string(),
+        ak_name,
+        new: outcome != EnrollOutcome::Unchanged,
+        tags,
+        principal: Some(host_principal_name(&host_id)),
+        credential: Some(crate::principal::bearer(&principal_id, &minted.secret)),
+    })
 }
 
 /// A revoked host cannot enroll again until an admin lifts its revocation (docs/design.md §11).

@@ -191,6 +191,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
             created_at: now,
             tags: Vec::new(),
             created_by: None,
+            join: None,
         };
         // The log starts with the first admin (docs/design.md §11); no principal made it, `runtrust init` did.
         let entry =

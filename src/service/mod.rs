@@ -20,6 +20,7 @@ pub mod high_water;
 mod hosts;
 pub mod init;
 pub mod issue;
+mod join_tokens;
 mod keys;
 mod lineage;
 pub mod metrics;

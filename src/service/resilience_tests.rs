@@ -18,7 +18,7 @@ use crate::config::{IssuerKeyFile, ServiceConfig};
 use crate::model::{ManualClock, Principal, Role};
 use crate::store::{
     Admission, AttestedState, Cap, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId,
-    HostRecord, Nonce, NonceState, PendingEnrollment, Revocation, SledStore, Store, StoreConfig, StoreError,
+    HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Revocation, SledStore, Store, StoreConfig, StoreError,
     StoredPolicy, Swept, TokenRecord,
 };
 use crate::token::{IssuerKey, SigningAlg};
@@ -68,6 +68,10 @@ impl Store for Flaky {
     fn enroll_host(&self, h: &HostRecord, p: &str, a: &AuditEntry) -> Result<EnrollOutcome, StoreError> {
         self.write()?;
         self.inner.enroll_host(h, p, a)
+    }
+    fn join_host(&self, j: &str, n: u64, p: &Principal, h: &HostRecord, a: &AuditEntry) -> Result<Joined, StoreError> {
+        self.write()?;
+        self.inner.join_host(j, n, p, h, a)
     }
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {
         self.inner.principal_host(principal_id)
@@ -231,6 +235,7 @@ fn principal(store: &dyn Store, name: &str, role: Role) -> String {
         created_at: T0,
         tags: Vec::new(),
         created_by: None,
+        join: None,
     };
     store.add_principal(&p, &AuditEntry::new(T0, "principal.add", "")).unwrap();
     minted.credential

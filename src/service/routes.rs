@@ -11,8 +11,8 @@ use super::audited::{self, Audited};
 use runtrust_attestation::DenialCode;
 
 use super::{
-    admin, audit_route, challenge, enroll, execution, hosts, issue, keys, lineage, metrics, policies, rebaseline,
-    revocation, AppState, Denial,
+    admin, audit_route, challenge, enroll, execution, hosts, issue, join_tokens, keys, lineage, metrics, policies,
+    rebaseline, revocation, AppState, Denial,
 };
 use crate::api::routes as r;
 
@@ -53,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route(r::HOST_REBASELINE, post(rebaseline::rebaseline))
         .route(r::PRINCIPALS, get(admin::list_principals).post(admin::add_principal))
         .route(r::PRINCIPAL, delete(admin::remove_principal))
+        .route(r::JOIN_TOKENS, get(join_tokens::list).post(join_tokens::create))
+        .route(r::JOIN_TOKEN, delete(join_tokens::revoke))
         .route(r::KEYS, get(keys::keys))
         .route(r::KEYS_ROTATE, post(keys::rotate));
     let audit = Router::new()

@@ -7,8 +7,9 @@ use runtrust_attestation::ClockInfo;
 
 use super::{
     lift_key, revoked_key, Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart,
-    ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation,
-    RevocationKind, Role, Store, StoreError, StoredPolicy, Swept, TokenRecord,
+    ExecutionEnd, ExecutionRecord, HostId, HostRecord, JoinAllowance, JoinRefusal, Joined, Nonce, NonceState,
+    PendingEnrollment, Principal, Revocation, RevocationKind, Role, Store, StoreError, StoredPolicy, Swept,
+    TokenRecord,
 };
 
 /// A backend under test.
@@ -51,6 +52,9 @@ macro_rules! store_conformance {
             tokens_are_indexed_by_host_and_policy,
             applying_a_policy_changes_the_version,
             export_import_round_trip,
+            join_tokens_are_spent_use_by_use,
+            a_host_that_joins_again_keeps_its_principal,
+            concurrent_joins_never_overspend,
         );
     };
     (@tests $backend:ty; $($check:ident),* $(,)?) => {
@@ -159,6 +163,7 @@ fn principal(id: &str, name: &str) -> Principal {
         created_at: 0,
         tags: vec!["role=web".into()],
         created_by: Some("admin".into()),
+        join: None,
     }
 }
 
@@ -857,4 +862,101 @@ pub fn export_import_round_trip<B: Backend>(b: &B) {
     assert_eq!(t.principal_host("01").unwrap(), Some(hid(1)));
     assert_eq!(t.host_by_ak("ak1").unwrap().map(|h| h.host_id), Some(hid(1)));
     assert_eq!(t.sweep(101).unwrap().nonces, 2, "the used nonces's expiry is carried");
+}
+
+fn join_token(id: &str, uses: u32, expires_at: u64) -> Principal {
+    let join = Some(JoinAllowance { uses, used: 0, expires_at });
+    Principal { role: Role::JoinToken, name: format!("join-{id}"), join, ..principal(id, "") }
+}
+
+fn joined_id(j: Joined) -> String {
+    match j {
+        Joined::Enrolled { principal_id, .. } => principal_id,
+        Joined::Refused(r) => panic!("refused: {r}"),
+    }
+}
+
+/// docs/design.md §5: each join spends one use with its audit entry; unknown, expired and spent tokens are
+/// refused and write nothing; the host's own attester principal is stored and bound.
+pub fn join_tokens_are_spent_use_by_use(b: &impl Backend) {
+    let s = b.open();
+    s.add_principal(&join_token("j1", 2, 100), &entry()).unwrap();
+    let joined = s.join_host("j1", 50, &principal("h1", "host-1"), &host(1, "ak1"), &entry()).unwrap();
+    assert_eq!(joined, Joined::Enrolled { outcome: EnrollOutcome::New, principal_id: "h1".into() });
+    assert_eq!(s.principal_host("h1").unwrap(), Some(hid(1)));
+    assert_eq!(s.principal("h1").unwrap().unwrap().role, Role::Attester);
+    assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 1);
+    let before = s.audit_len().unwrap();
+    assert_eq!(
+        s.join_host("j1", 101, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Expired)
+    );
+    assert_eq!(
+        s.join_host("nope", 50, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Unknown)
+    );
+    // An ordinary attester is no join token.
+    s.add_principal(&principal("a1", "attester"), &entry()).unwrap();
+    let before_attester = s.audit_len().unwrap();
+    assert_eq!(before_attester, before + 1);
+    assert_eq!(
+        s.join_host("a1", 50, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Unknown)
+    );
+    assert_eq!(joined_id(s.join_host("j1", 60, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap()), "h2");
+    assert_eq!(
+        s.join_host("j1", 60, &principal("h3", "host-3"), &host(3, "ak3"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Spent)
+    );
+    assert_eq!(s.audit_len().unwrap(), before_attester + 1, "only the join that happened is recorded");
+    assert_eq!(s.principal("h3").unwrap(), None, "a refused join stores no principal");
+    assert_eq!(s.host(&hid(3)).unwrap(), None);
+    // An AK of another host: a Conflict, and the use is not spent.
+    s.add_principal(&join_token("j2", 1, 100), &entry()).unwrap();
+    let stolen = HostRecord { ak_name: "ak1".into(), ..host(4, "ak1") };
+    assert!(matches!(
+        s.join_host("j2", 60, &principal("h4", "host-4"), &stolen, &entry()),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.principal("j2").unwrap().unwrap().join.unwrap().used, 0);
+    assert_eq!(s.principal("h4").unwrap(), None);
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 2, "durable");
+}
+
+/// A host that lost its credential joins again: its own principal takes the new secret; a same-named
+/// principal that is not that host's is a Conflict.
+pub fn a_host_that_joins_again_keeps_its_principal(b: &impl Backend) {
+    let s = b.open();
+    s.add_principal(&join_token("j1", 3, 100), &entry()).unwrap();
+    assert_eq!(joined_id(s.join_host("j1", 10, &principal("h1", "host-1"), &host(1, "ak1"), &entry()).unwrap()), "h1");
+    let again = Principal { secret_sha256: "y".into(), ..principal("h9", "host-1") };
+    let joined = s.join_host("j1", 20, &again, &host(1, "ak1"), &entry()).unwrap();
+    assert_eq!(joined, Joined::Enrolled { outcome: EnrollOutcome::Unchanged, principal_id: "h1".into() });
+    assert_eq!(s.principal("h1").unwrap().unwrap().secret_sha256, "y", "the new secret");
+    assert_eq!(s.principal("h9").unwrap(), None);
+    // host-1's name on another host's join: refused.
+    let clash = principal("h8", "host-1");
+    assert!(matches!(s.join_host("j1", 20, &clash, &host(2, "ak2"), &entry()), Err(StoreError::Conflict(_))));
+    assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 2);
+}
+
+/// Racing joins on one token: exactly `uses` succeed.
+pub fn concurrent_joins_never_overspend(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    s.add_principal(&join_token("j1", 3, 100), &entry()).unwrap();
+    let handles: Vec<_> = (1..=8u8)
+        .map(|n| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let p = principal(&format!("h{n}"), &format!("host-{n}"));
+                s.join_host("j1", 10, &p, &host(n, &format!("ak{n}")), &entry()).unwrap()
+            })
+        })
+        .collect();
+    let joined = handles.into_iter().map(|h| h.join().unwrap()).filter(|j| matches!(j, Joined::Enrolled { .. }));
+    assert_eq!(joined.count(), 3);
+    assert_eq!(s.hosts().unwrap().len(), 3);
+    assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 3);
 }

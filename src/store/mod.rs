@@ -11,8 +11,8 @@ use runtrust_attestation::{ClockInfo, DenialCode};
 
 pub use crate::audit::AuditEntry;
 pub use crate::model::{
-    lift_key, revoked_key, AttestedState, Challenge, ExecutionEnd, ExecutionRecord, HostId, HostRecord, Nonce,
-    PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
+    lift_key, revoked_key, AttestedState, Challenge, ExecutionEnd, ExecutionRecord, HostId, HostRecord, JoinAllowance,
+    JoinRefusal, Nonce, PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
 };
 
 pub use dump::{migrate, Counters, Dump, MigrateReport};
@@ -94,6 +94,16 @@ pub enum EnrollOutcome {
     AkReplaced,
 }
 
+/// What [`Store::join_host`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// Enrolled, bound to the attester principal `principal_id`: the one given, or the host's own from an
+    /// earlier join (whose secret is now the given one's).
+    Enrolled { outcome: EnrollOutcome, principal_id: String },
+    /// Nothing was written.
+    Refused(JoinRefusal),
+}
+
 /// How the detail of [`Store::enroll_host`]'s Conflict starts when the host's recorded tags differ.
 pub const TAGS_DIFFER: &str = "tags differ";
 
@@ -107,6 +117,7 @@ pub(crate) fn same_tags(a: &[String], b: &[String]) -> bool {
     }
     sorted(a) == sorted(b)
 }
+
 /// A per-principal bound on outstanding challenges or pending enrollments (docs/design.md §16): at most
 /// `max` unexpired at `now`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +191,20 @@ pub trait Store: Send + Sync + 'static {
         principal_id: &str,
         audit: &AuditEntry,
     ) -> Result<EnrollOutcome, StoreError>;
+    /// Enrolls `host` through join token `join_id` (docs/design.md §5) in one durable step: spends one of the
+    /// token's uses (Refused, and nothing written, when it is unknown, expired at `now` or spent); stores
+    /// `principal`, the host's own attester (if a principal of that name is already bound to this host, which
+    /// joined before and lost its credential, that one takes `principal`'s secret instead; a same-named
+    /// principal of anything else is a Conflict); binds it to the host as [`Store::enroll_host`] does, with the
+    /// same Conflicts; appends `audit`.
+    fn join_host(
+        &self,
+        join_id: &str,
+        now: u64,
+        principal: &Principal,
+        host: &HostRecord,
+        audit: &AuditEntry,
+    ) -> Result<Joined, StoreError>;
     /// The host an attester principal enrolled, if any.
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError>;
     fn host(&self, host_id: &str) -> Result<Option<HostRecord>, StoreError>;

@@ -26,6 +26,7 @@ fn gateway() -> Caller {
         created_at: T0,
         tags: Vec::new(),
         created_by: None,
+        join: None,
     })
 }
 

@@ -106,6 +106,7 @@ impl Fixture {
             created_at: T0,
             tags: vec!["env=test".into()],
             created_by: Some("admin".into()),
+            join: None,
         };
         store.add_principal(&principal, &AuditEntry::new(T0, "principal.add", "")).unwrap();
         let host = HostRecord {
@@ -493,6 +494,7 @@ fn admin() -> Caller {
         created_at: T0,
         tags: vec![],
         created_by: None,
+        join: None,
     })
 }
 

@@ -1,12 +1,12 @@
-//! Host records on PostgreSQL: enrollment (the AK index, the principal's binding, tags that a re-enrollment
-//! never changes, docs/design.md §5), an admin's tag change and clock re-baseline, and lifting a host's
-//! revocation (docs/design.md §11); each with its audit entry in one transaction.
+//! Host records on PostgreSQL: enrollment and joins with a join token (the AK index, the principal's binding,
+//! tags that a re-enrollment never changes, docs/design.md §5), an admin's tag change and clock re-baseline,
+//! and lifting a host's revocation (docs/design.md §11); each with its audit entry in one transaction.
 
 use postgres::Transaction;
 
 use super::{append, bump, from_json, lock_name, signed, to_json, unsigned, PgStore, ENROLL_HOST, REVOCATION_LOCK};
-use crate::model::{lift_key, revoked_key, RevocationKind};
-use crate::store::{same_tags, AuditEntry, EnrollOutcome, HostRecord, Revocation, StoreError, TAGS_DIFFER};
+use crate::model::{lift_key, revoked_key, JoinRefusal, Principal, RevocationKind, Role};
+use crate::store::{same_tags, AuditEntry, EnrollOutcome, HostRecord, Joined, Revocation, StoreError, TAGS_DIFFER};
 
 /// The host's record, its row locked until the transaction ends.
 fn host_for_update(tx: &mut Transaction<'_>, host_id: &str) -> Result<Option<HostRecord>, StoreError> {
@@ -28,6 +28,69 @@ impl PgStore {
             let outcome = enroll_in(tx, host, principal_id)?;
             append(tx, entry)?;
             Ok(outcome)
+        })
+    }
+
+    /// [`crate::store::Store::join_host`], in one transaction: the host's enrollment lock, then the join
+    /// token's row (FOR UPDATE: racing joins on one token spend its uses one after the other), then the
+    /// host's own principal, the enrollment and the audit entry. A refusal writes nothing; a Conflict rolls
+    /// everything back (the use is not spent).
+    pub(super) fn join_host_tx(
+        &self,
+        join_id: &str,
+        now: u64,
+        principal: &Principal,
+        host: &HostRecord,
+        entry: &AuditEntry,
+    ) -> Result<Joined, StoreError> {
+        self.write(|tx| {
+            lock_name(tx, ENROLL_HOST, host.host_id.as_str())?;
+            let sql = "SELECT record FROM principals WHERE id = $1 FOR UPDATE";
+            let Some(row) = tx.query_opt(sql, &[&join_id])? else {
+                return Ok(Joined::Refused(JoinRefusal::Unknown));
+            };
+            let mut join: Principal = from_json(&format!("principals/{join_id}"), &row.try_get::<_, String>(0)?)?;
+            let Some(allowance) = join.join.as_mut().filter(|_| join.role == Role::JoinToken) else {
+                return Ok(Joined::Refused(JoinRefusal::Unknown));
+            };
+            if let Err(refused) = allowance.check(now) {
+                return Ok(Joined::Refused(refused));
+            }
+            allowance.used += 1;
+            tx.execute("UPDATE principals SET record = $2 WHERE id = $1", &[&join_id, &to_json(&join)?])?;
+
+            // Read, not locked: only an attester bound to this host is written, and such a row is written
+            // only under this host's enrollment lock (no lock on a join token or an admin row is waited for
+            // while the token's row is held).
+            let sql = "SELECT id, record FROM principals WHERE name = $1";
+            let principal_id = match tx.query_opt(sql, &[&principal.name])? {
+                None => {
+                    let sql = "INSERT INTO principals (id, name, record, tags, created_by) VALUES ($1, $2, $3, $4, $5)";
+                    tx.execute(
+                        sql,
+                        &[&principal.id, &principal.name, &to_json(principal)?, &principal.tags, &principal.created_by],
+                    )?;
+                    principal.id.clone()
+                }
+                Some(row) => {
+                    let id: String = row.try_get(0)?;
+                    let mut own: Principal = from_json(&format!("principals/{id}"), &row.try_get::<_, String>(1)?)?;
+                    let sql = "SELECT host_id FROM principal_hosts WHERE principal_id = $1";
+                    let bound: Option<String> = tx.query_opt(sql, &[&id])?.map(|r| r.try_get(0)).transpose()?;
+                    if own.role != Role::Attester || bound.as_deref() != Some(host.host_id.as_str()) {
+                        return Err(StoreError::Conflict(format!("principal {:?} exists", principal.name)));
+                    }
+                    own.secret_sha256.clone_from(&principal.secret_sha256);
+                    let sql = "UPDATE principals SET record = $2 WHERE id = $1";
+                    if tx.execute(sql, &[&id, &to_json(&own)?])? == 0 {
+                        return Err(StoreError::Conflict(format!("principal {:?} was just removed", principal.name)));
+                    }
+                    id
+                }
+            };
+            let outcome = enroll_in(tx, host, &principal_id)?;
+            append(tx, entry)?;
+            Ok(Joined::Enrolled { outcome, principal_id })
         })
     }
 

@@ -5,7 +5,8 @@
 //!
 //! Locks (taken in this order, so transactions cannot deadlock): one advisory lock first — the revocation
 //! lock (exclusive in revoke and unrevoke_host, shared in start_execution), a per-principal admission lock
-//! (capped puts), a per-host enrollment lock, or the sweep lock (sweep, void_challenges) — then record rows,
+//! (capped puts), a per-host enrollment lock (enroll_host, join_host), or the sweep lock (sweep,
+//! void_challenges) — then record rows (in join_host: the join token's, then the host's own principal's),
 //! then the revocation_next / policies_version counters, then the audit_next counter row, held to commit
 //! (dense indices in commit order, one log for every replica).
 //! TLS to PostgreSQL is not supported yet: connect over loopback or a unix socket (docs/design.md §15).

@@ -8,7 +8,7 @@ use runtrust_attestation::ClockInfo;
 use super::{append, bump, from_json, limit, signed, to_json, unsigned, PgStore, REVOCATION_LOCK};
 use crate::store::{
     Admission, AttestedState, AuditEntry, Cap, Challenge, Dump, EnrollOutcome, ExecStart, ExecutionEnd,
-    ExecutionRecord, HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store,
+    ExecutionRecord, HostId, HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store,
     StoreError, StoredPolicy, Swept, TokenRecord,
 };
 
@@ -60,6 +60,17 @@ impl Store for PgStore {
         entry: &AuditEntry,
     ) -> Result<EnrollOutcome, StoreError> {
         self.enroll_host_tx(host, principal_id, entry)
+    }
+
+    fn join_host(
+        &self,
+        join_id: &str,
+        now: u64,
+        principal: &Principal,
+        host: &HostRecord,
+        entry: &AuditEntry,
+    ) -> Result<Joined, StoreError> {
+        self.join_host_tx(join_id, now, principal, host, entry)
     }
 
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {

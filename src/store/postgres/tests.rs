@@ -150,6 +150,7 @@ fn migration_2_fills_its_columns_from_version_1_records() {
         created_at: 0,
         tags: vec!["role=web".into()],
         created_by: Some("admin".into()),
+        join: None,
     };
     c.execute("INSERT INTO principals (id, name, record) VALUES ('01', 'a', $1)", &[&json(&p)]).unwrap();
     let ch = Challenge {

@@ -18,7 +18,7 @@ pub use group_commit::GroupCommit;
 
 use super::{
     Admission, AttestedState, AuditEntry, Cap, Challenge, Dump, EnrollOutcome, ExecStart, ExecutionEnd,
-    ExecutionRecord, HostId, HostRecord, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store,
+    ExecutionRecord, HostId, HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store,
     StoreError, StoredPolicy, Swept, TokenRecord,
 };
 
@@ -157,6 +157,17 @@ impl Store for SledStore {
         entry: &AuditEntry,
     ) -> Result<EnrollOutcome, StoreError> {
         self.enroll_host_tx(host, principal_id, entry)
+    }
+
+    fn join_host(
+        &self,
+        join_id: &str,
+        now: u64,
+        principal: &Principal,
+        host: &HostRecord,
+        entry: &AuditEntry,
+    ) -> Result<Joined, StoreError> {
+        self.join_host_tx(join_id, now, principal, host, entry)
     }
 
     fn principal_host(&self, principal_id: &str) -> Result<Option<HostId>, StoreError> {

@@ -79,6 +79,7 @@ fn truncated_layout_cuts() -> usize {
                 created_at: 0,
                 tags: Vec::new(),
                 created_by: None,
+                join: None,
             };
             s.add_principal(&p, &AuditEntry::new(i, "x", "y".repeat(100))).unwrap();
             if i % 3 == 0 {
