@@ -793,7 +793,8 @@ pub fn applying_a_policy_changes_the_version(b: &impl Backend) {
 }
 
 /// A store with one of everything (principals, hosts with tags, policies, challenges, pending enrollments,
-/// nonces, tokens, revocations and a lifted host revocation, executions, audit entries).
+/// nonces, tokens, revocations and a lifted host revocation, executions, audit entries, a join token partly
+/// spent and the host that joined with it).
 pub fn populate(s: &dyn Store) {
     s.add_principal(&principal("01", "a"), &entry()).unwrap();
     s.enroll_host(&HostRecord { tags: vec!["role=web".into()], ..host(1, "ak1") }, "01", &entry()).unwrap();
@@ -813,6 +814,8 @@ pub fn populate(s: &dyn Store) {
     s.revoke(&revocation(RevocationKind::Host, hid(1).as_str(), &[]), &entry()).unwrap();
     s.unrevoke_host(&revocation(RevocationKind::Unrevoke, hid(1).as_str(), &[]), &entry()).unwrap();
     s.append_audit(&AuditEntry::new(9, "token.deny", "x").code("pcr_mismatch")).unwrap();
+    s.add_principal(&join_token("j1", 2, 100), &entry()).unwrap();
+    assert_eq!(joined_id(s.join_host("j1", 50, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap()), "h2");
 }
 
 /// `c` issued when its host's last clock was a known one.
@@ -862,6 +865,14 @@ pub fn export_import_round_trip<B: Backend>(b: &B) {
     assert_eq!(t.principal_host("01").unwrap(), Some(hid(1)));
     assert_eq!(t.host_by_ak("ak1").unwrap().map(|h| h.host_id), Some(hid(1)));
     assert_eq!(t.sweep(101).unwrap().nonces, 2, "the used nonces's expiry is carried");
+    // A join token comes along with its uses spent, and the host that joined with its own principal.
+    assert_eq!(t.principal("j1").unwrap().unwrap().join, Some(JoinAllowance { uses: 2, used: 1, expires_at: 100 }));
+    assert_eq!(t.principal_host("h2").unwrap(), Some(hid(2)));
+    assert_eq!(joined_id(t.join_host("j1", 60, &principal("h3", "host-3"), &host(3, "ak3"), &entry()).unwrap()), "h3");
+    assert_eq!(
+        t.join_host("j1", 60, &principal("h4", "host-4"), &host(4, "ak4"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Spent)
+    );
 }
 
 fn join_token(id: &str, uses: u32, expires_at: u64) -> Principal {
