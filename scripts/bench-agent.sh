@@ -47,13 +47,18 @@ start_agent() { # agent flags...
 eval "$(scripts/swtpm.sh start)"
 "$R" init --data-dir "$WORK/service" --listen 127.0.0.1:0 \
     --ek-ca "$RUNTRUST_SWTPM_CA" --ek-ca "$RUNTRUST_SWTPM_INTERMEDIATE" >/dev/null
+# C workers of one host hold C challenges at once: a host that bursts through its agent raises the
+# per-principal cap (docs/design.md §14, §16).
+sed -i "s/^max_challenges_per_principal = .*/max_challenges_per_principal = $((C * 2))/" "$WORK/service/config.toml"
+grep -q "^max_challenges_per_principal = $((C * 2))" "$WORK/service/config.toml" \
+    || { echo "bench-agent.sh: config.toml has no limits.max_challenges_per_principal" >&2; exit 1; }
 "$R" serve --data-dir "$WORK/service" >"$WORK/serve.out" 2>"$WORK/serve.log" &
 SERVE_PID=$!
 for _ in $(seq 100); do grep -q "serving on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
 export RUNTRUST_SERVER="$(sed -n 's/^runtrust: serving on //p' "$WORK/serve.out")"
 export RUNTRUST_SERVER_CA="$WORK/service/tls/ca.pem"
 ADMIN="$WORK/service/admin.credential"
-"$R" --credential "$ADMIN" principal add bench-host --role attester | tail -n 1 >"$WORK/host.credential"
+"$R" --credential "$ADMIN" principal add bench-host --role attester --tag env=bench | tail -n 1 >"$WORK/host.credential"
 export RUNTRUST_CREDENTIAL_FILE="$WORK/host.credential"
 
 # tpm2-tools' fastest quote: a persistent AK (no key load), as tpm2_quote is usually run on a host.
@@ -70,7 +75,7 @@ start_agent
 "$R" token verify "$WORK/token" --audience gw >/dev/null   # caches the issuer keys
 
 now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 : >"$WORK/quote.ns"; : >"$WORK/exec.ns"
 for i in $(seq "$N"); do
     nonce="$(printf '%064x' "$i")"
@@ -111,3 +116,7 @@ quotes=$(( $(sed -n 's/^ *"quotes": \([0-9]*\).*/\1/p' <<<"$status") - before_qu
 largest=$(sed -n 's/^ *"largest_batch": \([0-9]*\).*/\1/p' <<<"$status")
 printf 'verified tokens, %d workers, --max-quotes-per-second 5: %d in %.1f s = %.1f/s (%d TPM quotes, largest batch %d, %d error lines)\n' \
     "$C" "$total" "$secs" "$(echo "$total / $secs" | bc -l)" "$quotes" "$largest" "$errors"
+if ((errors)); then
+    echo "  errors, by kind:"
+    cat "$WORK"/w*.err | sed -E 's/[0-9a-f]{16,}/…/g; s/[0-9]+/N/g' | sort | uniq -c | sort -rn | head -5 | sed 's/^/  /'
+fi

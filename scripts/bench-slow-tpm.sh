@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# `runtrust exec -- true` on a slow TPM, without the agent: swtpm behind the slow-TPM proxy (swtpm-tests'
+# `runtrust exec -- true` on a slow TPM, with and without the agent: swtpm behind the slow-TPM proxy (swtpm-tests'
 # `slow-tpm` binary), which holds TPM2_CreatePrimary and TPM2_Quote as long as a discrete chip takes (3 s and
 # 200 ms by default) and runs one command at a time. Measured side by side in one run, on the same TPM, token
 # and service:
 #
 #   recreated   no EK persisted: every exec creates the EK primary again (runtrust before issue 12)
 #   persisted   the EK persisted at 0x81010001 (`runtrust tpm persist-ek`): loaded, never created
+#   agent       the host agent on the slow TPM (it loaded the keys once; each exec costs one quote)
 #   direct      persisted EK, swtpm without the proxy (what swtpm alone costs, for reference)
 #
 #   scripts/bench-slow-tpm.sh [N]   # N timed runs per variant (default 10), after one warm-up run each
@@ -23,8 +24,11 @@ R="$PWD/target/release/runtrust"
 SLOW="$PWD/target/release/slow-tpm"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/runtrust-bench-slow.XXXXXX")"
 export RUNTRUST_SWTPM_DIR="$WORK/swtpm" RUNTRUST_STATE_DIR="$WORK/host"
-SERVE_PID="" PROXY_PID=""
+SERVE_PID="" PROXY_PID="" AGENT_PID=""
+# No agent unless the agent variant starts one (a system agent at the default socket never joins in).
+export RUNTRUST_AGENT="$WORK/no-agent.sock"
 cleanup() {
+    [[ -n "$AGENT_PID" ]] && kill "$AGENT_PID" 2>/dev/null || true
     [[ -n "$PROXY_PID" ]] && kill "$PROXY_PID" 2>/dev/null || true
     [[ -n "$SERVE_PID" ]] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
     scripts/swtpm.sh stop >/dev/null 2>&1 || true
@@ -41,12 +45,12 @@ for _ in $(seq 100); do grep -q "serving on" "$WORK/serve.out" 2>/dev/null && br
 export RUNTRUST_SERVER="$(sed -n 's/^runtrust: serving on //p' "$WORK/serve.out")"
 export RUNTRUST_SERVER_CA="$WORK/service/tls/ca.pem"
 ADMIN="$WORK/service/admin.credential"
-"$R" --credential "$ADMIN" principal add bench-host --role attester | tail -n 1 >"$WORK/host.credential"
+"$R" --credential "$ADMIN" principal add bench-host --role attester --tag env=bench | tail -n 1 >"$WORK/host.credential"
 export RUNTRUST_CREDENTIAL_FILE="$WORK/host.credential"
 "$R" enroll --tag env=bench >/dev/null
 "$R" policy capture --id bench --pcrs 0-7 --tag env=bench --scope 'bench/*' --out "$WORK/policy.toml" 2>/dev/null
 "$R" --credential "$ADMIN" policy apply "$WORK/policy.toml" >/dev/null
-"$R" token request --scope 'bench/*' --audience gw --ttl 30m --out "$WORK/token" >/dev/null
+"$R" token request --scope 'bench/*' --audience gw --ttl 15m --out "$WORK/token" >/dev/null
 
 # swtpm_setup persisted the EK; the "recreated" variant needs it gone.
 tpm2_evictcontrol -C o -c 0x81010001 >/dev/null
@@ -86,5 +90,12 @@ echo "exec -- true; slow TPM: CreatePrimary ${CREATE_PRIMARY_MS} ms, Quote ${QUO
 bench recreated "$SLOW_TCTI"
 "$R" --tcti "$DIRECT_TCTI" tpm persist-ek >/dev/null
 bench persisted "$SLOW_TCTI"
+echo "agent        (runtrust agent on the slow TPM, --batch-window 0; exec asks it for the quote)"
+RUNTRUST_AGENT="$WORK/run/agent.sock" "$R" --tcti "$SLOW_TCTI" agent --batch-window 0 >/dev/null 2>"$WORK/agent.log" &
+AGENT_PID=$!
+for _ in $(seq 300); do [[ -S "$WORK/run/agent.sock" ]] && break; sleep 0.05; done
+[[ -S "$WORK/run/agent.sock" ]] || { echo "bench-slow-tpm.sh: the agent did not start:" >&2; cat "$WORK/agent.log" >&2; exit 1; }
+RUNTRUST_AGENT="$WORK/run/agent.sock" bench agent "$SLOW_TCTI"
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=""
 echo "direct       (swtpm without the proxy, persisted EK; the proxy does not see these)"
 bench direct "$DIRECT_TCTI"

@@ -19,7 +19,7 @@ cargo build --quiet --locked -p runtrust --bin runtrust
 
 # "manifest_dir executable" for each test binary (the JSON has no spaces inside these two fields' values
 # on any path this repository uses; a path with a space is refused rather than run wrongly).
-list="$(grep -o '"manifest_path":"[^"]*".*"executable":"[^"]*"' <<<"$artifacts" |
+list="$(grep -E '"profile":\{[^}]*"test":true' <<<"$artifacts" | grep -o '"manifest_path":"[^"]*".*"executable":"[^"]*"' |
     sed -E 's/^"manifest_path":"([^"]*)\/Cargo.toml".*"executable":"([^"]*)"$/\1 \2/')"
 if grep -q ' .* ' <<<"$list"; then
     echo "test-binaries.sh: a path with a space; run cargo test --workspace instead" >&2
@@ -32,6 +32,7 @@ failed=()
 e2e=()
 while read -r dir exe; do
     [[ -n "$exe" ]] || continue
+    # swtpm-tests' own unit tests (its library and the slow-tpm binary) are quick: run them in line.
     if [[ "$dir" == */swtpm-tests ]] && [[ "$exe" != */swtpm_tests-* ]] && [[ "$exe" != */slow_tpm-* ]]; then
         e2e+=("$dir $exe")
         continue
