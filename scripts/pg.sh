@@ -4,7 +4,8 @@
 #   scripts/pg.sh start   initdb (first time) and start; prints the URL
 #   scripts/pg.sh url     prints the URL of the running cluster (exit 1 if none is running)
 #   scripts/pg.sh stop    stops it and removes its directory
-# RUNTRUST_PG_DIR (default /tmp/runtrust-pg) holds the cluster; RUNTRUST_PG_PORT (default: a free port from 55432).
+# RUNTRUST_PG_DIR (default /tmp/runtrust-pg) holds the cluster; RUNTRUST_PG_PORT (default: a free port from
+# 25432, below Linux's ephemeral range 32768-60999, so outgoing connections never hold it).
 # As root, the server runs as the unprivileged `postgres` user (initdb refuses root).
 set -euo pipefail
 
@@ -65,7 +66,7 @@ start() {
     fi
     local port="${RUNTRUST_PG_PORT:-}"
     if [[ -z "$port" ]]; then
-        port=55432
+        port=25432
         while ! port_free "$port"; do port=$((port + 1)); done
     fi
     echo "$port" >"$DIR/port"
