@@ -105,6 +105,9 @@ impl Store for OneNonceStore {
     fn policies(&self) -> Result<Vec<runtrust::store::StoredPolicy>, StoreError> {
         self.inner.policies()
     }
+    fn policies_version(&self) -> Result<u64, StoreError> {
+        self.inner.policies_version()
+    }
     fn put_challenge(&self, c: &Challenge, a: &AuditEntry, cap: Cap) -> Result<Admission, StoreError> {
         self.inner.put_challenge(c, a, cap)
     }
@@ -143,6 +146,12 @@ impl Store for OneNonceStore {
     fn tokens(&self) -> Result<Vec<runtrust::store::TokenRecord>, StoreError> {
         self.inner.tokens()
     }
+    fn tokens_by_host(&self, host: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner.tokens_by_host(host, limit)
+    }
+    fn tokens_by_policy(&self, hash: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner.tokens_by_policy(hash, limit)
+    }
     fn revoke(&self, r: &Revocation, a: &AuditEntry) -> Result<Revocation, StoreError> {
         self.inner.revoke(r, a)
     }
@@ -155,8 +164,14 @@ impl Store for OneNonceStore {
     fn revocations(&self, since: u64, limit: usize) -> Result<Vec<Revocation>, StoreError> {
         self.inner.revocations(since, limit)
     }
-    fn start_execution(&self, e: &ExecutionRecord, single_use: bool, a: &AuditEntry) -> Result<ExecStart, StoreError> {
-        self.inner.start_execution(e, single_use, a)
+    fn start_execution(
+        &self,
+        e: &ExecutionRecord,
+        single_use: bool,
+        keys: &[String],
+        a: &AuditEntry,
+    ) -> Result<ExecStart, StoreError> {
+        self.inner.start_execution(e, single_use, keys, a)
     }
     fn end_execution(
         &self,
@@ -184,6 +199,12 @@ impl Store for OneNonceStore {
     }
     fn flushes(&self) -> u64 {
         self.inner.flushes()
+    }
+    fn export(&self) -> Result<runtrust::store::Dump, StoreError> {
+        self.inner.export()
+    }
+    fn import(&self, d: &runtrust::store::Dump) -> Result<(), StoreError> {
+        self.inner.import(d)
     }
 }
 

@@ -4,11 +4,12 @@
 #   libtss2-dev          tpm2-tss, which tss-esapi links against
 #   tpm2-tools           interoperability tests (tpm2_quote, tpm2_checkquote)
 #   pkg-config, gcc      building the -sys crates
+#   postgresql           the PostgreSQL store and replica tests (scripts/pg.sh starts a throwaway cluster)
 #   openssl, curl        scripts/hostile.sh (TLS clients against a live service)
 #   binutils, adduser    scripts/package.sh --test (strip; the package's postinst makes its system user)
 set -euo pipefail
 
-PKGS=(swtpm swtpm-tools libtss2-dev tpm2-tools pkg-config gcc libc6-dev ca-certificates curl openssl binutils adduser)
+PKGS=(swtpm swtpm-tools libtss2-dev tpm2-tools pkg-config gcc libc6-dev ca-certificates curl openssl binutils adduser postgresql)
 
 missing=()
 for p in "${PKGS[@]}"; do

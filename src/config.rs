@@ -15,8 +15,13 @@ pub struct ServiceConfig {
     pub service_id: String,
     /// Address to listen on (port 0: any free port, reported at start).
     pub listen: String,
+    /// The store: a directory for the embedded sled store (the default, `store`), or a `postgres://` URL
+    /// (docs/design.md §15).
     #[serde(default = "default_store")]
     pub store: PathBuf,
+    /// Connections to a PostgreSQL store per process (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_pool: Option<u32>,
     pub tls: TlsConfig,
     pub issuer: IssuerConfig,
     #[serde(default)]
@@ -180,9 +185,15 @@ impl ServiceConfig {
         Ok(cfg)
     }
 
-    /// Where the store is: the `store` setting, relative to the data directory.
+    /// Where the store is: the `store` setting, a PostgreSQL URL or a directory relative to the data directory.
     pub fn store_config(&self, data_dir: &Path) -> crate::store::StoreConfig {
-        crate::store::StoreConfig::Sled { path: resolve(data_dir, &self.store) }
+        match self.store.to_str() {
+            Some(url) if crate::store::is_postgres_url(url) => crate::store::StoreConfig::Postgres {
+                url: url.to_owned(),
+                pool_size: self.store_pool.unwrap_or(crate::store::DEFAULT_POOL_SIZE),
+            },
+            _ => crate::store::StoreConfig::Sled { path: resolve(data_dir, &self.store) },
+        }
     }
 
     pub fn to_toml(&self) -> String {

@@ -33,6 +33,7 @@ mod policy_cmd;
 mod quote_cmd;
 mod revoke_cmd;
 mod service_cmd;
+mod store_cmd;
 mod token_cmd;
 mod tpm2_tools;
 mod tpm_cmd;
@@ -245,6 +246,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// The service's store: migrate from the embedded store to PostgreSQL.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
 }
 
 /// How a command failed, which decides the exit code.
@@ -388,6 +392,7 @@ pub fn main() -> ExitCode {
         Command::Man { out } => help::write_man_pages(&out).map_err(CliError::from).map(|n| {
             println!("wrote {n} man pages to {}", out.display());
         }),
+        Command::Store(c) => store_cmd::run(c, g),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

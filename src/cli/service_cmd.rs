@@ -40,6 +40,10 @@ pub struct InitArgs {
     /// PEM public key of a policy authority (repeatable); with any, unsigned policies are refused.
     #[arg(long, value_name = "PEM")]
     policy_authority: Vec<PathBuf>,
+    /// A PostgreSQL database shared by replicas (postgres://USER@HOST:PORT/DB); default: the embedded
+    /// store in DIR/store. Initialize once, then copy the data directory to each replica.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 }
 
 pub fn init(a: InitArgs, g: &GlobalOpts) -> CliResult {
@@ -52,6 +56,7 @@ pub fn init(a: InitArgs, g: &GlobalOpts) -> CliResult {
         force: a.force,
         token_alg: a.token_alg.into(),
         policy_authority: a.policy_authority,
+        store: a.store,
     })
     .map_err(anyhow::Error::from)?;
     if g.json {
@@ -88,6 +93,9 @@ pub struct ServeArgs {
     /// truncation), accepting the loss; audited. Restoring a recent enough backup is the better way out.
     #[arg(long)]
     accept_store_rollback: bool,
+    /// Address to listen on instead of the config's (each replica of a shared store its own).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 pub fn serve(a: ServeArgs) -> CliResult {
@@ -95,7 +103,8 @@ pub fn serve(a: ServeArgs) -> CliResult {
         CliError::Other(anyhow::anyhow!("{e}\n  hint: create a data directory with: runtrust init --data-dir DIR"))
     })?;
     init_tracing("info", a.log_format.map(LogFormat::from).unwrap_or(config.log_format));
-    let options = ServeOptions { load: LoadOptions { accept_store_rollback: a.accept_store_rollback } };
+    let options =
+        ServeOptions { load: LoadOptions { accept_store_rollback: a.accept_store_rollback }, listen: a.listen };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime
         .block_on(crate::service::serve(a.data_dir, options, |addr| {

@@ -25,6 +25,7 @@ pub async fn challenge(State(state): State<AppState>, caller: Caller) -> Result<
     .ok_or_else(|| {
         Denial::new(DenialCode::HostUnknown, "this credential has not enrolled a host: run runtrust enroll")
     })?;
+    super::refresh_policies(&state).await?;
     let policies = state.policies();
     let now = state.clock.now_unix();
     let c = Challenge {

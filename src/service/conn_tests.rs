@@ -32,6 +32,7 @@ async fn serve(limits: &str) -> Served {
         force: false,
         token_alg: SigningAlg::EdDsa,
         policy_authority: vec![],
+        store: None,
     })
     .unwrap();
     let cfg = data.join("config.toml");

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::issue::valid_audience;
-use super::revocation::{why_revoked, RevocationError};
+use super::revocation::{chain_keys, revoked_via, why_revoked, RevocationError};
 use super::{blocking, AppState, Body, Denial, Path};
 use crate::api::{ExecEndRequest, ExecStartRequest, ExecStartResponse, ExecutionView};
 use crate::audit::AuditEntry;
@@ -72,8 +72,6 @@ async fn check_and_start(
     let argv = req.argv_sha256.to_ascii_lowercase();
     let c2 = cti.clone();
     let token = req.token;
-    // The revocation check and the recorded start are one step with respect to revocations.
-    let _gate = state.revocation_gate.read().await;
     let outcome = blocking(state, move |s| {
         let Some(record) = s.token(&c2)? else {
             return Ok(Err(Denial::new(
@@ -85,9 +83,13 @@ async fn check_and_start(
         if !record.is_token(&token) {
             return Ok(Err(not_as_issued(&c2, &record)));
         }
+        // Everything on the chain, a lifted host's earlier tokens included (docs/design.md §11)...
         if let Some(r) = why_revoked(s, &record)? {
             return Ok(Err(RevocationError::Token(Box::new(r)).into()));
         }
+        // ...and again inside the start's own transaction (docs/design.md §15): a revocation answered by any
+        // replica before this start commits refuses it.
+        let keys = chain_keys(s, &record)?;
         // An attester credential runs commands on its own host only.
         if is_attester && s.principal_host(&caller_id)?.as_ref() != Some(&record.host_id) {
             return Ok(Err(Denial::new(
@@ -111,8 +113,11 @@ async fn check_and_start(
             .host(&record.host_id)
             .cti(&c2)
             .diagnostics(json!({ "execution_id": id, "argv_sha256": argv, "single_use": record.single_use }));
-        Ok(match s.start_execution(&exec, record.single_use, &entry)? {
+        Ok(match s.start_execution(&exec, record.single_use, &keys, &entry)? {
             ExecStart::Started(e) => Ok(e),
+            ExecStart::Revoked { key, revocation } => {
+                Err(RevocationError::Token(Box::new(revoked_via(&key, &record, revocation))).into())
+            }
             ExecStart::Replayed { consumed_at } => Err(Denial::new(
                 DenialCode::TokenReplayed,
                 format!("single-use token {c2} was already used at {consumed_at}"),

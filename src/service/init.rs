@@ -45,6 +45,8 @@ pub struct InitOptions {
     pub token_alg: SigningAlg,
     /// PEM public keys of policy authorities; with any, unsigned policies are refused.
     pub policy_authority: Vec<PathBuf>,
+    /// A `postgres://` URL for a shared store (docs/design.md §15); None: the embedded store in D/store.
+    pub store: Option<String>,
 }
 
 /// Where `init` put things.
@@ -77,6 +79,10 @@ pub enum InitError {
     Crypto { what: &'static str, detail: String },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("--store {0:?} is not a postgres:// URL")]
+    StoreUrl(String),
+    #[error("the store {0} already holds an admin principal: it was initialized before; give each replica a copy of that data directory instead")]
+    StoreInUse(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
@@ -93,6 +99,11 @@ const OWNED: [&str; 7] = [CONFIG_FILE, "keys", "tls", "ek-ca", "store", ADMIN_CR
 pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let d = &opts.data_dir;
     let addr: SocketAddr = opts.listen.parse().map_err(|_| InitError::Listen(opts.listen.clone()))?;
+    let store = match &opts.store {
+        Some(url) if crate::store::is_postgres_url(url) => PathBuf::from(url),
+        Some(other) => return Err(InitError::StoreUrl(other.clone())),
+        None => PathBuf::from("store"),
+    };
     if OWNED.iter().any(|f| d.join(f).exists()) {
         if !opts.force {
             return Err(InitError::Exists(d.clone()));
@@ -153,7 +164,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let config = ServiceConfig {
         service_id: opts.service_id.clone(),
         listen: addr.to_string(),
-        store: PathBuf::from("store"),
+        store,
+        store_pool: None,
         tls: TlsConfig {
             ca: PathBuf::from("tls/ca.pem"),
             cert: PathBuf::from("tls/server.pem"),
@@ -168,7 +180,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
 
     let minted = principal::mint(&rng).map_err(crypto("the admin credential"))?;
     {
-        let store = crate::store::open(&config.store_config(d))?;
+        let store_config = config.store_config(d);
+        let store = crate::store::open(&store_config)?;
         let now = SystemClock.now_unix();
         let admin = Principal {
             id: minted.principal_id,
@@ -184,7 +197,10 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         let entry =
             crate::audit::AuditEntry::new(now, "principal.add", "principal \"admin\" with role admin (runtrust init)")
                 .diagnostics(serde_json::json!({ "name": "admin", "role": Role::Admin, "tags": [] }));
-        store.add_principal(&admin, &entry)?;
+        match store.add_principal(&admin, &entry) {
+            Err(crate::store::StoreError::Conflict(_)) => return Err(InitError::StoreInUse(store_config.describe())),
+            other => other?,
+        }
     }
     let cred = d.join(ADMIN_CREDENTIAL);
     fsutil::write_private(&cred, format!("{}\n", minted.credential).as_bytes()).map_err(io(&cred))?;

@@ -53,7 +53,7 @@ pub use fault::Fault;
 pub(crate) use problem::denial_from;
 pub use problem::{Denial, DenialReason};
 pub use routes::router;
-pub use state::{blocking, load, load_with, AppState, Inner, LoadOptions};
+pub use state::{blocking, load, load_with, refresh_policies, AppState, Inner, LoadOptions};
 
 use crate::config::ConfigError;
 use crate::store::StoreError;
@@ -137,24 +137,30 @@ pub enum ServiceError {
 }
 
 /// How `serve` runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ServeOptions {
     pub load: LoadOptions,
+    /// Address to listen on instead of the config's (`serve --listen`).
+    pub listen: Option<String>,
 }
 
 /// Serves until SIGTERM or SIGINT; in-flight requests get 10 s to finish. `ready` receives the bound address.
+/// `options.listen` overrides the config's address (replicas sharing one data directory's config,
+/// docs/design.md §15).
 pub async fn serve(
     data_dir: PathBuf,
     options: ServeOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServiceError> {
-    let state = load_with(&data_dir, options.load)?;
+    // The store is synchronous (a PostgreSQL store blocks on its own client): opened off the async threads.
+    let dir = data_dir.clone();
+    let state = tokio::task::spawn_blocking(move || load_with(&dir, options.load))
+        .await
+        .map_err(|e| ServiceError::Store(StoreError::Backend(format!("loading the data directory: {e}"))))??;
     let tls = tls::server_config(&data_dir, &state.config.tls)?;
-    let addr: SocketAddr = state
-        .config
-        .listen
-        .parse()
-        .map_err(|e| ServiceError::Listen { addr: state.config.listen.clone(), source: std::io::Error::other(e) })?;
+    let listen = options.listen.unwrap_or_else(|| state.config.listen.clone());
+    let addr: SocketAddr =
+        listen.parse().map_err(|e| ServiceError::Listen { addr: listen.clone(), source: std::io::Error::other(e) })?;
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| ServiceError::Listen { addr: addr.to_string(), source })?;
     listener.set_nonblocking(true).map_err(|source| ServiceError::Listen { addr: addr.to_string(), source })?;

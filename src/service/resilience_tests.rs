@@ -108,6 +108,9 @@ impl Store for Flaky {
     fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
         self.inner.policies()
     }
+    fn policies_version(&self) -> Result<u64, StoreError> {
+        self.inner.policies_version()
+    }
     fn put_challenge(&self, c: &Challenge, a: &AuditEntry, cap: Cap) -> Result<Admission, StoreError> {
         self.write()?;
         self.inner.put_challenge(c, a, cap)
@@ -140,6 +143,12 @@ impl Store for Flaky {
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.tokens()
     }
+    fn tokens_by_host(&self, host: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner.tokens_by_host(host, limit)
+    }
+    fn tokens_by_policy(&self, hash: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner.tokens_by_policy(hash, limit)
+    }
     fn revoke(&self, r: &Revocation, a: &AuditEntry) -> Result<Revocation, StoreError> {
         self.write()?;
         self.inner.revoke(r, a)
@@ -150,9 +159,15 @@ impl Store for Flaky {
     fn revocations(&self, since: u64, limit: usize) -> Result<Vec<Revocation>, StoreError> {
         self.inner.revocations(since, limit)
     }
-    fn start_execution(&self, e: &ExecutionRecord, single: bool, a: &AuditEntry) -> Result<ExecStart, StoreError> {
+    fn start_execution(
+        &self,
+        e: &ExecutionRecord,
+        single: bool,
+        keys: &[String],
+        a: &AuditEntry,
+    ) -> Result<ExecStart, StoreError> {
         self.write()?;
-        self.inner.start_execution(e, single, a)
+        self.inner.start_execution(e, single, keys, a)
     }
     fn end_execution(
         &self,
@@ -190,6 +205,13 @@ impl Store for Flaky {
     }
     fn flushes(&self) -> u64 {
         self.inner.flushes()
+    }
+    fn export(&self) -> Result<crate::store::Dump, StoreError> {
+        self.inner.export()
+    }
+    fn import(&self, d: &crate::store::Dump) -> Result<(), StoreError> {
+        self.write()?;
+        self.inner.import(d)
     }
 }
 

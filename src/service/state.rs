@@ -36,15 +36,14 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     /// Token signing keys, oldest first; the last one signs.
     pub issuer: RwLock<Vec<(IssuerKeyFile, IssuerKey)>>,
-    /// Applied policies, parsed once.
+    /// Applied policies, parsed once per store policies version (see [`refresh_policies`]).
     pub policies: RwLock<Vec<Arc<LoadedPolicy>>>,
+    /// The store's policies version that `policies` reflects.
+    pub policies_version: std::sync::atomic::AtomicU64,
     /// Policy authority public keys.
     pub authorities: KeySet,
     /// The Merkle tree over the audit log.
     pub audit_tree: Arc<AuditTree>,
-    /// Revocations (write) exclude execution starts (read): an execution either started before a
-    /// revocation was answered, or its check sees the revocation.
-    pub revocation_gate: tokio::sync::RwLock<()>,
     /// Counters for `GET /metrics`.
     pub metrics: Metrics,
     /// Audited denials per principal (docs/design.md §16).
@@ -125,6 +124,7 @@ impl AppState {
             anchors: TrustAnchors::default(),
             authorities,
             policies: Vec::new(),
+            policies_version: 0,
             storage: Storage::new(store, None),
             high_water: None,
         };
@@ -151,7 +151,7 @@ impl AppState {
                 policies: RwLock::new(parts.policies),
                 authorities: parts.authorities,
                 audit_tree: Arc::default(),
-                revocation_gate: tokio::sync::RwLock::new(()),
+                policies_version: std::sync::atomic::AtomicU64::new(parts.policies_version),
                 metrics: Metrics::default(),
                 throttle,
                 high_water: parts.high_water,
@@ -164,6 +164,7 @@ struct Parts {
     anchors: TrustAnchors,
     authorities: KeySet,
     policies: Vec<Arc<LoadedPolicy>>,
+    policies_version: u64,
     storage: Storage,
     high_water: Option<HighWater>,
 }
@@ -173,6 +174,34 @@ struct Parts {
 pub struct LoadOptions {
     /// Start on a store below its high-water mark, knowingly (`serve --accept-store-rollback`); audited.
     pub accept_store_rollback: bool,
+}
+
+/// Parses stored policies.
+fn parse_policies(stored: Vec<crate::model::StoredPolicy>) -> Result<Vec<Arc<LoadedPolicy>>, ServiceError> {
+    let mut policies = Vec::new();
+    for stored in stored {
+        let loaded = crate::policy::parse(&stored.id, &stored.bytes)
+            .map_err(|e| ServiceError::Policy { id: stored.id.clone(), detail: e.to_string() })?;
+        policies.push(Arc::new(loaded));
+    }
+    Ok(policies)
+}
+
+/// Brings the parsed policies up to the store's policies version: one read per request that uses them, so
+/// a policy applied through any replica is in force for every request that starts after its answer
+/// (docs/design.md §15).
+pub async fn refresh_policies(state: &AppState) -> Result<(), Fault> {
+    use std::sync::atomic::Ordering;
+    let version = blocking(state, |s| s.policies_version()).await?;
+    if version == state.policies_version.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let (version, stored) = blocking(state, |s| Ok((s.policies_version()?, s.policies()?))).await?;
+    let parsed = parse_policies(stored).map_err(|e| Fault::Corrupt(e.to_string()))?;
+    let mut cache = state.policies.write().map_err(|_| Fault::Poisoned("policy cache"))?;
+    *cache = parsed;
+    state.policies_version.store(version, Ordering::SeqCst);
+    Ok(())
 }
 
 /// The concatenated contents of `files` (relative to the data directory), one newline after each.
@@ -218,19 +247,18 @@ pub fn load_with(data_dir: &Path, options: LoadOptions) -> Result<AppState, Serv
     let store_config = config.store_config(data_dir);
     let store = crate::store::open(&store_config)?;
     let high_water = check_high_water(data_dir, store.as_ref(), options)?;
-    // A restart voids every outstanding challenge: no nonce issued before a crash is usable after it.
-    let voided = store.void_challenges()?;
-    if voided > 0 {
-        tracing::info!(voided, "voided the challenges outstanding at the last stop");
+    // A restart voids every outstanding challenge: no nonce issued before a crash is usable after it. Not on a
+    // shared store, whose other replicas still answer their challenges (consumption is atomic there anyway).
+    if !store_config.is_shared() {
+        let voided = store.void_challenges()?;
+        if voided > 0 {
+            tracing::info!(voided, "voided the challenges outstanding at the last stop");
+        }
     }
-    let mut policies = Vec::new();
-    for stored in store.policies()? {
-        let loaded = crate::policy::parse(&stored.id, &stored.bytes)
-            .map_err(|e| ServiceError::Policy { id: stored.id.clone(), detail: e.to_string() })?;
-        policies.push(Arc::new(loaded));
-    }
+    let policies_version = store.policies_version()?;
+    let policies = parse_policies(store.policies()?)?;
     let storage = Storage::new(store, Some(store_config));
-    let parts = Parts { anchors, authorities, policies, storage, high_water: Some(high_water) };
+    let parts = Parts { anchors, authorities, policies, policies_version, storage, high_water: Some(high_water) };
     Ok(AppState::assemble(config, data_dir.to_path_buf(), issuer, Arc::new(SystemClock), parts))
 }
 

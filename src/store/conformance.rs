@@ -8,7 +8,8 @@ use runtrust_attestation::ClockInfo;
 use super::{
     lift_key, revoked_key, Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart,
     ExecutionEnd, ExecutionRecord, HostId, HostRecord, JoinAllowance, JoinRefusal, Joined, Nonce, NonceState,
-    PendingEnrollment, Principal, Revocation, RevocationKind, Role, Store, StoreError, Swept, TokenRecord,
+    PendingEnrollment, Principal, Revocation, RevocationKind, Role, Store, StoreError, StoredPolicy, Swept,
+    TokenRecord,
 };
 
 /// A backend under test.
@@ -30,6 +31,7 @@ macro_rules! store_conformance {
             pending_enrollments_are_taken_once,
             children_revocations_and_single_use_executions,
             issuance_updates_the_host,
+            challenges_keep_the_host_clock,
             rebaseline_forgets_the_clock,
             challenges_are_voided,
             concurrent_nonce_consumption_has_one_winner,
@@ -45,6 +47,11 @@ macro_rules! store_conformance {
             lengths_count_what_is_durable,
             reads_see_a_durable_dense_prefix,
             probe_changes_nothing_visible,
+            revoked_keys_refuse_a_start_in_its_step,
+            revocation_excludes_concurrent_starts,
+            tokens_are_indexed_by_host_and_policy,
+            applying_a_policy_changes_the_version,
+            export_import_round_trip,
             join_tokens_are_spent_use_by_use,
             a_host_that_joins_again_keeps_its_principal,
             concurrent_joins_never_overspend,
@@ -335,14 +342,17 @@ pub fn children_revocations_and_single_use_executions(b: &impl Backend) {
     assert_eq!(s.children("t1").unwrap(), vec!["t2".to_owned()]);
     assert!(s.children("t2").unwrap().is_empty());
 
-    let ExecStart::Started(first) = s.start_execution(&exec("e1", "t2"), true, &entry()).unwrap() else {
+    let ExecStart::Started(first) = s.start_execution(&exec("e1", "t2"), true, &[], &entry()).unwrap() else {
         panic!("first use must start")
     };
-    assert_eq!(s.start_execution(&exec("e2", "t2"), true, &entry()).unwrap(), ExecStart::Replayed { consumed_at: 5 });
+    assert_eq!(
+        s.start_execution(&exec("e2", "t2"), true, &[], &entry()).unwrap(),
+        ExecStart::Replayed { consumed_at: 5 }
+    );
     let before = s.audit_len().unwrap();
-    assert!(matches!(s.start_execution(&exec("e3", "t2"), false, &entry()).unwrap(), ExecStart::Started(_)));
+    assert!(matches!(s.start_execution(&exec("e3", "t2"), false, &[], &entry()).unwrap(), ExecStart::Started(_)));
     assert_eq!(s.audit_len().unwrap(), before + 1, "the start is audited in the same step");
-    assert_eq!(s.start_execution(&exec("e4", "zz"), false, &entry()).unwrap(), ExecStart::UnknownToken);
+    assert_eq!(s.start_execution(&exec("e4", "zz"), false, &[], &entry()).unwrap(), ExecStart::UnknownToken);
     let end = ExecutionEnd { time: 6, exit_code: Some(0), signal: None, duration_ms: 1, audit_index: 0 };
     let ended = s.end_execution("t2", "e1", &end, &entry()).unwrap().unwrap();
     assert_eq!(ended.end.as_ref().map(|e| e.exit_code), Some(Some(0)));
@@ -394,6 +404,34 @@ pub fn issuance_updates_the_host(b: &impl Backend) {
     let h = s.host(&hid(1)).unwrap().unwrap();
     assert_eq!((h.last_clock, h.last_attested), (clock, Some(attested())));
     assert_eq!(s.tokens().unwrap().len(), 2, "the token is recorded all the same");
+    // An earlier restart or reset is earlier too, whatever its clock.
+    let restarted_before = ClockInfo { clock: 99, restart_count: 1, ..clock };
+    s.record_issuance(&token("t3", None), &entry(), &hid(1), &restarted_before, &stale).unwrap();
+    assert_eq!(s.host(&hid(1)).unwrap().unwrap().last_clock, clock, "an earlier restart is older");
+    // A later TPM reset restarts the clock: its quote is the latest although its clock is lower.
+    let reset = ClockInfo { clock: 1, reset_count: 2, restart_count: 0, safe: true };
+    let now = AttestedState { pcr_digest: "22".into(), ..attested() };
+    s.record_issuance(&token("t4", None), &entry(), &hid(1), &reset, &now).unwrap();
+    drop(s);
+    let s = b.open();
+    let h = s.host(&hid(1)).unwrap().unwrap();
+    assert_eq!((h.last_clock, h.last_attested), (reset, Some(now)), "durable across reopen");
+    assert_eq!(s.tokens().unwrap().len(), 4);
+    assert_eq!(s.audit_len().unwrap(), 5, "every issuance audited");
+}
+
+/// A challenge keeps the host's clock at issue (docs/design.md §14: a batched quote may not be older than
+/// it), absent for a challenge that has none; durable across a reopen.
+pub fn challenges_keep_the_host_clock(b: &impl Backend) {
+    let s = b.open();
+    let clock = ClockInfo { clock: 10, reset_count: 1, restart_count: 2, safe: true };
+    let with = Challenge { host_clock: Some(clock), ..challenge(1, 100) };
+    put(&*s, &with);
+    put(&*s, &challenge(2, 100));
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Fresh(with));
+    assert_eq!(s.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Fresh(challenge(2, 100)));
 }
 
 pub fn rebaseline_forgets_the_clock(b: &impl Backend) {
@@ -446,7 +484,7 @@ pub fn concurrent_single_use_has_one_winner(b: &impl Backend) {
                 let s = &s;
                 scope.spawn(move || {
                     matches!(
-                        s.start_execution(&exec(&format!("e{i}"), "t1"), true, &entry()),
+                        s.start_execution(&exec(&format!("e{i}"), "t1"), true, &[], &entry()),
                         Ok(ExecStart::Started(_))
                     )
                 })
@@ -612,6 +650,229 @@ pub fn probe_changes_nothing_visible(b: &impl Backend) {
     assert!(s.principals().unwrap().is_empty() && s.hosts().unwrap().is_empty() && s.policies().unwrap().is_empty());
     drop(s);
     assert_eq!(b.open().append_audit(&entry()).unwrap(), 1, "the next index follows");
+}
+
+fn revocation(kind: RevocationKind, target: &str, tokens: &[&str]) -> Revocation {
+    Revocation {
+        seq: 0,
+        kind,
+        target: target.into(),
+        policy_hash: None,
+        reason: "r".into(),
+        time: 7,
+        by: "admin".into(),
+        tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+        audit_index: 0,
+        lifts: None,
+    }
+}
+
+/// The keys a start under `t2` (child of `t1`, both on host 1 under policy "ph") must not hit.
+fn chain_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    for cti in ["t2", "t1"] {
+        keys.push(revoked_key(RevocationKind::Host, &hid(1)));
+        keys.push(revoked_key(RevocationKind::Policy, "ph"));
+        keys.push(revoked_key(RevocationKind::Token, cti));
+    }
+    keys
+}
+
+/// docs/design.md §15: the revocation check is inside the start's step; a revoked chain writes nothing.
+pub fn revoked_keys_refuse_a_start_in_its_step(b: &impl Backend) {
+    let s = b.open();
+    let clock = ClockInfo::default();
+    s.record_issuance(&token("t1", None), &entry(), &hid(1), &clock, &attested()).unwrap();
+    s.record_issuance(&token("t2", Some("t1")), &entry(), &hid(1), &clock, &attested()).unwrap();
+    assert!(matches!(
+        s.start_execution(&exec("e1", "t2"), false, &chain_keys(), &entry()).unwrap(),
+        ExecStart::Started(_)
+    ));
+    // Revoked after t2 was issued: only the ancestry names t2's chain.
+    let r = s.revoke(&revocation(RevocationKind::Token, "t1", &[]), &entry()).unwrap();
+    let before = s.audit_len().unwrap();
+    match s.start_execution(&exec("e2", "t2"), true, &chain_keys(), &entry()).unwrap() {
+        ExecStart::Revoked { key, revocation } => {
+            assert_eq!(key, "token:t1");
+            assert_eq!(revocation, r);
+        }
+        other => panic!("a revoked ancestor must refuse the start: {other:?}"),
+    }
+    assert_eq!(s.audit_len().unwrap(), before, "a refused start writes nothing");
+    assert_eq!(s.token("t2").unwrap().unwrap().consumed_at, None, "nor spends the token");
+    // The first revoked key in the order given is the one reported.
+    s.revoke(&revocation(RevocationKind::Host, hid(1).as_str(), &[]), &entry()).unwrap();
+    let ExecStart::Revoked { key, .. } = s.start_execution(&exec("e3", "t2"), false, &chain_keys(), &entry()).unwrap()
+    else {
+        panic!("still revoked")
+    };
+    assert_eq!(key, revoked_key(RevocationKind::Host, &hid(1)));
+    assert_eq!(s.start_execution(&exec("e4", "zz"), false, &chain_keys(), &entry()).unwrap(), ExecStart::UnknownToken);
+}
+
+/// docs/design.md §15: a revocation and execution starts exclude each other. Every start that succeeded was
+/// audited before the revocation; every start after the revoke returned is refused.
+pub fn revocation_excludes_concurrent_starts(b: &impl Backend) {
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    s.record_issuance(
+        &TokenRecord { single_use: false, ..token("t1", None) },
+        &entry(),
+        &hid(1),
+        &ClockInfo::default(),
+        &attested(),
+    )
+    .unwrap();
+    let keys = vec![revoked_key(RevocationKind::Token, "t1")];
+    let (started, revoked) = std::thread::scope(|scope| {
+        let starters: Vec<_> = (0..4)
+            .map(|t| {
+                let (s, keys) = (&s, &keys);
+                scope.spawn(move || {
+                    let mut started = Vec::new();
+                    for i in 0..10_000 {
+                        match s.start_execution(&exec(&format!("e{t}-{i}"), "t1"), false, keys, &entry()).unwrap() {
+                            ExecStart::Started(e) => started.push(e.start_audit_index),
+                            ExecStart::Revoked { .. } => return started,
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    panic!("the revocation never reached the starts")
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let r = s.revoke(&revocation(RevocationKind::Token, "t1", &[]), &entry()).unwrap();
+        let after = s.start_execution(&exec("late", "t1"), false, &keys, &entry()).unwrap();
+        assert!(matches!(after, ExecStart::Revoked { .. }), "after the revoke returned: {after:?}");
+        let started: Vec<u64> = starters.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        (started, r)
+    });
+    assert!(!started.is_empty(), "some starts ran before the revocation");
+    assert!(started.iter().all(|i| *i < revoked.audit_index), "no start is ordered after the revocation");
+}
+
+/// docs/design.md §11: revoking a host or a policy lists its tokens from an index.
+pub fn tokens_are_indexed_by_host_and_policy(b: &impl Backend) {
+    let s = b.open();
+    let clock = ClockInfo::default();
+    for (cti, host, policy) in [("a1", 1, "p1"), ("a2", 1, "p2"), ("b1", 2, "p1"), ("a0", 1, "p1")] {
+        let t = TokenRecord { host_id: hid(host), policy_hash: policy.into(), ..token(cti, None) };
+        s.record_issuance(&t, &entry(), &hid(host), &clock, &attested()).unwrap();
+    }
+    assert_eq!(s.tokens_by_host(&hid(1), 10).unwrap(), vec!["a0", "a1", "a2"]);
+    assert_eq!(s.tokens_by_host(&hid(1), 2).unwrap(), vec!["a0", "a1"], "bounded");
+    assert_eq!(s.tokens_by_host(&hid(2), 10).unwrap(), vec!["b1"]);
+    assert!(s.tokens_by_host(&hid(3), 10).unwrap().is_empty());
+    assert_eq!(s.tokens_by_policy("p1", 10).unwrap(), vec!["a0", "a1", "b1"]);
+    assert_eq!(s.tokens_by_policy("p2", 10).unwrap(), vec!["a2"]);
+    drop(s);
+    assert_eq!(b.open().tokens_by_policy("p1", usize::MAX).unwrap().len(), 3, "after reopen too");
+}
+
+fn policy(id: &str, hash: &str) -> StoredPolicy {
+    StoredPolicy {
+        id: id.into(),
+        hash: hash.into(),
+        bytes: b"id = 1".to_vec(),
+        signed_by: None,
+        applied_at: 3,
+        applied_by: "admin".into(),
+    }
+}
+
+/// docs/design.md §15: replicas reload their parsed policies when the version moves.
+pub fn applying_a_policy_changes_the_version(b: &impl Backend) {
+    let s = b.open();
+    let v0 = s.policies_version().unwrap();
+    s.put_policy(&policy("web", "h1"), &entry()).unwrap();
+    let v1 = s.policies_version().unwrap();
+    assert_ne!(v0, v1);
+    s.put_policy(&policy("web", "h2"), &entry()).unwrap();
+    assert_ne!(s.policies_version().unwrap(), v1, "replacing a policy changes it too");
+    assert_eq!(s.policies().unwrap(), vec![policy("web", "h2")]);
+}
+
+/// A store with one of everything (principals, hosts with tags, policies, challenges, pending enrollments,
+/// nonces, tokens, revocations and a lifted host revocation, executions, audit entries, a join token partly
+/// spent and the host that joined with it).
+pub fn populate(s: &dyn Store) {
+    s.add_principal(&principal("01", "a"), &entry()).unwrap();
+    s.enroll_host(&HostRecord { tags: vec!["role=web".into()], ..host(1, "ak1") }, "01", &entry()).unwrap();
+    s.set_host_tags(&hid(1), &["role=db".to_owned()], &entry()).unwrap();
+    s.put_policy(&policy("web", "ph"), &entry()).unwrap();
+    put(s, &challenge(1, 100));
+    put(s, &with_host_clock(challenge(2, 100)));
+    assert_eq!(s.put_enrollment(&enrollment("e1", "p", 100), UNCAPPED).unwrap(), Admission::Stored);
+    s.consume_nonce(&Nonce([1; 32]), 50).unwrap();
+    let clock = ClockInfo { clock: 10, reset_count: 1, restart_count: 2, safe: true };
+    s.record_issuance(&token("t1", None), &entry(), &hid(1), &clock, &attested()).unwrap();
+    s.record_issuance(&token("t2", Some("t1")), &entry(), &hid(1), &clock, &attested()).unwrap();
+    s.start_execution(&exec("e1", "t2"), true, &[], &entry()).unwrap();
+    let end = ExecutionEnd { time: 6, exit_code: Some(0), signal: None, duration_ms: 1, audit_index: 0 };
+    s.end_execution("t2", "e1", &end, &entry()).unwrap();
+    s.revoke(&revocation(RevocationKind::Token, "t1", &["t2"]), &entry()).unwrap();
+    s.revoke(&revocation(RevocationKind::Host, hid(1).as_str(), &[]), &entry()).unwrap();
+    s.unrevoke_host(&revocation(RevocationKind::Unrevoke, hid(1).as_str(), &[]), &entry()).unwrap();
+    s.append_audit(&AuditEntry::new(9, "token.deny", "x").code("pcr_mismatch")).unwrap();
+    s.add_principal(&join_token("j1", 2, 100), &entry()).unwrap();
+    assert_eq!(joined_id(s.join_host("j1", 50, &principal("h2", "host-2"), &host(2, "ak2"), &entry()).unwrap()), "h2");
+}
+
+/// `c` issued when its host's last clock was a known one.
+fn with_host_clock(c: Challenge) -> Challenge {
+    Challenge { host_clock: Some(ClockInfo { clock: 7, reset_count: 1, restart_count: 2, safe: true }), ..c }
+}
+
+/// `runtrust store migrate` (docs/design.md §15): everything, counters and audit indices included, survives an
+/// export into a fresh store, which then goes on from where the source stopped.
+pub fn export_import_round_trip<B: Backend>(b: &B) {
+    let s = b.open();
+    populate(s.as_ref());
+    let dump = s.export().unwrap();
+    assert_eq!(dump.audit.len() as u64, s.audit_len().unwrap());
+    assert_eq!(dump.counters.revocation_next, 3);
+    let target = B::new();
+    let t = target.open();
+    t.import(&dump).unwrap();
+    assert_eq!(t.export().unwrap(), dump, "the copy reads back as the original");
+    let roots = (super::dump::audit_root(s.as_ref()).unwrap(), super::dump::audit_root(t.as_ref()).unwrap());
+    assert_eq!(roots.0, roots.1, "the same audit root");
+    assert!(matches!(t.import(&dump), Err(StoreError::Conflict(_))), "only into an empty store");
+    drop(t);
+    let t = target.open();
+    assert_eq!((t.audit_len().unwrap(), t.revocations_len().unwrap()), (dump.counters.audit_next, 3), "durable");
+    assert_eq!(t.principal("01").unwrap(), Some(principal("01", "a")), "tags and creator carried");
+    assert_eq!(t.host(&hid(1)).unwrap().unwrap().tags, vec!["role=db"]);
+    assert_eq!(t.children("t1").unwrap(), vec!["t2"]);
+    assert_eq!(t.tokens_by_host(&hid(1), 10).unwrap(), vec!["t1", "t2"]);
+    assert_eq!(t.token("t1").unwrap().unwrap().token_sha256, Some(TokenRecord::digest(b"t1")));
+    assert!(t.revoked("token:t2").unwrap().is_some());
+    assert_eq!(t.revoked(&revoked_key(RevocationKind::Host, &hid(1))).unwrap(), None, "lifted");
+    assert_eq!(t.revoked(&lift_key(&hid(1))).unwrap().and_then(|l| l.lifts), Some(1), "the lift is carried");
+    // The per-principal counts behind the caps come along: "p" has challenge 2 and enrollment e1 outstanding.
+    let one = Cap { max: 1, now: 50 };
+    assert!(matches!(t.put_challenge(&challenge(5, 100), &entry(), one).unwrap(), Admission::Full { .. }));
+    assert!(matches!(t.put_enrollment(&enrollment("e2", "p", 100), one).unwrap(), Admission::Full { .. }));
+    assert_eq!(t.consume_nonce(&Nonce([1; 32]), 50).unwrap(), NonceState::Replayed);
+    assert_eq!(
+        t.consume_nonce(&Nonce([2; 32]), 50).unwrap(),
+        NonceState::Fresh(with_host_clock(challenge(2, 100))),
+        "the challenge and its host clock are carried"
+    );
+    assert_eq!(t.take_enrollment("e1").unwrap().map(|e| e.expires_at), Some(100));
+    assert_eq!(t.revoke(&revocation(RevocationKind::Token, "t1", &[]), &entry()).unwrap().seq, 3, "counters carried");
+    assert_eq!(t.append_audit(&entry()).unwrap(), dump.counters.audit_next + 1);
+    assert_eq!(t.principal_host("01").unwrap(), Some(hid(1)));
+    assert_eq!(t.host_by_ak("ak1").unwrap().map(|h| h.host_id), Some(hid(1)));
+    assert_eq!(t.sweep(101).unwrap().nonces, 2, "the used nonces's expiry is carried");
+    // A join token comes along with its uses spent, and the host that joined with its own principal.
+    assert_eq!(t.principal("j1").unwrap().unwrap().join, Some(JoinAllowance { uses: 2, used: 1, expires_at: 100 }));
+    assert_eq!(t.principal_host("h2").unwrap(), Some(hid(2)));
+    assert_eq!(joined_id(t.join_host("j1", 60, &principal("h3", "host-3"), &host(3, "ak3"), &entry()).unwrap()), "h3");
+    assert_eq!(
+        t.join_host("j1", 60, &principal("h4", "host-4"), &host(4, "ak4"), &entry()).unwrap(),
+        Joined::Refused(JoinRefusal::Spent)
+    );
 }
 
 fn join_token(id: &str, uses: u32, expires_at: u64) -> Principal {

@@ -3,6 +3,8 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod dump;
+mod postgres;
 mod sled;
 
 use runtrust_attestation::{ClockInfo, DenialCode};
@@ -13,6 +15,8 @@ pub use crate::model::{
     JoinRefusal, Nonce, PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
 };
 
+pub use dump::{migrate, Counters, Dump, MigrateReport};
+pub use postgres::{PgStore, DEFAULT_POOL_SIZE};
 pub use sled::{GroupCommit, SledStore};
 
 /// Which backend holds the store, and where.
@@ -20,12 +24,36 @@ pub use sled::{GroupCommit, SledStore};
 pub enum StoreConfig {
     /// The embedded default: a sled database in this directory.
     Sled { path: std::path::PathBuf },
+    /// PostgreSQL (docs/design.md §15), shared by any number of replicas; at most `pool_size` connections.
+    Postgres { url: String, pool_size: u32 },
+}
+
+impl StoreConfig {
+    /// Whether other processes may share this store (replicas): nothing may then rely on being the only
+    /// writer (docs/design.md §15).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, StoreConfig::Postgres { .. })
+    }
+
+    /// Where it is, without credentials (for messages).
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Sled { path } => format!("sled:{}", path.display()),
+            StoreConfig::Postgres { url, .. } => postgres::redact(url),
+        }
+    }
+}
+
+/// Whether `setting` (the config's `store`, or `--to`) names a PostgreSQL database.
+pub fn is_postgres_url(setting: &str) -> bool {
+    setting.starts_with("postgres://") || setting.starts_with("postgresql://")
 }
 
 /// Opens the store `config` names.
 pub fn open(config: &StoreConfig) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Sled { path } => Ok(std::sync::Arc::new(SledStore::open(path)?)),
+        StoreConfig::Postgres { url, pool_size } => Ok(std::sync::Arc::new(PgStore::open(url, *pool_size)?)),
     }
 }
 
@@ -51,6 +79,9 @@ pub enum ExecStart {
     Replayed { consumed_at: u64 },
     /// No token with this cti.
     UnknownToken,
+    /// `key`, one of the keys the start must not hit, is revoked: checked inside the start's transaction,
+    /// so no execution starts after a revocation was answered (docs/design.md §15). Nothing is written.
+    Revoked { key: String, revocation: Revocation },
 }
 
 /// What `enroll_host` did.
@@ -75,6 +106,18 @@ pub enum Joined {
 
 /// How the detail of [`Store::enroll_host`]'s Conflict starts when the host's recorded tags differ.
 pub const TAGS_DIFFER: &str = "tags differ";
+
+/// The same set of tags (order and repeats aside): what [`Store::enroll_host`] compares.
+pub(crate) fn same_tags(a: &[String], b: &[String]) -> bool {
+    fn sorted(t: &[String]) -> Vec<&str> {
+        let mut v: Vec<&str> = t.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+    sorted(a) == sorted(b)
+}
+
 /// A per-principal bound on outstanding challenges or pending enrollments (docs/design.md §16): at most
 /// `max` unexpired at `now`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +226,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies a policy; a policy with the same id is replaced.
     fn put_policy(&self, p: &StoredPolicy, audit: &AuditEntry) -> Result<u64, StoreError>;
     fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError>;
+    /// Changes whenever a policy is applied: replicas reload their parsed policies when it does.
+    fn policies_version(&self) -> Result<u64, StoreError>;
 
     /// Stores a challenge and its audit entry in one durable step, unless its principal already has
     /// `cap.max` unexpired challenges outstanding (then nothing is written).
@@ -211,11 +256,15 @@ pub trait Store: Send + Sync + 'static {
     fn token(&self, cti: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// The ctis of a token's direct children (delegations).
     fn children(&self, cti: &str) -> Result<Vec<String>, StoreError>;
-    /// Every token record (revoking a host or a policy lists the tokens it revokes).
+    /// Every token record.
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// The ctis of the tokens issued to `host_id`, in cti order, at most `limit` (an index, not a scan).
+    fn tokens_by_host(&self, host_id: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// The ctis of the tokens issued under policy version `policy_hash`, in cti order, at most `limit`.
+    fn tokens_by_policy(&self, policy_hash: &str, limit: usize) -> Result<Vec<String>, StoreError>;
 
     /// Records a revocation (its seq and audit index assigned here), marks its keys revoked and appends its
-    /// audit entry, in one durable step.
+    /// audit entry, in one durable step that excludes every `start_execution` step (docs/design.md §15).
     fn revoke(&self, r: &Revocation, audit: &AuditEntry) -> Result<Revocation, StoreError>;
     /// Lifts the revocation of host `lift.target` in one durable step: appends `lift` (kind Unrevoke) to the
     /// feed with its seq, `lifts` and audit index assigned, unmarks the host key and points [`lift_key`] at
@@ -227,12 +276,15 @@ pub trait Store: Send + Sync + 'static {
     /// Revocations with seq ≥ `since`, at most `limit`.
     fn revocations(&self, since: u64, limit: usize) -> Result<Vec<Revocation>, StoreError>;
 
-    /// Records the start of an execution with its audit entry in one durable step. When `single_use`, the
-    /// token is spent in the same step; a spent token is `Replayed` and nothing is written.
+    /// Records the start of an execution with its audit entry in one durable step. In that step, the first of
+    /// `revoked_keys` (the [`revoked_key`]s of every token, host and policy version on the token's chain)
+    /// that is revoked makes it `Revoked`; when `single_use`, the token is spent, and a spent one is
+    /// `Replayed`. Either way nothing is written.
     fn start_execution(
         &self,
         e: &ExecutionRecord,
         single_use: bool,
+        revoked_keys: &[String],
         audit: &AuditEntry,
     ) -> Result<ExecStart, StoreError>;
     /// Records how an execution ended (once) with its audit entry; None if there is no such execution.
@@ -266,4 +318,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many physical flushes have run (group commit makes this lower than the number of writes).
     fn flushes(&self) -> u64;
+
+    /// Everything in the store, counters included (`runtrust store migrate`).
+    fn export(&self) -> Result<Dump, StoreError>;
+    /// Loads `dump` into this store, which must be empty (else a Conflict), in one durable step.
+    fn import(&self, dump: &Dump) -> Result<(), StoreError>;
 }

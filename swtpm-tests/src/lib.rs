@@ -360,6 +360,8 @@ pub struct Service {
     child: Option<Child>,
     url: String,
     credentials: std::cell::Cell<u32>,
+    /// `serve --listen` (replicas); None: the config's address.
+    listen: Option<String>,
 }
 
 impl Service {
@@ -370,10 +372,33 @@ impl Service {
 
     /// As [`Service::start`], with `edit` applied to config.toml's text before `serve`.
     pub fn start_configured(ek_ca: &[PathBuf], edit: impl FnOnce(&mut String)) -> Service {
+        Self::start_init(ek_ca, &[], edit)
+    }
+
+    /// As [`Service::start`], on the PostgreSQL database `url` (`init --store URL`).
+    pub fn start_on(ek_ca: &[PathBuf], url: &str) -> Service {
+        Self::start_init(ek_ca, &["--store", url], |_| {})
+    }
+
+    /// Another `serve` on a copy of this service's data directory (config, keys, TLS material: the store
+    /// must be shared), listening on its own port (`serve --listen`).
+    pub fn replica(&self) -> Service {
+        let dir = tempfile::Builder::new().prefix("runtrust-replica-").tempdir().expect("temp dir");
+        let status = Command::new("cp").arg("-a").arg(self.data_dir()).arg(dir.path().join("data")).status();
+        assert!(status.is_ok_and(|s| s.success()), "copying the data directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let listen = Some(format!("127.0.0.1:{port}"));
+        let mut s = Service { dir, child: None, url: String::new(), credentials: std::cell::Cell::new(0), listen };
+        s.restart();
+        s
+    }
+
+    fn start_init(ek_ca: &[PathBuf], extra: &[&str], edit: impl FnOnce(&mut String)) -> Service {
         let dir = tempfile::Builder::new().prefix("runtrust-service-").tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let mut args: Vec<String> = vec!["init".into(), "--data-dir".into(), data.display().to_string()];
         args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
         for ca in ek_ca {
             args.extend(["--ek-ca".into(), ca.display().to_string()]);
         }
@@ -383,7 +408,8 @@ impl Service {
         let mut text = std::fs::read_to_string(&cfg).expect("config.toml");
         edit(&mut text);
         std::fs::write(&cfg, text).expect("config.toml");
-        let mut s = Service { dir, child: None, url: String::new(), credentials: std::cell::Cell::new(0) };
+        let mut s =
+            Service { dir, child: None, url: String::new(), credentials: std::cell::Cell::new(0), listen: None };
         s.restart();
         s
     }
@@ -400,9 +426,12 @@ impl Service {
     /// (Re)starts `runtrust serve ARGS`; waits until it listens.
     pub fn restart_with(&mut self, args: &[&str]) {
         assert!(self.child.is_none(), "already running");
-        let mut child = Command::new(runtrust_bin())
-            .args(["serve", "--data-dir"])
-            .arg(self.data_dir())
+        let mut serve = Command::new(runtrust_bin());
+        serve.args(["serve", "--data-dir"]).arg(self.data_dir());
+        if let Some(listen) = &self.listen {
+            serve.args(["--listen", listen]);
+        }
+        let mut child = serve
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -557,4 +586,34 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The PostgreSQL server of the tests (scripts/test.sh starts a throwaway one): RUNTRUST_TEST_POSTGRES, else
+/// the cluster scripts/pg.sh runs. Without one the test fails, saying how to get one.
+pub fn postgres_url() -> String {
+    if let Ok(url) = std::env::var("RUNTRUST_TEST_POSTGRES") {
+        return url;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh");
+    match Command::new(&script).arg("url").output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        _ => panic!(
+            "these tests need a PostgreSQL server and none is reachable: install it (apt-get install postgresql), \
+             then scripts/pg.sh start and export RUNTRUST_TEST_POSTGRES=$(scripts/pg.sh url) — scripts/test.sh does both"
+        ),
+    }
+}
+
+/// A new, empty database on the test server; its URL.
+pub fn fresh_database() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let base = postgres_url();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let name = format!("rt_{}_{nanos}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let mut client = postgres::Client::connect(&base, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e} (scripts/pg.sh start; apt-get install postgresql)"));
+    client.batch_execute(&format!("CREATE DATABASE {name}")).expect("CREATE DATABASE");
+    let (server, _db) = base.split('?').next().and_then(|u| u.rsplit_once('/')).expect("a URL ending in /DB");
+    format!("{server}/{name}")
 }

@@ -52,6 +52,7 @@ pub async fn issue_token(state: &AppState, caller: &Caller, req: TokenRequest) -
 
 /// The lifecycle, in order; a denial names the host once it is known.
 async fn issue(state: &AppState, caller: &Caller, req: TokenRequest) -> Result<TokenResponse, Denial> {
+    super::refresh_policies(state).await?; // policies applied through any replica (docs/design.md §15)
     let request = request::execution_request(state, caller, req).await?; // 1. execution request
     let host = Some(request.host_id.to_string());
     let about = |d: Denial| d.about_host(host.as_deref());

@@ -126,6 +126,37 @@ pub fn why_revoked(s: &dyn Store, token: &TokenRecord) -> Result<Option<Revoked>
     Err(StoreError::Corrupt { key: format!("tokens/{}", token.cti), detail: "ancestry too deep".into() })
 }
 
+/// The revoked-index keys of `token`'s chain, in [`why_revoked`]'s order: for itself and each ancestor, its
+/// host, its policy version, its cti. `start_execution` checks them inside its transaction (docs/design.md
+/// §15), so a revocation answered before the start commits always refuses it.
+pub fn chain_keys(s: &dyn Store, token: &TokenRecord) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    let mut current = token.clone();
+    for _ in 0..=MAX_DELEGATION_DEPTH + 1 {
+        keys.push(revoked_key(RevocationKind::Host, &current.host_id));
+        keys.push(revoked_key(RevocationKind::Policy, &current.policy_hash));
+        keys.push(revoked_key(RevocationKind::Token, &current.cti));
+        let Some(parent) = &current.parent_cti else { return Ok(keys) };
+        current = s.token(parent)?.ok_or_else(|| StoreError::Corrupt {
+            key: format!("tokens/{parent}"),
+            detail: format!("parent of {} is missing", current.cti),
+        })?;
+    }
+    Err(StoreError::Corrupt { key: format!("tokens/{}", token.cti), detail: "ancestry too deep".into() })
+}
+
+/// What a revoked chain key names, as [`why_revoked`] says it.
+pub fn revoked_via(key: &str, token: &TokenRecord, revocation: Revocation) -> Revoked {
+    let via = match key.split_once(':') {
+        Some(("host", host)) => format!("host {host}"),
+        Some(("policy", hash)) if hash == token.policy_hash => format!("policy {} {hash}", token.policy_id),
+        Some(("policy", hash)) => format!("policy {hash}"),
+        _ if revocation.target == token.cti => format!("token {}", token.cti),
+        _ => format!("ancestor {}", revocation.target),
+    };
+    Revoked { via, revocation }
+}
+
 /// Every descendant of `cti` (breadth first, bounded).
 pub fn descendants(s: &dyn Store, cti: &str) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();

@@ -4,7 +4,10 @@
 
 mod check;
 
-pub use check::{descendants, host_revoked, policy_revoked, why_revoked, RevocationError, Revoked, MAX_LISTED};
+pub use check::{
+    chain_keys, descendants, host_revoked, policy_revoked, revoked_via, why_revoked, RevocationError, Revoked,
+    MAX_LISTED,
+};
 
 use axum::extract::State;
 use axum::Json;
@@ -41,6 +44,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
     let target = req.target.to_ascii_lowercase();
     let by = caller.0.name.clone();
     let now = state.clock.now_unix();
+    super::refresh_policies(state).await?;
     // A policy by id (its applied version), or any version by its hash (64 hex digits, e.g. from a token).
     let policy_hash_revoked = match kind {
         RevocationKind::Policy if target.len() == 64 && target.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -56,8 +60,7 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
         _ => None,
     };
     let target = if kind == RevocationKind::Policy { req.target.clone() } else { target };
-    // No execution starts while a revocation is being decided and written (see execution.rs).
-    let _gate = state.revocation_gate.write().await;
+    // Execution starts exclude the store's revoke step itself (docs/design.md §15): no in-process lock.
     let revoked = blocking(state, move |s| {
         let (host, tokens) = match kind {
             RevocationKind::Token => {
@@ -70,16 +73,11 @@ async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Re
                 if s.host(&target)?.is_none() {
                     return Ok(Err(Denial::not_found(format!("no host {target} is enrolled"))));
                 }
-                let all = s.tokens()?;
-                (
-                    Some(target.clone()),
-                    all.into_iter().filter(|t| *t.host_id == *target).map(|t| t.cti).take(MAX_LISTED).collect(),
-                )
+                (Some(target.clone()), s.tokens_by_host(&target, MAX_LISTED)?)
             }
             RevocationKind::Policy => {
                 let hash = policy_hash_revoked.clone().unwrap_or_default();
-                let all = s.tokens()?;
-                (None, all.into_iter().filter(|t| t.policy_hash == hash).map(|t| t.cti).take(MAX_LISTED).collect())
+                (None, s.tokens_by_policy(&hash, MAX_LISTED)?)
             }
             RevocationKind::Unrevoke => return Ok(Err(Denial::bad_request("a lift is not a revocation"))),
         };

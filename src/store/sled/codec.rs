@@ -80,3 +80,32 @@ pub(super) fn tx_error(e: TransactionError<StoreError>) -> StoreError {
 pub(super) fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
     Err(ConflictableTransactionError::Abort(e))
 }
+
+/// Reads shared by the trait's methods.
+impl super::SledStore {
+    pub(super) fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
+        tree.get(key.as_bytes())?.map(|v| decode(key.as_bytes(), &v)).transpose()
+    }
+
+    pub(super) fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
+        tree.iter().map(|kv| kv.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v))).collect()
+    }
+
+    /// The `rest` of every `prefix/rest` key in `tree` (in key order), at most `limit`.
+    pub(super) fn suffixes(tree: &sled::Tree, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{prefix}/");
+        tree.scan_prefix(prefix.as_bytes())
+            .take(limit)
+            .map(|kv| {
+                let (k, _) = kv?;
+                let rest = k.get(prefix.len()..).unwrap_or_default();
+                Ok(String::from_utf8_lossy(rest).into_owned())
+            })
+            .collect()
+    }
+
+    /// A u64 counter of the meta tree (absent: 0), as written (durable or not).
+    pub(super) fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        super::durable::counter(&self.meta, key)
+    }
+}

@@ -59,7 +59,7 @@ fn lock_busy(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock) || e.to_string().contains("lock")
 }
 
-fn counter(tree: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
+pub(super) fn counter(tree: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
     match tree.get(key)? {
         Some(v) => <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
             key: format!("meta/{}", String::from_utf8_lossy(key)),

@@ -8,18 +8,7 @@ use sled::transaction::{ConflictableTransactionError, Transactional, Transaction
 use super::codec::{abort, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
 use super::{SledStore, REVOCATION_NEXT};
 use crate::model::{lift_key, revoked_key, JoinRefusal, Principal, RevocationKind, Role};
-use crate::store::{AuditEntry, EnrollOutcome, HostRecord, Joined, Revocation, StoreError, TAGS_DIFFER};
-
-/// The same set of tags (order and repeats aside).
-fn same_tags(a: &[String], b: &[String]) -> bool {
-    fn sorted(t: &[String]) -> Vec<&str> {
-        let mut v: Vec<&str> = t.iter().map(String::as_str).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
-    sorted(a) == sorted(b)
-}
+use crate::store::{same_tags, AuditEntry, EnrollOutcome, HostRecord, Joined, Revocation, StoreError, TAGS_DIFFER};
 
 impl SledStore {
     pub(super) fn enroll_host_tx(
@@ -255,8 +244,8 @@ mod tests {
     #[test]
     fn same_tags_ignores_order_and_repeats() {
         let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(super::same_tags(&t(&["a", "b"]), &t(&["b", "a", "a"])));
-        assert!(!super::same_tags(&t(&["a"]), &t(&["a", "b"])));
-        assert!(super::same_tags(&[], &[]));
+        assert!(crate::store::same_tags(&t(&["a", "b"]), &t(&["b", "a", "a"])));
+        assert!(!crate::store::same_tags(&t(&["a"]), &t(&["a", "b"])));
+        assert!(crate::store::same_tags(&[], &[]));
     }
 }

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use runtrust_attestation::ClockInfo;
-use serde::de::DeserializeOwned;
 use sled::transaction::Transactional;
 
 mod codec;
+mod dump;
 mod durable;
 mod group_commit;
 mod hosts;
@@ -17,15 +17,17 @@ use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, 
 pub use group_commit::GroupCommit;
 
 use super::{
-    Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord,
-    HostId, HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store, StoreError,
-    StoredPolicy, Swept, TokenRecord,
+    Admission, AttestedState, AuditEntry, Cap, Challenge, Dump, EnrollOutcome, ExecStart, ExecutionEnd,
+    ExecutionRecord, HostId, HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store,
+    StoreError, StoredPolicy, Swept, TokenRecord,
 };
 
 /// Key of the next audit index in the meta tree.
 pub(super) const AUDIT_NEXT: &[u8] = b"audit_next";
 /// Key of the next revocation seq in the meta tree.
 pub(super) const REVOCATION_NEXT: &[u8] = b"revocation_next";
+/// Key of the policies version in the meta tree (bumped by every put_policy).
+pub(super) const POLICIES_VERSION: &[u8] = b"policies_version";
 
 pub struct SledStore {
     db: sled::Db,
@@ -52,6 +54,9 @@ pub struct SledStore {
     revoked: sled::Tree,
     /// `cti/id` → ExecutionRecord.
     executions: sled::Tree,
+    /// `host/cti` → () and `policy_hash/cti` → (): revocation by host or policy without a scan.
+    host_tokens: sled::Tree,
+    policy_tokens: sled::Tree,
     audit: sled::Tree,
     meta: sled::Tree,
     commit: GroupCommit,
@@ -81,6 +86,8 @@ impl SledStore {
             revocations: db.open_tree("revocations")?,
             revoked: db.open_tree("revoked")?,
             executions: db.open_tree("executions")?,
+            host_tokens: db.open_tree("host_tokens")?,
+            policy_tokens: db.open_tree("policy_tokens")?,
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             commit: GroupCommit::default(),
@@ -89,19 +96,12 @@ impl SledStore {
             db,
         };
         store.init_watermark()?;
+        store.index_tokens()?;
         Ok(store)
     }
 
     fn durable(&self) -> Result<(), StoreError> {
         self.commit.durable(|| self.flush_now())
-    }
-
-    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, StoreError> {
-        tree.get(key.as_bytes())?.map(|v| decode(key.as_bytes(), &v)).transpose()
-    }
-
-    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
-        tree.iter().map(|kv| kv.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v))).collect()
     }
 }
 
@@ -210,6 +210,8 @@ impl Store for SledStore {
         let index = (&self.policies, &self.audit, &self.meta)
             .transaction(|(policies, audit, meta)| {
                 policies.insert(p.id.as_bytes(), value.as_slice())?;
+                let version = tx_counter(meta, POLICIES_VERSION)?;
+                meta.insert(POLICIES_VERSION, &(version + 1).to_be_bytes())?;
                 tx_append(audit, meta, entry)
             })
             .map_err(tx_error)?;
@@ -219,6 +221,10 @@ impl Store for SledStore {
 
     fn policies(&self) -> Result<Vec<StoredPolicy>, StoreError> {
         Self::all(&self.policies)
+    }
+
+    fn policies_version(&self) -> Result<u64, StoreError> {
+        self.counter(POLICIES_VERSION)
     }
 
     fn put_challenge(&self, c: &Challenge, entry: &AuditEntry, cap: Cap) -> Result<Admission, StoreError> {
@@ -245,11 +251,14 @@ impl Store for SledStore {
         clock: &ClockInfo,
         attested: &AttestedState,
     ) -> Result<u64, StoreError> {
-        let index = (&self.tokens, &self.audit, &self.meta, &self.hosts, &self.children)
-            .transaction(|(tokens, audit, meta, hosts, children)| {
+        let trees = (&self.tokens, &self.audit, &self.meta, &self.hosts, &self.children);
+        let index = (trees.0, trees.1, trees.2, trees.3, trees.4, &self.host_tokens, &self.policy_tokens)
+            .transaction(|(tokens, audit, meta, hosts, children, host_tokens, policy_tokens)| {
                 if let Some(parent) = &token.parent_cti {
                     children.insert(child_key(parent, &token.cti), &[])?;
                 }
+                host_tokens.insert(child_key(&token.host_id, &token.cti), &[])?;
+                policy_tokens.insert(child_key(&token.policy_hash, &token.cti), &[])?;
                 let index = tx_append(audit, meta, entry)?;
                 let record = TokenRecord { audit_index: index, ..token.clone() };
                 tokens.insert(token.cti.as_bytes(), tx_encode(&record)?)?;
@@ -281,19 +290,19 @@ impl Store for SledStore {
     }
 
     fn children(&self, cti: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = format!("{cti}/");
-        self.children
-            .scan_prefix(prefix.as_bytes())
-            .map(|kv| {
-                let (k, _) = kv?;
-                let child = k.get(prefix.len()..).unwrap_or_default();
-                Ok(String::from_utf8_lossy(child).into_owned())
-            })
-            .collect()
+        Self::suffixes(&self.children, cti, usize::MAX)
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         Self::all(&self.tokens)
+    }
+
+    fn tokens_by_host(&self, host_id: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        Self::suffixes(&self.host_tokens, host_id, limit)
+    }
+
+    fn tokens_by_policy(&self, policy_hash: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        Self::suffixes(&self.policy_tokens, policy_hash, limit)
     }
 
     fn revoke(&self, r: &Revocation, entry: &AuditEntry) -> Result<Revocation, StoreError> {
@@ -341,13 +350,26 @@ impl Store for SledStore {
         &self,
         e: &ExecutionRecord,
         single_use: bool,
+        revoked_keys: &[String],
         entry: &AuditEntry,
     ) -> Result<ExecStart, StoreError> {
         let key = format!("{}/{}", e.cti, e.id);
-        let outcome = (&self.tokens, &self.executions, &self.audit, &self.meta)
-            .transaction(|(tokens, executions, audit, meta)| {
+        // The revoked index is read inside the transaction: revoke() writes it in one, so they serialize.
+        let trees = (&self.tokens, &self.executions, &self.audit, &self.meta);
+        let outcome = (trees.0, trees.1, trees.2, trees.3, &self.revoked, &self.revocations)
+            .transaction(|(tokens, executions, audit, meta, revoked, revocations)| {
                 let Some(v) = tokens.get(e.cti.as_bytes())? else { return Ok(ExecStart::UnknownToken) };
                 let mut token: TokenRecord = tx_decode(e.cti.as_bytes(), &v)?;
+                for k in revoked_keys {
+                    let Some(seq) = revoked.get(k.as_bytes())? else { continue };
+                    let Some(r) = revocations.get(&seq)? else {
+                        return abort(StoreError::Corrupt {
+                            key: format!("revoked/{k}"),
+                            detail: "no revocation".into(),
+                        });
+                    };
+                    return Ok(ExecStart::Revoked { key: k.clone(), revocation: tx_decode(k.as_bytes(), &r)? });
+                }
                 if single_use {
                     if let Some(consumed_at) = token.consumed_at {
                         return Ok(ExecStart::Replayed { consumed_at });
@@ -433,6 +455,14 @@ impl Store for SledStore {
 
     fn flushes(&self) -> u64 {
         self.commit.flushes()
+    }
+
+    fn export(&self) -> Result<Dump, StoreError> {
+        self.dump()
+    }
+
+    fn import(&self, d: &Dump) -> Result<(), StoreError> {
+        self.load(d)
     }
 }
 

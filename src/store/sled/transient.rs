@@ -11,7 +11,7 @@ use super::{
 };
 
 /// `principal/item` keys of the owner indices.
-fn owner_key(principal: &str, item: &str) -> Vec<u8> {
+pub(super) fn owner_key(principal: &str, item: &str) -> Vec<u8> {
     format!("{principal}/{item}").into_bytes()
 }
 
