@@ -426,3 +426,47 @@ fn the_client_config_file_fills_in_and_flags_and_environment_win() {
     assert!(err.contains("client.toml") && err.contains("keys: server"), "{err}");
     assert!(out.contains("\"error\""), "--json failures are a JSON object: {out}");
 }
+
+/// `principal rotate` (issue 14): the new credential works, the old one is refused at once, the rotation is
+/// audited naming the admin.
+#[test]
+fn a_rotated_credential_replaces_the_old_one_at_once() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let old = server.data().join("admin.credential");
+    let new = dir.path().join("admin.new");
+    let run = |cred: &Path, args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("RUNTRUST_SERVER", &server.url)
+            .env("RUNTRUST_SERVER_CA", server.data().join("tls/ca.pem"))
+            .env("RUNTRUST_CREDENTIAL_FILE", cred)
+            .env("RUNTRUST_STATE_DIR", dir.path().join("state"))
+            .env("RUNTRUST_CLIENT_CONFIG", dir.path().join("none.toml"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // RUNTRUST_CLIENT_CONFIG names a file that must exist: make it empty.
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let (code, out, err) = run(&old, &["--json", "principal", "rotate", "admin", "--out", new.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("\"credential\": null") || out.contains("\"credential\":null"),
+        "the secret only in the file: {out}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o600);
+    let (code, _, err) = run(&old, &["principal", "list"]);
+    assert_eq!(code, Some(3), "the old credential is refused: {err}");
+    assert!(err.contains("authorization_missing"), "{err}");
+    let (code, out, err) = run(&new, &["--json", "audit", "tail", "-n", "5"]);
+    assert_eq!(code, Some(0), "the new one works: {err}");
+    assert!(out.lines().any(|l| l.contains("principal.rotate") && l.contains("\"principal\":\"admin\"")), "{out}");
+    let (code, _, err) = run(&new, &["principal", "rotate", "nobody"]);
+    assert_ne!(code, Some(0), "{err}");
+}
