@@ -75,6 +75,14 @@ impl Store for OneNonceStore {
     ) -> Result<runtrust::store::Joined, StoreError> {
         self.inner.join_host(j, n, p, h, a)
     }
+    fn rotate_principal(
+        &self,
+        n: &str,
+        s: &str,
+        a: &AuditEntry,
+    ) -> Result<Option<runtrust::model::Principal>, StoreError> {
+        self.inner.rotate_principal(n, s, a)
+    }
     fn principal_host(&self, p: &str) -> Result<Option<HostId>, StoreError> {
         self.inner.principal_host(p)
     }

@@ -371,3 +371,102 @@ fn metrics_count_a_denial_by_code_and_readyz_is_ready() {
     let ready: serde_json::Value = server.client().get("/readyz").unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
 }
+
+/// The client config file (docs/design.md §9): it fills what no flag or environment variable gives; a flag
+/// or the environment wins over it; a malformed file is an error naming the file and the keys.
+#[test]
+fn the_client_config_file_fills_in_and_flags_and_environment_win() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("client.toml");
+    std::fs::copy(server.data().join("tls/ca.pem"), dir.path().join("ca.pem")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\nserver_ca = \"ca.pem\"\ncredential = \"{}\"\n",
+            server.url,
+            server.data().join("admin.credential").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("RUNTRUST_SERVER")
+            .env_remove("RUNTRUST_SERVER_CA")
+            .env_remove("RUNTRUST_CREDENTIAL_FILE")
+            .env("HOME", dir.path())
+            .env("RUNTRUST_STATE_DIR", dir.path().join("state"))
+            .env("RUNTRUST_CLIENT_CONFIG", &config);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Everything from the file.
+    let (code, out, err) = run(&["--json", "principal", "list"], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"admin\""), "{out}");
+    // A flag wins, and so does the environment.
+    let (code, _, err) = run(&["--server", "https://127.0.0.1:1", "principal", "list"], &[]);
+    assert_eq!(code, Some(4), "the flag's unreachable server, not the file's: {err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    let (code, _, err) = run(&["principal", "list"], &[("RUNTRUST_SERVER", "https://127.0.0.1:2")]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("127.0.0.1:2"), "{err}");
+    // A typo is an error naming the file and the keys, never a silent default.
+    std::fs::write(&config, "sever = \"https://x\"\n").unwrap();
+    let (code, out, err) = run(&["--json", "principal", "list"], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("client.toml") && err.contains("keys: server"), "{err}");
+    assert!(out.contains("\"error\""), "--json failures are a JSON object: {out}");
+}
+
+/// `principal rotate` (issue 14): the new credential works, the old one is refused at once, the rotation is
+/// audited naming the admin.
+#[test]
+fn a_rotated_credential_replaces_the_old_one_at_once() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let old = server.data().join("admin.credential");
+    let new = dir.path().join("admin.new");
+    let run = |cred: &Path, args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("RUNTRUST_SERVER", &server.url)
+            .env("RUNTRUST_SERVER_CA", server.data().join("tls/ca.pem"))
+            .env("RUNTRUST_CREDENTIAL_FILE", cred)
+            .env("RUNTRUST_STATE_DIR", dir.path().join("state"))
+            .env("RUNTRUST_CLIENT_CONFIG", dir.path().join("none.toml"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // RUNTRUST_CLIENT_CONFIG names a file that must exist: make it empty.
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let (code, out, err) = run(&old, &["--json", "principal", "rotate", "admin", "--out", new.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("\"credential\": null") || out.contains("\"credential\":null"),
+        "the secret only in the file: {out}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&new).unwrap().permissions().mode() & 0o777, 0o600);
+    let (code, _, err) = run(&old, &["principal", "list"]);
+    assert_eq!(code, Some(3), "the old credential is refused: {err}");
+    assert!(err.contains("authorization_missing"), "{err}");
+    let (code, out, err) = run(&new, &["--json", "audit", "tail", "-n", "5"]);
+    assert_eq!(code, Some(0), "the new one works: {err}");
+    assert!(out.lines().any(|l| l.contains("principal.rotate") && l.contains("\"principal\":\"admin\"")), "{out}");
+    let (code, _, err) = run(&new, &["principal", "rotate", "nobody"]);
+    assert_ne!(code, Some(0), "{err}");
+}

@@ -28,6 +28,7 @@ pub const EXECUTION_END: &str = "/v1/executions/{cti}/{id}/end";
 pub const LINEAGE: &str = "/v1/lineage/{cti}";
 pub const PRINCIPALS: &str = "/v1/principals";
 pub const PRINCIPAL: &str = "/v1/principals/{name}";
+pub const PRINCIPAL_ROTATE: &str = "/v1/principals/{name}/rotate";
 pub const JOIN_TOKENS: &str = "/v1/join-tokens";
 pub const JOIN_TOKEN: &str = "/v1/join-tokens/{id}";
 

@@ -28,6 +28,15 @@ pub enum PrincipalCommand {
     },
     /// List principals and their roles.
     List,
+    /// Give a principal a new credential; the old one stops working at once (admin; audited as
+    /// principal.rotate). Prints the new credential alone on the last line, or writes it to --out (0600).
+    Rotate {
+        /// The principal's name.
+        name: String,
+        /// Write the new credential to this file (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Remove a principal: its credential stops working at once.
     Remove {
         /// The principal's name.
@@ -106,6 +115,36 @@ pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
                 for p in all {
                     let tags = if p.tags.is_empty() { String::new() } else { format!("  tags=[{}]", p.tags.join(",")) };
                     println!("{:<24} {:<8}{tags}", p.name, p.role.name());
+                }
+            }
+        }
+        PrincipalCommand::Rotate { name, out } => {
+            let rotated: CreatedPrincipal =
+                client.post(&routes::path(routes::PRINCIPAL_ROTATE, &[&name]), &serde_json::json!({}))?;
+            if let Some(path) = &out {
+                crate::fsutil::write_private(path, format!("{}\n", rotated.credential).as_bytes())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
+            if g.json {
+                let mut v = serde_json::to_value(&rotated).map_err(anyhow::Error::from)?;
+                if out.is_some() {
+                    v["credential"] = serde_json::Value::Null;
+                }
+                print_json(&v);
+            } else {
+                match &out {
+                    Some(path) => println!(
+                        "rotated principal {:?}; its new credential is in {} (0600)",
+                        rotated.name,
+                        path.display()
+                    ),
+                    None => {
+                        println!(
+                            "rotated principal {:?}; its new credential (save it to a file, mode 0600):",
+                            rotated.name
+                        );
+                        println!("{}", rotated.credential);
+                    }
                 }
             }
         }

@@ -6,6 +6,21 @@ use runtrust_attestation::HashAlg;
 
 /// Parses `--pcrs`: a list of indices and ranges (`0-7`, `0,2,4-6`) in the `--bank` bank, or tpm2-tools
 /// style banks (`sha1:0-7+sha256:0,1`).
+/// `--leeway`: a clock-skew allowance for the nbf/exp checks, `0s` to `5m` (docs/design.md §9).
+pub fn parse_leeway(s: &str) -> Result<u64, String> {
+    if s == "0" || s == "0s" {
+        return Ok(0);
+    }
+    let secs = crate::policy::parse_duration(s)?;
+    let max = crate::token::MAX_LEEWAY_SECS.unsigned_abs();
+    if secs > max {
+        return Err(format!(
+            "{s:?} is more than the {max} s a leeway may be: it allows clock skew, not expired tokens"
+        ));
+    }
+    Ok(secs)
+}
+
 pub fn parse_selection(bank: HashAlg, spec: &str) -> Result<PcrSelection, String> {
     PcrSelection::parse_spec(bank, spec)
 }
@@ -84,6 +99,15 @@ value_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leeway_is_bounded() {
+        assert_eq!(parse_leeway("0s"), Ok(0));
+        assert_eq!(parse_leeway("30s"), Ok(30));
+        assert_eq!(parse_leeway("5m"), Ok(300));
+        assert!(parse_leeway("6m").unwrap_err().contains("clock skew"));
+        assert!(parse_leeway("-1").is_err());
+    }
 
     #[test]
     fn hex() {

@@ -46,6 +46,10 @@ pub struct ExecArgs {
     /// Issuer keys (keys export output) instead of the cached ones.
     #[arg(long, value_name = "FILE")]
     keys: Option<PathBuf>,
+    /// Clock skew to allow in the token's nbf/exp checks here (0s to 5m), for a gateway whose clock may
+    /// differ from the service's. Default 0s: strict.
+    #[arg(long, env = "RUNTRUST_LEEWAY", value_name = "DURATION", default_value = "0s", value_parser = super::args::parse_leeway)]
+    leeway: u64,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -61,7 +65,7 @@ pub fn run(a: ExecArgs, g: &GlobalOpts) -> ExitCode {
     };
     let request = ExecRequest { token, scope: a.scope, audience: a.audience, argv: a.command };
     let connect = || g.client_options().connect();
-    let gateway = g.gateway(a.keys.as_deref(), a.issuer, &connect);
+    let gateway = g.gateway(a.keys.as_deref(), a.issuer, a.leeway, &connect);
     let mut open_tpm = || g.open_tpm();
     let grant = match gateway.authorize(&request, &mut open_tpm) {
         Ok(grant) => grant,

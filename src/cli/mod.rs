@@ -22,6 +22,7 @@ mod admin_cmd;
 mod agent_cmd;
 mod args;
 mod audit_cmd;
+mod client_config;
 mod enroll_cmd;
 mod eventlog_cmd;
 mod exec_cmd;
@@ -151,6 +152,7 @@ impl GlobalOpts {
         &self,
         keys: Option<&std::path::Path>,
         issuer: Option<String>,
+        leeway_secs: u64,
         connect: &'a dyn Fn() -> Result<crate::client::Client, crate::client::ClientError>,
     ) -> crate::gateway::Gateway<'a> {
         crate::gateway::Gateway {
@@ -158,6 +160,7 @@ impl GlobalOpts {
             issuer,
             connect,
             clock: std::sync::Arc::new(crate::model::SystemClock),
+            leeway_secs: i64::try_from(leeway_secs).unwrap_or(0),
         }
     }
 
@@ -350,12 +353,33 @@ pub(crate) fn init_tracing(default: &str, format: crate::config::LogFormat) {
     };
 }
 
+/// Fills what neither a flag nor the environment gave from the client config file, if there is one
+/// (docs/design.md §9: flag > environment > config > default).
+fn apply_client_config(g: &mut GlobalOpts) -> Result<(), CliError> {
+    let loaded = client_config::load(|k| std::env::var(k).ok()).map_err(|e| CliError::Other(e.into()))?;
+    let Some((path, c)) = loaded else { return Ok(()) };
+    tracing::debug!("client config {}", path.display());
+    g.server = g.server.take().or(c.server);
+    g.server_ca = g.server_ca.take().or(c.server_ca);
+    g.credential = g.credential.take().or(c.credential);
+    g.state_dir = g.state_dir.take().or(c.state_dir);
+    g.agent = g.agent.take().or(c.agent);
+    // The TPM's environment variables (resolve_tcti) outrank the file too.
+    if g.tcti.is_none() && ["RUNTRUST_TCTI", "TPM2TOOLS_TCTI", "TCTI"].iter().all(|k| std::env::var_os(k).is_none()) {
+        g.tcti = c.tcti;
+    }
+    Ok(())
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = match parse(std::env::args_os().collect()) {
+    let mut cli = match parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if let Err(e) = apply_client_config(&mut cli.global) {
+        return report(e, &cli.global);
+    }
     if !matches!(cli.command, Command::Serve(_) | Command::Agent(_)) {
         init_tracing("warn", crate::config::LogFormat::Text);
     }

@@ -66,6 +66,10 @@ exit 4 when the service or the TPM cannot be reached.")]
         /// with the keys (`GET /v1/keys` names it); required with --keys.
         #[arg(long, env = "RUNTRUST_ISSUER", value_name = "ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
         issuer: Option<String>,
+        /// Clock skew to allow in the nbf/exp checks (0s to 5m), for a verifier whose clock may differ from
+        /// the service's. Default 0s: strict.
+        #[arg(long, env = "RUNTRUST_LEEWAY", value_name = "DURATION", default_value = "0s", value_parser = super::args::parse_leeway)]
+        leeway: u64,
     },
 }
 
@@ -123,10 +127,10 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
             }
             Ok(())
         }
-        TokenCommand::Verify { file, audience, scope, keys, issuer } => {
+        TokenCommand::Verify { file, audience, scope, keys, issuer, leeway } => {
             let bytes = read_token(&file)?;
             let connect = || g.client_options().connect();
-            let gateway = g.gateway(keys.as_deref(), issuer, &connect);
+            let gateway = g.gateway(keys.as_deref(), issuer, leeway, &connect);
             let claims =
                 gateway.verify_offline(&bytes, audience.as_deref(), scope.as_deref()).map_err(gateway_error)?;
             let now = gateway.clock.now_i64();

@@ -66,7 +66,8 @@ impl Gateway<'_> {
         scope: Option<&str>,
     ) -> Result<Claims, GatewayError> {
         let issuer = self.expected_issuer()?;
-        let expect = Expectations { now: self.clock.now_i64(), issuer: &issuer, audience, scope, leeway_secs: 0 };
+        let expect =
+            Expectations { now: self.clock.now_i64(), issuer: &issuer, audience, scope, leeway_secs: self.leeway_secs };
         let verified =
             self.keys.check(|set| verify(token, set, &expect), |e| matches!(e, TokenError::UnknownKid(_)))?;
         Ok(verified?)

@@ -28,6 +28,8 @@
 //!     issuer: None,
 //!     connect: &connect,
 //!     clock: Arc::new(SystemClock),
+//!     // Clock skew allowed in the offline nbf/exp checks (`--leeway`).
+//!     leeway_secs: 0,
 //! };
 //! let request = ExecRequest {
 //!     token: std::fs::read("deploy.token")?,
@@ -84,6 +86,9 @@ pub struct Gateway<'a> {
     pub issuer: Option<String>,
     pub connect: &'a dyn Fn() -> Result<Client, ClientError>,
     pub clock: Arc<dyn Clock>,
+    /// Clock skew allowed in the offline nbf/exp checks (`--leeway`; at most
+    /// [`crate::token::MAX_LEEWAY_SECS`]). The service's own check at the execution start uses its clock.
+    pub leeway_secs: i64,
 }
 
 /// Why nothing ran. Every variant is a refusal; [`GatewayError::denial`] gives the code where it is one.

@@ -47,7 +47,13 @@ fn token(key: &IssuerKey, iss: &str) -> Vec<u8> {
 }
 
 fn gateway<'a>(keys: IssuerKeys<'a>, issuer: Option<&str>) -> Gateway<'a> {
-    Gateway { keys, issuer: issuer.map(Into::into), connect: &offline, clock: Arc::new(ManualClock::at(NOW)) }
+    Gateway {
+        keys,
+        issuer: issuer.map(Into::into),
+        connect: &offline,
+        clock: Arc::new(ManualClock::at(NOW)),
+        leeway_secs: 0,
+    }
 }
 
 fn code(r: Result<Claims, GatewayError>) -> Option<DenialCode> {
@@ -96,4 +102,26 @@ fn the_cached_service_id_is_the_default_issuer() {
     // A cached id that is not one (empty, control characters) is no issuer: fetched again.
     std::fs::write(dir.path().join(ISSUER_CACHE), "run\u{7}trust\n").unwrap();
     assert!(gateway(cached(), None).expected_issuer().is_err());
+}
+
+/// `--leeway` (docs/design.md §9): clock skew between this gateway and the service, up to its bound.
+#[test]
+fn leeway_allows_clock_skew_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = IssuerKey::generate(SigningAlg::EdDsa, &SystemRandom::new()).unwrap().0;
+    let file = dir.path().join("keys.cose");
+    std::fs::write(&file, KeySet::from(key.public()).to_cose_keyset()).unwrap();
+    let t = token(&key, "runtrust"); // valid from NOW to NOW + 300
+    let at = |now: u64, leeway_secs: i64| Gateway {
+        clock: Arc::new(ManualClock::at(now)),
+        leeway_secs,
+        ..gateway(IssuerKeys::File(file.clone()), Some("runtrust"))
+    };
+    // This gateway's clock runs 20 s behind: the token is not yet valid here, unless skew is allowed.
+    assert_eq!(code(at(NOW - 20, 0).verify_offline(&t, None, None)), Some(DenialCode::TokenNotYetValid));
+    assert!(at(NOW - 20, 30).verify_offline(&t, None, None).is_ok());
+    // 20 s ahead: expired here, unless skew is allowed; 10 min past expiry, no leeway revives it.
+    assert_eq!(code(at(NOW + 320, 0).verify_offline(&t, None, None)), Some(DenialCode::TokenExpired));
+    assert!(at(NOW + 320, 30).verify_offline(&t, None, None).is_ok());
+    assert_eq!(code(at(NOW + 900, 10_000).verify_offline(&t, None, None)), Some(DenialCode::TokenExpired));
 }

@@ -78,6 +78,43 @@ pub async fn add(state: &AppState, caller: &Caller, req: NewPrincipal) -> Result
     Ok(CreatedPrincipal { name: req.name, role: req.role, credential: minted.credential, tags })
 }
 
+/// `POST /v1/principals/{name}/rotate` (admin): a new credential for principal `name`, shown once; the old
+/// one stops working at once (docs/design.md §9 `principal rotate`). Audited as `principal.rotate`.
+pub async fn rotate_principal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<CreatedPrincipal>, Denial> {
+    caller.require(&[Role::Admin])?;
+    let minted = principal::mint(&state.rng).map_err(|_| Fault::Random)?;
+    let entry = AuditEntry::new(state.clock.now_unix(), "principal.rotate", format!("principal {name:?}"))
+        .by(caller.name())
+        .diagnostics(json!({ "name": name }));
+    let n = name.clone();
+    let secret_sha256 = minted.secret_sha256.clone();
+    let rotated = blocking(&state, move |s| {
+        // A join token is not rotated: make another (runtrust join-token create) and revoke it.
+        match s.principals()?.into_iter().find(|p| p.name == n) {
+            Some(p) if p.role == Role::JoinToken => Ok(Err(())),
+            Some(_) => s.rotate_principal(&n, &secret_sha256, &entry).map(Ok),
+            None => Ok(Ok(None)),
+        }
+    })
+    .await?;
+    let p = match rotated {
+        Err(()) => return Err(Denial::bad_request("a join token is not rotated: create another and revoke this one")),
+        Ok(None) => return Err(Denial::not_found(format!("no principal {name:?}"))),
+        Ok(Some(p)) => p,
+    };
+    tracing::info!(by = %caller.0.name, %name, "principal credential rotated");
+    Ok(Json(CreatedPrincipal {
+        name: p.name,
+        role: p.role,
+        credential: principal::bearer(&p.id, &minted.secret),
+        tags: p.tags,
+    }))
+}
+
 pub async fn remove_principal(
     State(state): State<AppState>,
     caller: Caller,

@@ -57,6 +57,10 @@ impl Store for Flaky {
         self.write()?;
         self.inner.remove_principal(name, a)
     }
+    fn rotate_principal(&self, n: &str, s: &str, a: &AuditEntry) -> Result<Option<Principal>, StoreError> {
+        self.write()?;
+        self.inner.rotate_principal(n, s, a)
+    }
     fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError> {
         self.write()?;
         self.inner.put_enrollment(e, cap)

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route(r::HOST_REBASELINE, post(rebaseline::rebaseline))
         .route(r::PRINCIPALS, get(admin::list_principals).post(admin::add_principal))
         .route(r::PRINCIPAL, delete(admin::remove_principal))
+        .route(r::PRINCIPAL_ROTATE, post(admin::rotate_principal))
         .route(r::JOIN_TOKENS, get(join_tokens::list).post(join_tokens::create))
         .route(r::JOIN_TOKEN, delete(join_tokens::revoke))
         .route(r::KEYS, get(keys::keys))

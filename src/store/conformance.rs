@@ -53,6 +53,7 @@ macro_rules! store_conformance {
             applying_a_policy_changes_the_version,
             export_import_round_trip,
             join_tokens_are_spent_use_by_use,
+            a_rotated_principal_has_only_its_new_secret,
             a_host_that_joins_again_keeps_its_principal,
             concurrent_joins_never_overspend,
         );
@@ -970,4 +971,23 @@ pub fn concurrent_joins_never_overspend(b: &impl Backend) {
     assert_eq!(joined.count(), 3);
     assert_eq!(s.hosts().unwrap().len(), 3);
     assert_eq!(s.principal("j1").unwrap().unwrap().join.unwrap().used, 3);
+}
+
+/// `principal rotate`: the new secret replaces the old in one durable step with its audit entry; an unknown
+/// name writes nothing.
+pub fn a_rotated_principal_has_only_its_new_secret(b: &impl Backend) {
+    let s = b.open();
+    s.add_principal(&principal("01", "a"), &entry()).unwrap();
+    let rotated = s.rotate_principal("a", "new", &AuditEntry::new(2, "principal.rotate", "a")).unwrap().unwrap();
+    assert_eq!((rotated.id.as_str(), rotated.secret_sha256.as_str()), ("01", "new"));
+    assert_eq!(s.rotate_principal("nobody", "x", &entry()).unwrap(), None);
+    assert_eq!(s.audit_len().unwrap(), 2, "the add and the rotation, not the refusal");
+    drop(s);
+    let s = b.open();
+    let p = s.principal("01").unwrap().unwrap();
+    assert_eq!(
+        (p.secret_sha256.as_str(), p.tags.clone()),
+        ("new", vec!["role=web".to_owned()]),
+        "only the secret changed"
+    );
 }

@@ -175,6 +175,15 @@ pub trait Store: Send + Sync + 'static {
     /// there was none.
     fn remove_principal(&self, name: &str, audit: &AuditEntry) -> Result<bool, StoreError>;
 
+    /// Gives principal `name` a new secret (its SHA-256) and appends `audit` in one durable step: the old
+    /// credential stops working at once. The updated principal, or None (nothing written) if there is none.
+    fn rotate_principal(
+        &self,
+        name: &str,
+        secret_sha256: &str,
+        audit: &AuditEntry,
+    ) -> Result<Option<Principal>, StoreError>;
+
     /// Stores a pending enrollment, unless its principal already has `cap.max` unexpired ones.
     fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError>;
     /// Removes and returns a pending enrollment atomically: a challenge is answered at most once.

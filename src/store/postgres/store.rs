@@ -43,6 +43,24 @@ impl Store for PgStore {
         })
     }
 
+    fn rotate_principal(
+        &self,
+        name: &str,
+        secret_sha256: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Principal>, StoreError> {
+        self.write(|tx| {
+            let Some(row) = tx.query_opt("SELECT record FROM principals WHERE name = $1 FOR UPDATE", &[&name])? else {
+                return Ok(None);
+            };
+            let mut p: Principal = from_json("principals", &row.try_get::<_, String>(0)?)?;
+            p.secret_sha256 = secret_sha256.to_owned();
+            tx.execute("UPDATE principals SET record = $2 WHERE id = $1", &[&p.id, &to_json(&p)?])?;
+            append(tx, entry)?;
+            Ok(Some(p))
+        })
+    }
+
     fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError> {
         self.put_enrollment_capped(e, cap)
     }

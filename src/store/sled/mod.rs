@@ -142,6 +142,29 @@ impl Store for SledStore {
         Ok(removed)
     }
 
+    fn rotate_principal(
+        &self,
+        name: &str,
+        secret_sha256: &str,
+        entry: &AuditEntry,
+    ) -> Result<Option<Principal>, StoreError> {
+        let rotated = (&self.principals, &self.principal_names, &self.audit, &self.meta)
+            .transaction(|(principals, names, audit, meta)| {
+                let Some(id) = names.get(name.as_bytes())? else { return Ok(None) };
+                let Some(v) = principals.get(&id)? else { return Ok(None) };
+                let mut p: Principal = tx_decode(&id, &v)?;
+                p.secret_sha256 = secret_sha256.to_owned();
+                principals.insert(&id, tx_encode(&p)?)?;
+                tx_append(audit, meta, entry)?;
+                Ok(Some(p))
+            })
+            .map_err(tx_error)?;
+        if rotated.is_some() {
+            self.durable()?;
+        }
+        Ok(rotated)
+    }
+
     fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError> {
         self.put_enrollment_capped(e, cap)
     }
