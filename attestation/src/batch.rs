@@ -216,12 +216,23 @@ pub fn root_from_proof(nonce: &[u8], proof: &InclusionProof) -> Result<Hash, Bat
     if proof.path.len() != expected {
         return Err(BatchError::ProofLength { index, size, expected, actual: proof.path.len() });
     }
-    // Steps 2–4 of §2.1.3.2.
+    // The root comparison is the caller's, in constant time.
+    root_from_path(&leaf_hash(nonce), u64::from(index), u64::from(size), &proof.path).ok_or(BatchError::RootMismatch)
+}
+
+/// RFC 9162 §2.1.3.2 steps 2–5 without the final comparison: the root that `path` (the sibling nearest the
+/// leaf first) leads to from `leaf`, entry `index` of a tree of `size` leaves; None when the path does not
+/// fit those sizes. Callers check step 1 (`index < size`) and the path's length first. The audit log's
+/// inclusion proofs use it too.
+pub fn root_from_path(leaf: &Hash, index: u64, size: u64, path: &[Hash]) -> Option<Hash> {
+    if index >= size {
+        return None;
+    }
     let (mut f_n, mut s_n) = (index, size - 1);
-    let mut r = leaf_hash(nonce);
-    for p in &proof.path {
+    let mut r = *leaf;
+    for p in path {
         if s_n == 0 {
-            return Err(BatchError::RootMismatch);
+            return None;
         }
         if f_n & 1 == 1 || f_n == s_n {
             r = node_hash(p, &r);
@@ -236,11 +247,7 @@ pub fn root_from_proof(nonce: &[u8], proof: &InclusionProof) -> Result<Hash, Bat
         f_n >>= 1;
         s_n >>= 1;
     }
-    // Step 5 (the root comparison is the caller's, in constant time).
-    if s_n != 0 {
-        return Err(BatchError::RootMismatch);
-    }
-    Ok(r)
+    (s_n == 0).then_some(r)
 }
 
 /// Checks that `proof` leads from `nonce` to `extra_data` (a quote's qualifyingData), in constant time.

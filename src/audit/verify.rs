@@ -16,33 +16,10 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
     if proof.len() != expected {
         return Err(AuditError::BadProofLength { expected, actual: proof.len() });
     }
-    let mismatch = AuditError::InclusionMismatch { index, size };
-    // Steps 2–3.
-    let (mut f_n, mut s_n) = (index, size - 1);
-    let mut r = *leaf;
-    // Step 4.
-    for p in proof {
-        if s_n == 0 {
-            return Err(mismatch);
-        }
-        if f_n & 1 == 1 || f_n == s_n {
-            r = node_hash(p, &r);
-            // The right edge of an unbalanced tree: skip the levels where this node has no sibling.
-            while f_n & 1 == 0 && f_n != 0 {
-                f_n >>= 1;
-                s_n >>= 1;
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        f_n >>= 1;
-        s_n >>= 1;
-    }
-    // Step 5.
-    if s_n == 0 && r == *root {
-        Ok(())
-    } else {
-        Err(mismatch)
+    // Steps 2–5 (the same walk as a nonce batch's proofs).
+    match runtrust_attestation::batch::root_from_path(leaf, index, size, proof) {
+        Some(r) if r == *root => Ok(()),
+        _ => Err(AuditError::InclusionMismatch { index, size }),
     }
 }
 
