@@ -6,7 +6,6 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod config_edit;
 pub mod fsutil;
 pub mod gateway;
 pub mod model;

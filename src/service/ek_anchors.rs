@@ -16,8 +16,8 @@ use serde_json::json;
 use super::auth::Caller;
 use super::{AppState, Body, Denial, Fault, Path};
 use crate::audit::AuditEntry;
+use crate::config::edit::{edit_config, set_ek_anchors};
 use crate::config::{resolve, ConfigError};
-use crate::config_edit::{edit_config, set_ek_anchors};
 use crate::fsutil;
 use crate::model::Role;
 

@@ -10,8 +10,8 @@ use super::auth::Caller;
 use super::{AppState, Body, Denial, Fault, Path, Query};
 use crate::api::routes::SERVICE_ID_HEADER;
 use crate::audit::AuditEntry;
+use crate::config::edit::{edit_config, set_issuer_keys};
 use crate::config::IssuerKeyFile;
-use crate::config_edit::{edit_config, set_issuer_keys};
 use crate::model::Role;
 use crate::token::{IssuerKey, SigningAlg};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
 
-use crate::config::{ConfigError, IssuerKeyFile, ServiceConfig, CONFIG_FILE};
+use super::{ConfigError, IssuerKeyFile, ServiceConfig, CONFIG_FILE};
 use crate::fsutil;
 
 /// Applies `edit` to the data directory's config file and writes it atomically (0644: it holds no secret).
