@@ -1,6 +1,8 @@
 //! `D/config.toml`: the service's configuration, written by `runtrust init`. Relative paths are relative to
 //! the data directory.
 
+pub mod edit;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

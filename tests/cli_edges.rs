@@ -470,3 +470,77 @@ fn a_rotated_credential_replaces_the_old_one_at_once() {
     let (code, _, err) = run(&new, &["principal", "rotate", "nobody"]);
     assert_ne!(code, Some(0), "{err}");
 }
+
+/// A vendor EK CA from `shared/testdata` (public certificates).
+fn vendor_ca(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/ek-ca").join(name)
+}
+
+#[test]
+fn ek_anchors_and_issuer_keys_change_while_serving_audited_and_config_comments_stay() {
+    let mut server = Server::start();
+    let config = server.data().join("config.toml");
+    let note = "# operator's note: keep this\n";
+    std::fs::write(&config, format!("{note}{}", std::fs::read_to_string(&config).unwrap())).unwrap();
+    let json = |out: &str| -> serde_json::Value { serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}")) };
+
+    let (code, out, err) = server.admin(&server.url, &["--json", "ek-ca", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(json(&out), serde_json::json!([]));
+    let infineon = vendor_ca("INF_RSA_010RT.pem");
+    let (code, out, err) = server.admin(&server.url, &["--json", "ek-ca", "add", infineon.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let added = json(&out);
+    let fingerprint = added[0]["fingerprint"].as_str().unwrap().to_owned();
+    assert!(added[0]["subject"].as_str().unwrap().contains("Infineon"), "{out}");
+    let file = server.data().join(added[0]["file"].as_str().unwrap());
+    assert!(file.is_file(), "{} written", file.display());
+    let (code, _, err) = server.admin(&server.url, &["ek-ca", "add", infineon.to_str().unwrap()]);
+    assert_ne!(code, Some(0), "twice is refused");
+    assert!(err.contains("already a trust anchor"), "{err}");
+    let (code, _, err) = server.admin(&server.url, &["ek-ca", "add", config.to_str().unwrap()]);
+    assert_ne!(code, Some(0), "not a certificate: {err}");
+
+    // Durable: a restarted service trusts it, from config.toml, which kept the operator's comment.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let (child, url) = serve(&server.data(), Stdio::null());
+    (server.child, server.url) = (child, url);
+    let (code, out, err) = server.admin(&server.url, &["ek-ca", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&fingerprint) && out.contains("expires 20"), "RFC 3339 expiry: {out}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.starts_with(note), "{text}");
+
+    let (code, _, err) = server.admin(&server.url, &["ek-ca", "remove", "not-hex"]);
+    assert_eq!(code, Some(2), "usage: {err}");
+    let (code, _, err) = server.admin(&server.url, &["ek-ca", "remove", &fingerprint]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!file.exists(), "our copy is deleted");
+    let (_, out, _) = server.admin(&server.url, &["--json", "ek-ca", "list"]);
+    assert_eq!(json(&out), serde_json::json!([]));
+
+    // Issuer keys: rotate, list, retire the old one (never the signing one).
+    let (code, _, err) = server.admin(&server.url, &["keys", "rotate"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = server.admin(&server.url, &["--json", "keys", "list"]);
+    let keys = json(&out);
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(keys[1]["role"], "signing");
+    let (old, signing) = (keys[0]["kid"].as_str().unwrap(), keys[1]["kid"].as_str().unwrap());
+    let (code, _, err) = server.admin(&server.url, &["keys", "retire", signing, "--reason", "test"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("is the signing key"), "{err}");
+    let (code, _, err) = server.admin(&server.url, &["keys", "retire", old, "--reason", "rotation finished"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = server.admin(&server.url, &["--json", "keys", "list"]);
+    assert_eq!(json(&out).as_array().unwrap().len(), 1, "{out}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.starts_with(note), "{text}");
+    assert_eq!(text.matches("[[issuer.keys]]").count(), 1, "{text}");
+
+    let (_, out, _) = server.admin(&server.url, &["--json", "audit", "tail", "-n", "10"]);
+    for event in ["ek_ca.add", "ek_ca.remove", "keys.rotate", "keys.retire"] {
+        assert!(out.contains(&format!("\"event\":\"{event}\"")), "{event} audited: {out}");
+    }
+}

@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("audit", &["model", "token"]),
     ("store", &["model", "audit"]),
     ("tpm", &["model", "fsutil"]),
-    ("config", &["model", "store", "token"]),
+    ("config", &["model", "store", "token", "fsutil"]),
     ("api", &["model", "audit"]),
     ("client", &["api", "model", "tpm", "token", "fsutil"]),
     ("gateway", &["api", "client", "model", "token", "tpm", "fsutil"]),

@@ -20,10 +20,10 @@ impl ClockError {
     pub fn hint(&self) -> &'static str {
         match self {
             // Part 1 §36 (timing): a TPM that loses power without TPM2_Shutdown restarts Clock from its last
-            // NV copy and reports safe = NO until it next saves Clock to NV (the reference implementation
-            // does so every 2^22 ms, about 70 minutes) or TPM2_ClockSet moves Clock forward.
+            // NV copy and reports safe = NO until it next saves Clock to NV (Part 4 NV_CLOCK_UPDATE_INTERVAL:
+            // libtpms every 2^12 ms; other TPMs up to about 70 minutes) or TPM2_ClockSet moves Clock forward.
             ClockError::Unsafe => {
-                "the TPM lost power (or its simulator was killed) without TPM2_Shutdown, so it cannot vouch that its clock never ran back. It reports safe again once it has saved its clock (within about 70 minutes of uptime), or at once after the TPM owner moves the clock forward on the host: tpm2_setclock $(( $(tpm2_readclock | awk '/ clock:/{print $2}') + 4194304 )). Stop a simulator cleanly (scripts/swtpm.sh stop sends TPM2_Shutdown)."
+                "the TPM lost power (or its simulator was killed) without TPM2_Shutdown, so it cannot vouch that its clock never ran back. It reports safe again once it has saved its clock (how often is the TPM's own: swtpm every 4 s of uptime, some TPMs only every 70 minutes), or at once after the TPM owner moves the clock forward on the host: tpm2_setclock $(( $(tpm2_readclock | awk '/ clock:/{print $2}') + 4194304 )). Stop a simulator cleanly (scripts/swtpm.sh stop sends TPM2_Shutdown)."
             }
             ClockError::Regressed { .. } => {
                 "the TPM's resetCount, restartCount or clock is lower than in the last quote accepted from it: the TPM was cleared (TPM2_Clear), or its state was restored from an older copy (a VM snapshot), or the evidence is replayed. If the host's owner knows why, an admin re-baselines it: runtrust hosts rebaseline HOST --reason R (audited); the next quote becomes the baseline."

@@ -29,6 +29,9 @@ pub const LINEAGE: &str = "/v1/lineage/{cti}";
 pub const PRINCIPALS: &str = "/v1/principals";
 pub const PRINCIPAL: &str = "/v1/principals/{name}";
 pub const PRINCIPAL_ROTATE: &str = "/v1/principals/{name}/rotate";
+pub const EK_ANCHORS: &str = "/v1/ek-anchors";
+pub const EK_ANCHOR: &str = "/v1/ek-anchors/{fingerprint}";
+pub const KEY_RETIRE: &str = "/v1/keys/{kid}/retire";
 pub const JOIN_TOKENS: &str = "/v1/join-tokens";
 pub const JOIN_TOKEN: &str = "/v1/join-tokens/{id}";
 

@@ -23,6 +23,7 @@ mod agent_cmd;
 mod args;
 mod audit_cmd;
 mod client_config;
+mod ek_ca_cmd;
 mod enroll_cmd;
 mod eventlog_cmd;
 mod exec_cmd;
@@ -219,7 +220,10 @@ enum Command {
     /// Execution tokens: request, inspect, verify.
     #[command(subcommand)]
     Token(token_cmd::TokenCommand),
-    /// The service's issuer keys: export, rotate.
+    /// The service's EK certificate trust anchors (TPM vendor CAs): list, add, remove, while it runs.
+    #[command(subcommand)]
+    EkCa(ek_ca_cmd::EkCaCommand),
+    /// The service's issuer keys: list, export, rotate, retire.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
     /// Run a command only if an execution token allows it here and now (exit 125 for any failure of exec's own).
@@ -397,6 +401,7 @@ pub fn main() -> ExitCode {
         Command::Enroll(a) => enroll_cmd::run(a, g),
         Command::Principal(c) => admin_cmd::principal(c, g),
         Command::Hosts(c) => admin_cmd::hosts(c, g),
+        Command::EkCa(c) => ek_ca_cmd::run(c, g),
         Command::JoinToken(c) => join_cmd::run(c, g),
         Command::Policy(c) => policy_cmd::run(c, g),
         Command::Token(c) => token_cmd::run(c, g),

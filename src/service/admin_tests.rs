@@ -53,11 +53,10 @@ impl Fx {
         let store = crate::store::open(&StoreConfig::Sled { path: dir.path().join("store") }).unwrap();
         let (key, pkcs8) = IssuerKey::generate(SigningAlg::EdDsa, &ring::rand::SystemRandom::new()).unwrap();
         std::fs::write(dir.path().join("keys/issuer-1.pk8"), pkcs8).unwrap();
-        let config: ServiceConfig = toml::from_str(
-            "service_id = \"test\"\nlisten = \"127.0.0.1:0\"\n[tls]\nca = \"x\"\ncert = \"x\"\nkey = \"x\"\n\
-             [issuer]\nkeys = [{ path = \"keys/issuer-1.pk8\", alg = \"eddsa\" }]\n",
-        )
-        .unwrap();
+        let text = "service_id = \"test\"\nlisten = \"127.0.0.1:0\"\n[tls]\nca = \"x\"\ncert = \"x\"\nkey = \"x\"\n\
+                    [issuer]\nkeys = [{ path = \"keys/issuer-1.pk8\", alg = \"eddsa\" }]\n";
+        std::fs::write(dir.path().join(crate::config::CONFIG_FILE), text).unwrap();
+        let config: ServiceConfig = toml::from_str(text).unwrap();
         let issuer = vec![(IssuerKeyFile { path: PathBuf::from("keys/issuer-1.pk8"), alg: SigningAlg::EdDsa }, key)];
         let clock = Arc::new(ManualClock::at(T0));
         let state = AppState::with_store_and_clock(config, dir.path().into(), store.clone(), issuer, clock).unwrap();
@@ -171,6 +170,8 @@ fn keys_rotate_is_audited_with_the_admin() {
     assert_eq!((log[0].event.as_str(), log[0].principal.as_deref()), ("keys.rotate", Some("admin")));
     assert_eq!(log[0].diagnostics["kid"].as_str(), Some(kid.as_str()));
     assert_eq!(fx.state.issuer.read().unwrap().len(), 2);
+    let on_disk = ServiceConfig::load(&fx.state.data_dir).unwrap();
+    assert_eq!(on_disk.issuer.keys.len(), 2, "config.toml lists the new key");
     fx.refused(keys::rotate_key(&fx.state, &fx.attester, None), "authorization_missing");
 }
 

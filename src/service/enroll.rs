@@ -18,7 +18,7 @@ use runtrust_attestation::{verify_quote, ClockInfo, DenialCode, HashAlg, Public,
 use super::auth::Caller;
 use super::revocation::{host_revoked, RevocationError};
 use super::tags::{self, enrollment_tags, Conferral};
-use super::{blocking, AppState, Body, Denial, Path};
+use super::{blocking, AppState, Body, Denial, Fault, Path};
 use crate::api::{ActivationAnswer, EnrollChallenge, EnrollRequest, Enrolled};
 use crate::audit::AuditEntry;
 use crate::model::{HostId, HostRecord, JoinRefusal, Nonce, PendingEnrollment, Principal, Revocation, Role};
@@ -67,10 +67,11 @@ fn trust_ek(state: &AppState, req: &EnrollRequest, ek: &Public, host_id: &str) -
             format!("no EK certificate, and EK {host_id} is not trusted explicitly (ek.trusted_hosts)"),
         ));
     };
-    if state.anchors.is_empty() {
-        return Err(Denial::new(DenialCode::EkUntrusted, "no EK trust anchors configured (runtrust init --ek-ca PEM)"));
+    let anchors = state.anchors.read().map(|a| std::sync::Arc::clone(&a)).map_err(|_| Fault::Poisoned("EK anchors"))?;
+    if anchors.anchors.is_empty() {
+        return Err(Denial::new(DenialCode::EkUntrusted, "no EK trust anchors configured (runtrust ek-ca add PEM)"));
     }
-    let verified = verify_ek_certificate(cert, &req.ek_intermediates, &state.anchors, ek, state.clock.now_i64())
+    let verified = verify_ek_certificate(cert, &req.ek_intermediates, &anchors.anchors, ek, state.clock.now_i64())
         .map_err(|e| Denial::new(e.code(), format!("EK certificate: {e}")))?;
     Ok(Some(hex::encode(verified.fingerprint_sha256)))
 }

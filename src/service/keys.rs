@@ -7,11 +7,11 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::{AppState, Body, Denial, Fault, Query};
+use super::{AppState, Body, Denial, Fault, Path, Query};
 use crate::api::routes::SERVICE_ID_HEADER;
 use crate::audit::AuditEntry;
-use crate::config::CONFIG_FILE;
-use crate::fsutil;
+use crate::config::edit::{edit_config, set_issuer_keys};
+use crate::config::IssuerKeyFile;
 use crate::model::Role;
 use crate::token::{IssuerKey, SigningAlg};
 
@@ -25,9 +25,23 @@ pub struct KeysQuery {
 pub async fn keys(State(state): State<AppState>, Query(q): Query<KeysQuery>) -> Result<Response, Denial> {
     let set = state.verifying_keys()?;
     let (content_type, body) = match q.format.as_deref() {
+        // For people (`runtrust keys list`): configuration order, the last one signs.
+        Some("json") => {
+            let n = set.len();
+            let rows: Vec<serde_json::Value> = set
+                .keys()
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    let role = if i + 1 == n { "signing" } else { "verifying" };
+                    serde_json::json!({ "kid": k.kid_hex(), "alg": k.alg().to_string(), "role": role })
+                })
+                .collect();
+            ("application/json", serde_json::to_vec(&rows).map_err(Denial::internal)?)
+        }
         None | Some("cose") => ("application/cose-key-set", set.to_cose_keyset()),
         Some("pem") => ("application/x-pem-file", set.to_pem().into_bytes()),
-        Some(other) => return Err(Denial::bad_request(format!("format {other:?}: cose or pem"))),
+        Some(other) => return Err(Denial::bad_request(format!("format {other:?}: cose, pem or json"))),
     };
     let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     // A service id that is not header-safe ASCII is not sent: its gateways are given it with --issuer.
@@ -74,10 +88,8 @@ pub async fn rotate_key(state: &AppState, caller: &Caller, alg: Option<SigningAl
             .diagnostics(serde_json::json!({ "kid": kid, "key": file.path }));
         // Still under the keys' lock: on a blocking thread, waiting for the store is allowed.
         runtime.block_on(state.store.run(move |s| s.append_audit(&entry)))?;
-        let mut config = state.config.clone();
-        config.issuer.keys = keys.iter().map(|(f, _)| f.clone()).chain([file.clone()]).collect();
-        let path = state.data_dir.join(CONFIG_FILE);
-        fsutil::write_atomic(&path, config.to_toml().as_bytes(), 0o644).map_err(Denial::internal)?;
+        let files: Vec<IssuerKeyFile> = keys.iter().map(|(f, _)| f.clone()).chain([file.clone()]).collect();
+        edit_config(&state.data_dir, |doc| set_issuer_keys(doc, &files)).map_err(Denial::internal)?;
         keys.push((file, key));
         Ok(kid)
     })
@@ -85,4 +97,54 @@ pub async fn rotate_key(state: &AppState, caller: &Caller, alg: Option<SigningAl
     .map_err(Denial::internal)??;
     tracing::info!(by = %caller.0.name, %kid, "issuer key rotated");
     Ok(kid)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RetireRequest {
+    /// Why (a compromised key, a finished rotation): kept in the audit entry.
+    reason: String,
+}
+
+/// `POST /v1/keys/{kid}/retire` (admin): an older issuer key stops verifying at once, so tokens it signed are
+/// refused everywhere keys are fetched anew. The signing key cannot be retired: rotate first. Audited as
+/// `keys.retire` before the key is dropped from config.toml (its file stays, for the operator to destroy).
+pub async fn retire(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(kid): Path<String>,
+    Body(req): Body<RetireRequest>,
+) -> Result<Json<serde_json::Value>, Denial> {
+    caller.require(&[Role::Admin])?;
+    if req.reason.trim().is_empty() {
+        return Err(Denial::bad_request("a reason is required"));
+    }
+    let (state2, by, kid2) = (state.clone(), caller.name().to_owned(), kid.to_ascii_lowercase());
+    let runtime = tokio::runtime::Handle::current();
+    let retired = tokio::task::spawn_blocking(move || -> Result<IssuerKeyFile, Denial> {
+        let (state, kid) = (state2, kid2);
+        let mut keys = state.issuer.write().map_err(|_| Fault::Poisoned("issuer keys"))?;
+        let Some(i) = keys.iter().position(|(_, k)| hex::encode(k.kid()) == kid) else {
+            return Err(Denial::not_found(format!("no issuer key {kid}")));
+        };
+        if i + 1 == keys.len() {
+            return Err(Denial::conflict(format!(
+                "{kid} is the signing key: `runtrust keys rotate` first, then retire it"
+            )));
+        }
+        let file = keys[i].0.clone();
+        let entry = AuditEntry::new(state.clock.now_unix(), "keys.retire", format!("issuer key {kid}: {}", req.reason))
+            .by(&by)
+            .diagnostics(serde_json::json!({ "kid": kid, "key": file.path, "reason": req.reason }));
+        runtime.block_on(state.store.run(move |s| s.append_audit(&entry)))?;
+        let files: Vec<IssuerKeyFile> =
+            keys.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, (f, _))| f.clone()).collect();
+        edit_config(&state.data_dir, |doc| set_issuer_keys(doc, &files)).map_err(Denial::internal)?;
+        keys.remove(i);
+        Ok(file)
+    })
+    .await
+    .map_err(Denial::internal)??;
+    tracing::info!(by = %caller.0.name, %kid, "issuer key retired");
+    Ok(Json(serde_json::json!({ "kid": kid.to_ascii_lowercase(), "file": retired.path })))
 }

@@ -13,6 +13,7 @@ mod challenge;
 mod conn;
 #[cfg(test)]
 mod conn_tests;
+mod ek_anchors;
 mod enroll;
 mod execution;
 mod fault;

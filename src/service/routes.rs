@@ -11,8 +11,8 @@ use super::audited::{self, Audited};
 use runtrust_attestation::DenialCode;
 
 use super::{
-    admin, audit_route, challenge, enroll, execution, hosts, issue, join_tokens, keys, lineage, metrics, policies,
-    rebaseline, revocation, AppState, Denial,
+    admin, audit_route, challenge, ek_anchors, enroll, execution, hosts, issue, join_tokens, keys, lineage, metrics,
+    policies, rebaseline, revocation, AppState, Denial,
 };
 use crate::api::routes as r;
 
@@ -47,6 +47,12 @@ pub fn router(state: AppState) -> Router {
     let host_changes =
         Router::new().route(r::HOST_TAGS, post(hosts::tag)).route(r::HOST_UNREVOKE, post(hosts::unrevoke));
     let host_changes = audited("host.deny", false, host_changes);
+    // Which EK certificates are trusted, and which keys verify tokens (docs/design.md §5, §11).
+    let trust_changes = Router::new()
+        .route(r::EK_ANCHORS, post(ek_anchors::add))
+        .route(r::EK_ANCHOR, delete(ek_anchors::remove))
+        .route(r::KEY_RETIRE, post(keys::retire));
+    let trust_changes = audited("trust.deny", false, trust_changes);
     let admin = Router::new()
         .route(r::HOSTS, get(hosts::list))
         .route(r::HOST, get(hosts::show))
@@ -57,7 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route(r::JOIN_TOKENS, get(join_tokens::list).post(join_tokens::create))
         .route(r::JOIN_TOKEN, delete(join_tokens::revoke))
         .route(r::KEYS, get(keys::keys))
-        .route(r::KEYS_ROTATE, post(keys::rotate));
+        .route(r::KEYS_ROTATE, post(keys::rotate))
+        .route(r::EK_ANCHORS, get(ek_anchors::list));
     let audit = Router::new()
         .route(r::AUDIT, get(audit_route::audit))
         .route(r::AUDIT_CHECKPOINT, get(audit_route::checkpoint))
@@ -75,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(policy)
         .merge(revocations)
         .merge(host_changes)
+        .merge(trust_changes)
         .merge(admin)
         .merge(audit)
         .fallback(not_found)

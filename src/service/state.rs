@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use super::ek_anchors::AnchorFiles;
 use ring::rand::SystemRandom;
-use runtrust_attestation::ek::TrustAnchors;
 
 use super::audit_log::AuditTree;
 use super::high_water::{self, HighWater, Mark};
@@ -30,7 +30,8 @@ pub struct Inner {
     pub data_dir: PathBuf,
     /// The store, reached through [`blocking`]; taken out of service and recovered when it fails.
     pub store: Storage,
-    pub anchors: TrustAnchors,
+    /// EK certificate trust anchors, swapped whole by `ek-ca add|remove` (ek_anchors.rs).
+    pub anchors: RwLock<Arc<AnchorFiles>>,
     pub rng: SystemRandom,
     /// Every time the service reads (expiry, token claims, audit entries) comes from here.
     pub clock: Arc<dyn Clock>,
@@ -121,7 +122,7 @@ impl AppState {
     ) -> Result<Self, ServiceError> {
         let authorities = KeySet::new(Vec::new()).map_err(|e| ServiceError::Authorities(e.to_string()))?;
         let parts = Parts {
-            anchors: TrustAnchors::default(),
+            anchors: AnchorFiles::default(),
             authorities,
             policies: Vec::new(),
             policies_version: 0,
@@ -144,7 +145,7 @@ impl AppState {
                 config,
                 data_dir,
                 store: parts.storage,
-                anchors: parts.anchors,
+                anchors: RwLock::new(Arc::new(parts.anchors)),
                 rng: SystemRandom::new(),
                 clock,
                 issuer: RwLock::new(issuer),
@@ -161,7 +162,7 @@ impl AppState {
 }
 
 struct Parts {
-    anchors: TrustAnchors,
+    anchors: AnchorFiles,
     authorities: KeySet,
     policies: Vec<Arc<LoadedPolicy>>,
     policies_version: u64,
@@ -223,12 +224,7 @@ pub fn load(data_dir: &Path) -> Result<AppState, ServiceError> {
 /// [`load`], and a store below its high-water mark refused unless `options` accept it.
 pub fn load_with(data_dir: &Path, options: LoadOptions) -> Result<AppState, ServiceError> {
     let config = ServiceConfig::load(data_dir)?;
-    let pem = read_all(data_dir, &config.ek.anchors)?;
-    let anchors = if pem.is_empty() {
-        TrustAnchors::default()
-    } else {
-        TrustAnchors::from_pem(&pem).map_err(|e| ServiceError::Anchors(e.to_string()))?
-    };
+    let anchors = AnchorFiles::load(data_dir, &config.ek.anchors).map_err(|e| ServiceError::Anchors(e.to_string()))?;
     let mut issuer = Vec::new();
     for k in &config.issuer.keys {
         let p = resolve(data_dir, &k.path);

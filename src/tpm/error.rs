@@ -13,6 +13,8 @@ pub enum TpmError {
     Command { command: &'static str, source: tss_esapi::Error },
     #[error("TPM command {command} still answered {code} after {attempts} tries with backoff: the TPM is busy or running its self-test; try again shortly")]
     Busy { command: &'static str, code: &'static str, attempts: u32, source: tss_esapi::Error },
+    #[error("TPM command {command} refused: the TPM is in dictionary-attack lockout (TPM_RC_LOCKOUT)\n  hint: too many failed authorizations, or power losses while a DA-protected key was in use (runtrust now creates AKs with noDA; an older AK in the state dir is DA-protected). The TPM lets one through again after TPM2_PT_LOCKOUT_INTERVAL (`tpm2_getcap properties-variable`); with the lockout authorization, `tpm2_dictionarylockout --clear-lockout` ends it at once")]
+    Lockout { command: &'static str, source: tss_esapi::Error },
     #[error("persistent handle {handle:#010x} holds an object that is not this TPM's EK ({reason}); runtrust leaves it alone: if it is not needed, `tpm2_evictcontrol -C o -c {handle:#010x}` removes it")]
     EkHandleTaken { handle: u32, reason: String },
     #[error("the EK created from the TCG template is not the key of the EK certificate in NV ({reason}); runtrust does not persist it")]

@@ -32,6 +32,11 @@ pub(super) fn transient(e: &Error) -> Option<&'static str> {
     }
 }
 
+/// TPM_RC_LOCKOUT (0x921, Part 2 §6.6.3): the TPM is in dictionary-attack lockout.
+pub(super) fn is_lockout(e: &Error) -> bool {
+    matches!(e, Error::Tss2Error(rc) if rc.kind() == Some(Tss2ResponseCodeKind::Lockout))
+}
+
 /// The wait before try `n + 1` (n ≥ 1 tries made).
 pub(super) fn delay(n: u32) -> Duration {
     let factor = 4u32.saturating_pow(n.saturating_sub(1));
@@ -58,6 +63,7 @@ pub(super) fn with_retry<T>(
                     sleep(wait);
                 }
                 Some(code) => return Err(TpmError::Busy { command, code, attempts: tries, source }),
+                None if is_lockout(&source) => return Err(TpmError::Lockout { command, source }),
                 None => return Err(TpmError::Command { command, source }),
             },
         }
@@ -130,6 +136,24 @@ mod tests {
         let (unavailable, msg) = e.unwrap_or_default();
         assert!(unavailable, "a busy TPM is unavailable (exit 4)");
         assert!(msg.contains("TPM2_Quote") && msg.contains("TPM_RC_TESTING") && msg.contains("5 tries"), "{msg}");
+    }
+
+    #[test]
+    fn lockout_is_its_own_error_with_a_hint_and_not_retried() {
+        let mut calls = 0;
+        let r: Result<(), _> = with_retry(
+            "TPM2_Quote",
+            || {
+                calls += 1;
+                Err(rc(0x921))
+            },
+            |_| {},
+        );
+        let e = r.unwrap_err();
+        assert!(matches!(e, TpmError::Lockout { command: "TPM2_Quote", .. }), "{e:?}");
+        assert_eq!(calls, 1);
+        assert!(e.to_string().contains("tpm2_dictionarylockout"), "{e}");
+        assert!(!e.is_unavailable());
     }
 
     #[test]

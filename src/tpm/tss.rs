@@ -11,7 +11,8 @@ use std::str::FromStr;
 
 use runtrust_attestation::ak::check_ak;
 use runtrust_attestation::{Attest, HashAlg, PcrSelection, PcrValues, Public, Signature};
-use tss_esapi::abstraction::{ak, AsymmetricAlgorithmSelection, DefaultKey};
+use tss_esapi::abstraction::{ak, AsymmetricAlgorithmSelection, KeyCustomization};
+use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
 use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, PcrHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, SignatureSchemeAlgorithm};
@@ -70,7 +71,13 @@ pub struct TssTpm {
 }
 
 fn cmd(command: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
-    move |source| TpmError::Command { command, source }
+    move |source| {
+        if retry::is_lockout(&source) {
+            TpmError::Lockout { command, source }
+        } else {
+            TpmError::Command { command, source }
+        }
+    }
 }
 
 fn unexpected(what: &'static str) -> impl FnOnce(String) -> TpmError {
@@ -123,6 +130,18 @@ fn tss_selection(banks: &[(HashAlg, Vec<u8>)]) -> Result<tss_esapi::structures::
         builder = builder.with_selection(hashing_algorithm(*bank), &slots);
     }
     builder.build().map_err(|e| TpmError::Unexpected { what: "PCR selection", detail: e.to_string() })
+}
+
+/// The AK template: tss-esapi's (restricted signing key under the EK) with noDA (Part 2 §8.3.3.1,
+/// TPMA_OBJECT). The AK's authValue is empty, so dictionary-attack protection guards nothing; with it, every
+/// power loss after a quote counts as a failed authorization, and after maxTries of them (3 on swtpm) the
+/// TPM refuses TPM2_Quote until lockoutRecovery has passed.
+struct AkTemplate;
+
+impl KeyCustomization for AkTemplate {
+    fn attributes(&self, attributes: ObjectAttributesBuilder) -> ObjectAttributesBuilder {
+        attributes.with_no_da(true)
+    }
 }
 
 impl TssTpm {
@@ -204,7 +223,7 @@ impl TssTpm {
                     KeyAlg::Ecc384 => (SignatureSchemeAlgorithm::EcDsa, HashingAlgorithm::Sha384),
                 };
                 let created = self.run("TPM2_Create (AK)", |c| {
-                    ak::create_ak_2(c, ek, hash, key_selection(ak_alg), sign, None, DefaultKey)
+                    ak::create_ak_2(c, ek, hash, key_selection(ak_alg), sign, None, AkTemplate)
                 })?;
                 let tpmt = created
                     .out_public

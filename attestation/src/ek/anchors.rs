@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
 use super::cert::Cert;
 use super::signature::weak_signature_hash;
 use super::{pem, EkError, MAX_ANCHORS};
@@ -19,6 +21,15 @@ use super::{pem, EkError, MAX_ANCHORS};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustAnchors {
     pub(super) certs: Vec<Vec<u8>>,
+}
+
+/// What an operator sees of one anchor (`runtrust ek-ca list`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnchorInfo {
+    pub fingerprint_sha256: [u8; 32],
+    pub subject: String,
+    /// notAfter (RFC 5280 §4.1.2.5), Unix seconds.
+    pub not_after: i64,
 }
 
 /// A certificate the anchor loaders refused, and why.
@@ -103,6 +114,20 @@ impl TrustAnchors {
     /// The anchors' DER encodings, in configuration order.
     pub fn der_certs(&self) -> &[Vec<u8>] {
         &self.certs
+    }
+
+    /// Each anchor's SHA-256 fingerprint, subject and notAfter (Unix seconds), in configuration order.
+    pub fn describe(&self) -> Vec<AnchorInfo> {
+        self.certs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, der)| Cert::parse(der, format!("trust anchor {}", i + 1), false).ok().map(|c| (der, c)))
+            .map(|(der, c)| AnchorInfo {
+                fingerprint_sha256: Sha256::digest(der).into(),
+                subject: c.name.clone(),
+                not_after: c.x509.validity().not_after.timestamp(),
+            })
+            .collect()
     }
 
     /// The anchors' subjects, for diagnostics.

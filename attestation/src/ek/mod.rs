@@ -55,7 +55,7 @@ use x509_parser::time::ASN1Time;
 use crate::denial::DenialCode;
 use crate::tpm2::Public;
 
-pub use anchors::{RefusedAnchor, TrustAnchors};
+pub use anchors::{AnchorInfo, RefusedAnchor, TrustAnchors};
 use cert::{serial_hex, Cert};
 use extensions::{check_ek_usage, check_extensions};
 use key::check_ek_key;
