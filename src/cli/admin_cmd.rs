@@ -77,6 +77,16 @@ pub enum HostsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Decommission a host (admin): it is revoked (its tokens stop at once), then its record, tags, clock
+    /// baseline and its principal's binding are removed (audited as host.remove). Its tokens, executions and
+    /// revocations stay for lineage and audit. The same TPM enrolls again only after `hosts unrevoke`.
+    Remove {
+        /// The host id (sha256:…).
+        host_id: String,
+        /// Why (kept in the revocation feed and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
     /// Forget HOST's last accepted TPM clock, so that its next quote becomes the baseline (admin, audited).
     /// For a TPM whose counters legitimately went back (TPM2_Clear, a restored vTPM state): its quotes are
     /// clock_regressed until then. An unsafe clock (after power loss) is not waved through: see the hint.
@@ -223,6 +233,21 @@ pub fn hosts(cmd: HostsCommand, g: &GlobalOpts) -> CliResult {
                 println!(
                     "host {}: clock baseline reset (was clock {}, resetCount {}, restartCount {}); its next quote sets it",
                     r.host_id, r.previous_clock, r.previous_reset_count, r.previous_restart_count
+                );
+            }
+        }
+        HostsCommand::Remove { host_id, reason } => {
+            let path = routes::path(routes::HOST_REMOVE, &[&host_id]);
+            let h: HostView = client.post(&path, &UnrevokeRequest { reason })?;
+            if g.json {
+                print_json(&serde_json::to_value(&h).map_err(anyhow::Error::from)?);
+            } else {
+                println!(
+                    "removed host {} (tags [{}]); it is revoked, so its tokens stop at once; to let this TPM enroll \
+                     again: runtrust hosts unrevoke {} --reason R",
+                    h.host_id,
+                    h.tags.join(", "),
+                    h.host_id
                 );
             }
         }
