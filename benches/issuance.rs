@@ -107,6 +107,9 @@ impl Store for OneNonceStore {
     fn rebaseline_host(&self, h: &str, a: &AuditEntry) -> Result<Option<runtrust_attestation::ClockInfo>, StoreError> {
         self.inner.rebaseline_host(h, a)
     }
+    fn remove_host(&self, h: &str, a: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
+        self.inner.remove_host(h, a)
+    }
     fn put_policy(&self, p: &runtrust::store::StoredPolicy, a: &AuditEntry) -> Result<u64, StoreError> {
         self.inner.put_policy(p, a)
     }

@@ -7,9 +7,10 @@
 #   postgresql           the PostgreSQL store and replica tests (scripts/pg.sh starts a throwaway cluster)
 #   openssl, curl        scripts/hostile.sh (TLS clients against a live service)
 #   binutils, adduser    scripts/package.sh --test (strip; the package's postinst makes its system user)
+#   jq                   the README walkthrough (reads a token's cti from `--json` output)
 set -euo pipefail
 
-PKGS=(swtpm swtpm-tools libtss2-dev tpm2-tools pkg-config gcc libc6-dev ca-certificates curl openssl binutils adduser postgresql)
+PKGS=(swtpm swtpm-tools libtss2-dev tpm2-tools pkg-config gcc libc6-dev ca-certificates curl openssl binutils adduser postgresql jq)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -92,7 +92,8 @@ start() {
 
 # TPM2_Shutdown(TPM_SU_CLEAR) (TPM 2.0 Part 3 §9.4), sent raw to swtpm's TPM port: the TPM saves its clock, so
 # it is still 'safe' at the next start. A TPM stopped without it restarts its clock from an older saved value
-# and reports safe = NO for up to ~70 minutes: every quote is then clock_regressed (docs/evidence.md, "Clock").
+# and reports safe = NO until its next save (swtpm: within ~4 s): quotes are then clock_regressed
+# (docs/evidence.md, "Clock"), and repeated unclean stops can put the TPM in dictionary-attack lockout.
 tpm_shutdown() {
     local port answer
     port="$(cat "$DIR/port" 2>/dev/null)" || return 1

@@ -22,6 +22,8 @@ echo "== every test of the workspace (scripts/test-binaries.sh: the swtpm suites
 scripts/test-binaries.sh
 echo "== scripts/hostile.sh (issue 11's hostile inputs against a live service)" >&2
 RUNTRUST_BIN="$PWD/target/debug/runtrust" scripts/hostile.sh
+echo "== scripts/readme-test.sh (README.md's walkthrough, run as written)" >&2
+RUNTRUST="$PWD/target/debug/runtrust" scripts/readme-test.sh
 echo "== scripts/package.sh --test (build the .deb, install, run, remove, purge)" >&2
 SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
 $SUDO scripts/package.sh --bin "$PWD/target/debug/runtrust" --test

@@ -9,6 +9,7 @@ pub const HOSTS: &str = "/v1/hosts";
 pub const HOST: &str = "/v1/hosts/{host_id}";
 pub const HOST_TAGS: &str = "/v1/hosts/{host_id}/tags";
 pub const HOST_UNREVOKE: &str = "/v1/hosts/{host_id}/unrevoke";
+pub const HOST_REMOVE: &str = "/v1/hosts/{host_id}/remove";
 pub const HOST_REBASELINE: &str = "/v1/hosts/{host_id}/rebaseline";
 pub const CHALLENGE: &str = "/v1/challenge";
 pub const TOKENS: &str = "/v1/tokens";

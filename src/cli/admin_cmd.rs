@@ -3,8 +3,9 @@
 use clap::Subcommand;
 
 use super::args::RoleArg;
+use super::output::when;
 use super::service_cmd::done;
-use super::{print_json, CliResult, GlobalOpts};
+use super::{print_json, CliError, CliResult, GlobalOpts};
 use crate::api::routes;
 use crate::api::{
     CreatedPrincipal, HostView, NewPrincipal, PrincipalView, RebaselineRequest, Rebaselined, RevocationView, SetTags,
@@ -25,6 +26,9 @@ pub enum PrincipalCommand {
         /// exactly these, or the subset it asks for (docs/design.md §5).
         #[arg(long = "tag", value_name = "T")]
         tags: Vec<String>,
+        /// Write the credential to this file (mode 0600, refused if it exists) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
     /// List principals and their roles.
     List,
@@ -73,6 +77,16 @@ pub enum HostsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Decommission a host (admin): it is revoked (its tokens stop at once), then its record, tags, clock
+    /// baseline and its principal's binding are removed (audited as host.remove). Its tokens, executions and
+    /// revocations stay for lineage and audit. The same TPM enrolls again only after `hosts unrevoke`.
+    Remove {
+        /// The host id (sha256:…).
+        host_id: String,
+        /// Why (kept in the revocation feed and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
     /// Forget HOST's last accepted TPM clock, so that its next quote becomes the baseline (admin, audited).
     /// For a TPM whose counters legitimately went back (TPM2_Clear, a restored vTPM state): its quotes are
     /// clock_regressed until then. An unsafe clock (after power loss) is not waved through: see the hint.
@@ -88,11 +102,36 @@ pub enum HostsCommand {
 pub fn principal(cmd: PrincipalCommand, g: &GlobalOpts) -> CliResult {
     let client = g.client()?;
     match cmd {
-        PrincipalCommand::Add { name, role, tags } => {
+        PrincipalCommand::Add { name, role, tags, out } => {
+            if let Some(path) = out.as_ref().filter(|p| p.exists()) {
+                return Err(CliError::Usage(anyhow::anyhow!(
+                    "--out {}: the file exists; a credential is never written over another",
+                    path.display()
+                )));
+            }
             let created: CreatedPrincipal =
                 client.post(routes::PRINCIPALS, &NewPrincipal { name, role: role.into(), tags })?;
+            if let Some(path) = &out {
+                crate::fsutil::write_private(path, format!("{}\n", created.credential).as_bytes()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: {e} (the principal was added: `principal rotate` makes a new credential)",
+                        path.display()
+                    )
+                })?;
+            }
             if g.json {
-                print_json(&serde_json::to_value(&created).map_err(anyhow::Error::from)?);
+                let mut v = serde_json::to_value(&created).map_err(anyhow::Error::from)?;
+                if out.is_some() {
+                    v["credential"] = serde_json::Value::Null;
+                }
+                print_json(&v);
+            } else if let Some(path) = &out {
+                println!(
+                    "added principal {:?} with role {}; its credential is in {} (0600)",
+                    created.name,
+                    created.role.name(),
+                    path.display()
+                );
             } else {
                 let confers = if created.tags.is_empty() {
                     String::new()
@@ -197,6 +236,21 @@ pub fn hosts(cmd: HostsCommand, g: &GlobalOpts) -> CliResult {
                 );
             }
         }
+        HostsCommand::Remove { host_id, reason } => {
+            let path = routes::path(routes::HOST_REMOVE, &[&host_id]);
+            let h: HostView = client.post(&path, &UnrevokeRequest { reason })?;
+            if g.json {
+                print_json(&serde_json::to_value(&h).map_err(anyhow::Error::from)?);
+            } else {
+                println!(
+                    "removed host {} (tags [{}]); it is revoked, so its tokens stop at once; to let this TPM enroll \
+                     again: runtrust hosts unrevoke {} --reason R",
+                    h.host_id,
+                    h.tags.join(", "),
+                    h.host_id
+                );
+            }
+        }
         HostsCommand::Unrevoke { host_id, reason } => {
             let path = routes::path(routes::HOST_UNREVOKE, &[&host_id]);
             let r: RevocationView = client.post(&path, &UnrevokeRequest { reason })?;
@@ -225,13 +279,19 @@ fn show(h: &HostView, g: &GlobalOpts) -> CliResult {
     println!("tags         [{}]", h.tags.join(", "));
     println!("ak           {}", h.ak_name);
     println!("ek cert      {}", h.ek_certificate_sha256.as_deref().unwrap_or("(none: trusted explicitly)"));
-    println!("enrolled     {} by {}; updated {}", h.enrolled_at, h.enrolled_by, h.updated_at);
+    println!("enrolled     {} by {}; updated {}", when(h.enrolled_at), h.enrolled_by, when(h.updated_at));
     match &h.revocation {
-        Some(r) => println!("revoked      yes: seq {} by {} at {}: {}", r.seq, r.by, r.time, r.reason),
+        Some(r) => println!("revoked      yes: seq {} by {} at {}: {}", r.seq, r.by, when(r.time), r.reason),
         None => println!("revoked      no"),
     }
     if let Some(l) = &h.lifted {
-        println!("lifted       seq {} by {} at {}: {} (earlier tokens stay revoked)", l.seq, l.by, l.time, l.reason);
+        println!(
+            "lifted       seq {} by {} at {}: {} (earlier tokens stay revoked)",
+            l.seq,
+            l.by,
+            when(l.time),
+            l.reason
+        );
     }
     Ok(())
 }

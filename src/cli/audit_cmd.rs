@@ -182,7 +182,14 @@ fn tail(g: &GlobalOpts, n: usize, all: bool, upto: Option<&Path>) -> CliResult {
         if g.json {
             println!("{}", export_line(e, *index));
         } else {
-            println!("{:>6} {} {:<16} {:<26} {}", index, e.time, e.event, e.code.as_deref().unwrap_or("-"), e.detail);
+            println!(
+                "{:>6} {} {:<16} {:<26} {}",
+                index,
+                super::output::when(e.time),
+                e.event,
+                e.code.as_deref().unwrap_or("-"),
+                e.detail
+            );
         }
     }
     Ok(())

@@ -59,7 +59,7 @@ fn print_tree(n: &LineageNode, depth: usize) {
         println!(
             "{pad}  ▸ execution {} at {} by {} scope {} argv {}: {end}",
             e.id,
-            e.started_at,
+            super::output::when(e.started_at),
             e.gateway,
             e.scope,
             e.argv_sha256.get(..16).unwrap_or("")

@@ -208,7 +208,7 @@ enum Command {
     /// Manage principals (admin).
     #[command(subcommand)]
     Principal(admin_cmd::PrincipalCommand),
-    /// Enrolled hosts: list, show (admin, auditor); tag, unrevoke (admin).
+    /// Enrolled hosts: list, show (admin, auditor); tag, unrevoke, rebaseline, remove (admin).
     #[command(subcommand)]
     Hosts(admin_cmd::HostsCommand),
     /// Join tokens for onboarding hosts in batches: create, list, revoke (admin).

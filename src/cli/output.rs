@@ -45,3 +45,8 @@ fn write(w: &mut impl Stream, bytes: &[u8]) {
         closed.store(true, Ordering::Relaxed);
     }
 }
+
+/// A Unix time for people: RFC 3339 in UTC (`2026-11-28T16:53:34Z`); `--json` keeps the integer.
+pub(crate) fn when(t: u64) -> String {
+    i64::try_from(t).map_or_else(|_| t.to_string(), crate::token::rfc3339)
+}

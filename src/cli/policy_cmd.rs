@@ -137,9 +137,10 @@ pub fn run(cmd: PolicyCommand, g: &GlobalOpts) -> CliResult {
             } else {
                 for p in all {
                     println!(
-                        "{:<24} {}  by {}{}",
+                        "{:<24} {}  applied {} by {}{}",
                         p.id,
                         p.hash,
+                        super::output::when(p.applied_at),
                         p.applied_by,
                         if p.signed_by.is_some() { " (signed)" } else { "" }
                     );

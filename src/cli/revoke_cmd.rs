@@ -87,7 +87,15 @@ fn list(g: &GlobalOpts, since: u64) -> CliResult {
         for r in &feed.revocations {
             // A lift (`hosts unrevoke`) names the revocation it lifted; that host's earlier tokens stay revoked.
             let what = r.lifts.map_or_else(|| format!("{} tokens", r.tokens.len()), |seq| format!("lifts seq {seq}"));
-            println!("{:>5} {} {:<8} {} by {}: {} ({what})", r.seq, r.time, r.kind.name(), r.target, r.by, r.reason,);
+            println!(
+                "{:>5} {} {:<8} {} by {}: {} ({what})",
+                r.seq,
+                super::output::when(r.time),
+                r.kind.name(),
+                r.target,
+                r.by,
+                r.reason,
+            );
         }
     }
     Ok(())

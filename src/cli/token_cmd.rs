@@ -121,7 +121,12 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
                 println!("(claims as written; `runtrust token verify` checks the signature)");
                 if let Some(o) = v.as_object() {
                     for (k, val) in o {
-                        println!("{k:<18} {}", val.as_str().map(str::to_owned).unwrap_or_else(|| val.to_string()));
+                        let shown = match (k.as_str(), val.as_u64()) {
+                            // RFC 8392 §3.1.4-3.1.6 NumericDate: the integer, and the time for people.
+                            ("exp" | "nbf" | "iat", Some(t)) => format!("{t} ({})", super::output::when(t)),
+                            _ => val.as_str().map(str::to_owned).unwrap_or_else(|| val.to_string()),
+                        };
+                        println!("{k:<18} {shown}");
                     }
                 }
             }

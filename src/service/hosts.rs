@@ -9,7 +9,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::revocation::host_revoked;
 use super::{blocking, tags, AppState, Body, Denial, Path};
-use crate::api::{HostView, RevocationView, SetTags, UnrevokeRequest};
+use crate::api::{HostView, RevocationView, RevokeRequest, SetTags, UnrevokeRequest};
 use crate::audit::AuditEntry;
 use crate::model::{lift_key, HostId, HostRecord, Revocation, RevocationKind, Role};
 use crate::store::{Store, StoreError};
@@ -111,10 +111,11 @@ pub async fn lift(state: &AppState, caller: &Caller, raw: &str, reason: &str) ->
     // starts, docs/design.md §15); the one read here only names it in the audit entry.
     let key = id.clone();
     let lifted = blocking(state, move |s| {
-        if s.host(&key)?.is_none() {
-            return Ok(Err(Denial::not_found(format!("no host {key} is enrolled"))));
-        }
+        // A removed host (`hosts remove`) has no record but keeps its revocation: lifting it lets it enroll again.
         let Some(current) = host_revoked(s, &key)? else {
+            if s.host(&key)?.is_none() {
+                return Ok(Err(Denial::not_found(format!("no host {key} is enrolled or revoked"))));
+            }
             return Ok(Err(Denial::conflict(format!("host {key} is not revoked"))));
         };
         let lift = Revocation {
@@ -140,4 +141,45 @@ pub async fn lift(state: &AppState, caller: &Caller, raw: &str, reason: &str) ->
     .map_err(|d| d.about_host(Some(&id)))?;
     tracing::info!(host = %id, seq = lifted.seq, lifts = ?lifted.lifts, by = %caller.name(), "host revocation lifted");
     Ok(lifted)
+}
+
+/// `POST /v1/hosts/{host_id}/remove` (admin): decommissions a host. It is revoked first (unless it already
+/// is), so that every token issued to it stops at once and the same TPM cannot enroll again unnoticed; then
+/// its record, AK index entry and principal binding go, audited as `host.remove`. Its tokens, executions and
+/// revocations stay for lineage and audit. To let the TPM enroll again: `hosts unrevoke`, then enroll.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    Body(req): Body<UnrevokeRequest>,
+) -> Result<Json<HostView>, Denial> {
+    caller.require(&[Role::Admin])?;
+    let id = host_id(&raw)?;
+    let reason = req.reason.trim().to_owned();
+    if reason.is_empty() || reason.len() > MAX_REASON {
+        return Err(
+            Denial::bad_request(format!("a removal needs a reason of 1-{MAX_REASON} bytes")).about_host(Some(&id))
+        );
+    }
+    let key = id.clone();
+    let Some(before) = blocking(&state, move |s| s.host(&key)?.map(|h| view(s, &h)).transpose()).await? else {
+        return Err(Denial::not_found(format!("no host {id} is enrolled")).about_host(Some(&id)));
+    };
+    if !before.revoked {
+        let revoke =
+            RevokeRequest { kind: RevocationKind::Host, target: id.to_string(), reason: format!("removed: {reason}") };
+        super::revocation::revoke_now(&state, &caller, revoke).await?;
+        super::high_water::advance(&state).await;
+    }
+    let entry = AuditEntry::new(state.clock.now_unix(), "host.remove", format!("host {id}: {reason}"))
+        .by(caller.name())
+        .host(id.as_ref())
+        .diagnostics(json!({ "tags": before.tags, "ak_name": before.ak_name, "enrolled_by": before.enrolled_by }));
+    let key = id.clone();
+    let removed = blocking(&state, move |s| s.remove_host(&key, &entry)).await?;
+    if removed.is_none() {
+        return Err(Denial::not_found(format!("host {id} was removed meanwhile")).about_host(Some(&id)));
+    }
+    tracing::info!(by = %caller.0.name, host = %id, "host removed");
+    Ok(Json(HostView { revoked: true, ..before }))
 }

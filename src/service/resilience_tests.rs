@@ -97,6 +97,10 @@ impl Store for Flaky {
         self.write()?;
         self.inner.rebaseline_host(h, a)
     }
+    fn remove_host(&self, h: &str, a: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
+        self.write()?;
+        self.inner.remove_host(h, a)
+    }
     fn sweep(&self, now: u64) -> Result<Swept, StoreError> {
         self.write()?;
         self.inner.sweep(now)

@@ -44,8 +44,10 @@ pub fn router(state: AppState) -> Router {
     let revocations = audited("revoke.deny", false, Router::new().route(r::REVOCATIONS, post(revocation::revoke)))
         .route(r::REVOCATIONS, get(revocation::feed));
     // Tag changes and lifts decide which hosts policies select and trust (docs/design.md §5, §11).
-    let host_changes =
-        Router::new().route(r::HOST_TAGS, post(hosts::tag)).route(r::HOST_UNREVOKE, post(hosts::unrevoke));
+    let host_changes = Router::new()
+        .route(r::HOST_TAGS, post(hosts::tag))
+        .route(r::HOST_UNREVOKE, post(hosts::unrevoke))
+        .route(r::HOST_REMOVE, post(hosts::remove));
     let host_changes = audited("host.deny", false, host_changes);
     // Which EK certificates are trusted, and which keys verify tokens (docs/design.md §5, §11).
     let trust_changes = Router::new()

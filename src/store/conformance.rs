@@ -33,6 +33,7 @@ macro_rules! store_conformance {
             issuance_updates_the_host,
             challenges_keep_the_host_clock,
             rebaseline_forgets_the_clock,
+            a_removed_host_frees_its_ak_and_its_principal,
             challenges_are_voided,
             concurrent_nonce_consumption_has_one_winner,
             concurrent_single_use_has_one_winner,
@@ -449,6 +450,34 @@ pub fn rebaseline_forgets_the_clock(b: &impl Backend) {
     let h = s.host(&hid(1)).unwrap().unwrap();
     assert_eq!(h.last_clock, ClockInfo::default(), "durable across reopen");
     assert_eq!(h.last_attested, Some(attested()), "only the clock is forgotten");
+}
+
+/// `hosts remove`: the record, the AK's index entry and the principal's binding go in one audited step;
+/// tokens and revocations stay; the AK and the principal may enroll again.
+pub fn a_removed_host_frees_its_ak_and_its_principal(b: &impl Backend) {
+    let s = b.open();
+    assert_eq!(s.remove_host(&hid(9), &entry()).unwrap(), None, "no such host");
+    assert_eq!(s.audit_len().unwrap(), 0, "nothing written for an unknown host");
+    s.enroll_host(&host(1, "ak1"), "p1", &entry()).unwrap();
+    s.enroll_host(&host(2, "ak2"), "p2", &entry()).unwrap();
+    let clock = ClockInfo { clock: 10, reset_count: 4, restart_count: 2, safe: true };
+    s.record_issuance(&token("t1", None), &entry(), &hid(1), &clock, &attested()).unwrap();
+    let removed = s.remove_host(&hid(1), &entry()).unwrap().expect("removed");
+    assert_eq!(removed.host_id, hid(1));
+    assert_eq!(s.audit_len().unwrap(), 4, "the removal is audited");
+    drop(s);
+    let s = b.open();
+    assert_eq!(s.host(&hid(1)).unwrap(), None, "durable across reopen");
+    assert_eq!(s.host_by_ak("ak1").unwrap(), None);
+    assert_eq!(s.principal_host("p1").unwrap(), None);
+    assert_eq!(s.hosts().unwrap().len(), 1, "the other host stays");
+    assert_eq!(s.principal_host("p2").unwrap(), Some(hid(2)));
+    assert!(s.token("t1").unwrap().is_some(), "its tokens stay, for lineage");
+    assert_eq!(s.remove_host(&hid(1), &entry()).unwrap(), None, "removed once");
+    assert_eq!(s.audit_len().unwrap(), 4);
+    // The principal may enroll another TPM, and the AK may be enrolled anew.
+    assert_eq!(s.enroll_host(&host(3, "ak3"), "p1", &entry()).unwrap(), EnrollOutcome::New);
+    assert_eq!(s.enroll_host(&host(1, "ak1"), "p4", &entry()).unwrap(), EnrollOutcome::New);
 }
 
 pub fn challenges_are_voided(b: &impl Backend) {

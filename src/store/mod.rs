@@ -231,6 +231,11 @@ pub trait Store: Send + Sync + 'static {
     /// re-baseline, docs/design.md §4), and appends `audit` in the same durable step. Returns the clock it
     /// forgot; None (and nothing written) if there is no such host.
     fn rebaseline_host(&self, host_id: &str, audit: &AuditEntry) -> Result<Option<ClockInfo>, StoreError>;
+    /// Removes a host from the inventory (`hosts remove`, docs/design.md §9): its record (tags, clock
+    /// baseline), its AK's index entry and every principal's binding to it, with `audit`, in one durable step.
+    /// Its revocations and tokens stay. Returns the removed record; None (and nothing written) if there is no
+    /// such host.
+    fn remove_host(&self, host_id: &str, audit: &AuditEntry) -> Result<Option<HostRecord>, StoreError>;
 
     /// Applies a policy; a policy with the same id is replaced.
     fn put_policy(&self, p: &StoredPolicy, audit: &AuditEntry) -> Result<u64, StoreError>;

@@ -236,3 +236,53 @@ fn unrevoke_lets_a_host_back_in_but_not_its_earlier_tokens() {
     let r = fx.host_run(&["enroll"]);
     assert_eq!(r.code, 0, "re-enrolls once lifted: {r:?}");
 }
+
+/// Issue 14: `hosts remove` decommissions a host: its tokens stop at once and nothing runs, it leaves the
+/// inventory, the same TPM cannot enroll or get a token until an admin lifts the revocation, and both
+/// steps are audited naming the admin.
+#[test]
+fn a_removed_host_is_revoked_and_gone_until_an_admin_lets_it_back() {
+    let fx = Fx::new(&["env=test"], &[("web", "env=test", "deploy/*")]);
+    let (r, token) = fx.request("before", "deploy/*");
+    assert_eq!(r.code, 0, "{r:?}");
+
+    denied(&fx.host_run(&["hosts", "remove", &fx.host, "--reason", "mine"]), "authorization_missing");
+    let r = fx.admin(&["hosts", "remove", &fx.host, "--reason", ""]);
+    assert_ne!(r.code, 0, "a reason is required: {r:?}");
+    let r = fx.admin(&["hosts", "remove", &fx.host, "--reason", "decommissioned"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("hosts unrevoke"), "says how to let it back: {r:?}");
+
+    let r = fx.admin(&["--json", "hosts", "list"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains(&fx.host), "gone from the inventory: {r:?}");
+    let r = fx.admin(&["hosts", "show", &fx.host]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let (r, ran) = fx.exec(&token, "after-remove");
+    assert_eq!((r.code, ran), (125, false), "its token stops at once and nothing runs: {r:?}");
+    assert!(r.stderr.contains("revoked"), "{r:?}");
+    let (r, file) = fx.request("after-remove", "deploy/*");
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(!file.exists(), "nothing issued");
+    denied(&fx.host_run(&["enroll"]), "revoked");
+    let r = fx.admin(&["--json", "hosts", "list"]);
+    assert!(!r.stdout.contains(&fx.host), "a refused enrollment adds nothing: {r:?}");
+    let r = fx.admin(&["hosts", "remove", &fx.host, "--reason", "again"]);
+    assert_ne!(r.code, 0, "removed once: {r:?}");
+
+    let removed = events(&fx.svc, "host.remove");
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!((&removed[0]["principal"], &removed[0]["host_id"]), (&"admin".into(), &fx.host.as_str().into()));
+    assert_eq!(events(&fx.svc, "revoke.host").len(), 1);
+
+    // The TPM comes back (reimaged): the admin lifts the revocation, and it enrolls as a new host.
+    let r = fx.admin(&["hosts", "unrevoke", &fx.host, "--reason", "reimaged"]);
+    assert_eq!(r.code, 0, "a removed host's revocation can be lifted: {r:?}");
+    let r = fx.host_run(&["enroll"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(fx.show()["revoked"], false);
+    let (r, _) = fx.request("back", "deploy/*");
+    assert_eq!(r.code, 0, "{r:?}");
+    let (r, ran) = fx.exec(&token, "old-again");
+    assert_eq!((r.code, ran), (125, false), "the token from before stays revoked: {r:?}");
+}

@@ -12,6 +12,11 @@ use crate::model::{lift_key, revoked_key, HostId, Revocation, RevocationKind, To
 use crate::policy::MAX_DELEGATION_DEPTH;
 use crate::store::{Store, StoreError};
 
+/// A revocation's time in a message, RFC 3339.
+fn at(t: u64) -> String {
+    i64::try_from(t).map_or_else(|_| t.to_string(), crate::token::rfc3339)
+}
+
 /// Bound on the tokens one revocation lists (the revoked index still covers the rest by ancestry).
 pub const MAX_LISTED: usize = 100_000;
 
@@ -26,14 +31,14 @@ pub struct Revoked {
 impl Revoked {
     pub fn detail(&self) -> String {
         let r = &self.revocation;
-        format!("revoked ({}) by {} at {}: {}", self.via, r.by, r.time, r.reason)
+        format!("revoked ({}) by {} at {}: {}", self.via, r.by, at(r.time), r.reason)
     }
 }
 
 /// A revocation that refuses a request (`revoked`).
 #[derive(Debug, thiserror::Error)]
 pub enum RevocationError {
-    #[error("host {host} was revoked by {} at {}: {}", revocation.by, revocation.time, revocation.reason)]
+    #[error("host {host} was revoked by {} at {}: {}", revocation.by, at(revocation.time), revocation.reason)]
     Host { host: HostId, revocation: Box<Revocation> },
     #[error("policy {id} version {hash} was revoked: {}", revocation.reason)]
     Policy { id: String, hash: String, revocation: Box<Revocation> },

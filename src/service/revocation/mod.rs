@@ -31,7 +31,7 @@ pub async fn revoke(
     Ok(Json(revoked.into()))
 }
 
-async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Result<Revocation, Denial> {
+pub(super) async fn revoke_now(state: &AppState, caller: &Caller, req: RevokeRequest) -> Result<Revocation, Denial> {
     caller.require(&[Role::Admin])?;
     if req.kind == RevocationKind::Unrevoke {
         return Err(Denial::bad_request("a lift is POST /v1/hosts/{host_id}/unrevoke (runtrust hosts unrevoke)"));

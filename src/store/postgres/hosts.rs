@@ -112,6 +112,17 @@ impl PgStore {
         })
     }
 
+    /// See [`crate::store::Store::remove_host`].
+    pub(super) fn remove_host_tx(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
+        self.write(|tx| {
+            let Some(host) = host_for_update(tx, host_id)? else { return Ok(None) };
+            tx.execute("DELETE FROM principal_hosts WHERE host_id = $1", &[&host_id])?;
+            tx.execute("DELETE FROM hosts WHERE host_id = $1", &[&host_id])?;
+            append(tx, entry)?;
+            Ok(Some(host))
+        })
+    }
+
     /// See [`crate::store::Store::unrevoke_host`]. Under the revocation lock (exclusive): no revocation or
     /// execution start interleaves, so the revocation read here is the one lifted.
     pub(super) fn unrevoke_host_tx(

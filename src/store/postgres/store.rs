@@ -127,6 +127,10 @@ impl Store for PgStore {
         .map(|updated| updated.map(|(_, after)| after))
     }
 
+    fn remove_host(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
+        self.remove_host_tx(host_id, entry)
+    }
+
     fn rebaseline_host(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<ClockInfo>, StoreError> {
         self.update_host(host_id, entry, |h| h.last_clock = ClockInfo::default())
             .map(|updated| updated.map(|(before, _)| before.last_clock))

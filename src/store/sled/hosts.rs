@@ -179,6 +179,38 @@ impl SledStore {
         }
         Ok(previous)
     }
+
+    /// [`crate::store::Store::remove_host`]. The bindings are found by a scan outside the transaction (sled
+    /// transactions cannot iterate) and each is removed inside it only if it still names this host.
+    pub(super) fn remove_host_tx(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
+        let mut bound = Vec::new();
+        for kv in self.principal_hosts.iter() {
+            let (principal, host) = kv?;
+            if host.as_ref() == host_id.as_bytes() {
+                bound.push(principal);
+            }
+        }
+        let removed = (&self.hosts, &self.ak_index, &self.principal_hosts, &self.audit, &self.meta)
+            .transaction(|(hosts, ak_index, principal_hosts, audit, meta)| {
+                let Some(v) = hosts.remove(host_id.as_bytes())? else { return Ok(None) };
+                let h: HostRecord = tx_decode(host_id.as_bytes(), &v)?;
+                if ak_index.get(h.ak_name.as_bytes())?.is_some_and(|owner| owner.as_ref() == host_id.as_bytes()) {
+                    ak_index.remove(h.ak_name.as_bytes())?;
+                }
+                for principal in &bound {
+                    if principal_hosts.get(principal)?.is_some_and(|b| b.as_ref() == host_id.as_bytes()) {
+                        principal_hosts.remove(principal.as_ref())?;
+                    }
+                }
+                tx_append(audit, meta, entry)?;
+                Ok(Some(h))
+            })
+            .map_err(tx_error)?;
+        if removed.is_some() {
+            self.durable()?;
+        }
+        Ok(removed)
+    }
 }
 
 /// Stores `host` bound to `principal_id` ([`crate::store::Store::enroll_host`]), inside a transaction.

@@ -228,6 +228,10 @@ impl Store for SledStore {
         self.rebaseline(host_id, entry)
     }
 
+    fn remove_host(&self, host_id: &str, entry: &AuditEntry) -> Result<Option<HostRecord>, StoreError> {
+        self.remove_host_tx(host_id, entry)
+    }
+
     fn put_policy(&self, p: &StoredPolicy, entry: &AuditEntry) -> Result<u64, StoreError> {
         let value = encode(p)?;
         let index = (&self.policies, &self.audit, &self.meta)
