@@ -21,6 +21,19 @@ pub fn parse_leeway(s: &str) -> Result<u64, String> {
     Ok(secs)
 }
 
+/// The longest offline grace (`exec --offline-grace`): a day. Revocations made during an outage reach a
+/// gateway only when the service answers again; the grace bounds how long that may go unnoticed.
+pub const MAX_OFFLINE_GRACE_SECS: u64 = 86_400;
+
+/// `--offline-grace D`: 1s to 24h.
+pub fn parse_offline_grace(s: &str) -> Result<u64, String> {
+    let secs = crate::policy::parse_duration(s)?;
+    if secs == 0 || secs > MAX_OFFLINE_GRACE_SECS {
+        return Err(format!("{s:?}: an offline grace is 1s to 24h (how old the kept revocation feed may be)"));
+    }
+    Ok(secs)
+}
+
 pub fn parse_selection(bank: HashAlg, spec: &str) -> Result<PcrSelection, String> {
     PcrSelection::parse_spec(bank, spec)
 }

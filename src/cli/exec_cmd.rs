@@ -21,7 +21,8 @@ runtime_identity_mismatch; PCRs changed since issuance: pcr_mismatch)\n\
   3. online check with the service: the token is the one issued under its cti, byte\n     \
 for byte; nothing revoked (token, ancestors, hosts, policy); a single-use token\n     \
 is spent here (second use: token_replayed; service unreachable:\n     \
-verifier_unavailable; there is no offline grace)\n\n\
+verifier_unavailable, unless --offline-grace D and the revocation feed kept\n     \
+here is younger than D and revokes nothing of the token; never single-use)\n\n\
 Then CMD runs with stdin, stdout and stderr inherited. SIGTERM, SIGHUP, SIGUSR1 and\n\
 SIGUSR2 are passed on (SIGINT and SIGQUIT too, unless exec runs in a terminal's\n\
 foreground, where the terminal sends them to CMD itself). exec exits with CMD's status\n\
@@ -50,6 +51,12 @@ pub struct ExecArgs {
     /// differ from the service's. Default 0s: strict.
     #[arg(long, env = "RUNTRUST_LEEWAY", value_name = "DURATION", default_value = "0s", value_parser = super::args::parse_leeway)]
     leeway: u64,
+    /// Let the command run while the service is unreachable, if the revocation feed this gateway keeps (in
+    /// its state dir, refreshed while the service answers) was signed less than DURATION ago (1s to 24h) and
+    /// revokes nothing of the token. Never for single-use or delegated tokens. Such a run is not recorded at
+    /// the service. Default: none, the service must answer.
+    #[arg(long, env = "RUNTRUST_OFFLINE_GRACE", value_name = "DURATION", value_parser = super::args::parse_offline_grace)]
+    offline_grace: Option<u64>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -65,7 +72,7 @@ pub fn run(a: ExecArgs, g: &GlobalOpts) -> ExitCode {
     };
     let request = ExecRequest { token, scope: a.scope, audience: a.audience, argv: a.command };
     let connect = || g.client_options().connect();
-    let gateway = g.gateway(a.keys.as_deref(), a.issuer, a.leeway, &connect);
+    let gateway = g.gateway(a.keys.as_deref(), a.issuer, a.leeway, a.offline_grace, &connect);
     let mut open_tpm = || g.open_tpm();
     let grant = match gateway.authorize(&request, &mut open_tpm) {
         Ok(grant) => grant,
@@ -74,6 +81,13 @@ pub fn run(a: ExecArgs, g: &GlobalOpts) -> ExitCode {
             return ExitCode::from(DENIED_EXIT);
         }
     };
+    if grant.offline() {
+        eprintln!(
+            "runtrust: warning: the service is unreachable; token {} runs under the offline grace (the kept \
+             revocation feed revokes nothing of it); this execution is not recorded at the service",
+            grant.cti
+        );
+    }
     let outcome = grant.run(&request.argv);
     if let Outcome::NotStarted { error, .. } = &outcome {
         eprintln!("runtrust: exec: {error}");

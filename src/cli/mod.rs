@@ -154,6 +154,7 @@ impl GlobalOpts {
         keys: Option<&std::path::Path>,
         issuer: Option<String>,
         leeway_secs: u64,
+        offline_grace_secs: Option<u64>,
         connect: &'a dyn Fn() -> Result<crate::client::Client, crate::client::ClientError>,
     ) -> crate::gateway::Gateway<'a> {
         crate::gateway::Gateway {
@@ -162,6 +163,10 @@ impl GlobalOpts {
             connect,
             clock: std::sync::Arc::new(crate::model::SystemClock),
             leeway_secs: i64::try_from(leeway_secs).unwrap_or(0),
+            offline: offline_grace_secs.map(|secs| crate::gateway::OfflineGrace {
+                grace_secs: i64::try_from(secs).unwrap_or(0),
+                state_dir: self.state_dir.clone().unwrap_or_else(crate::tpm::default_state_dir),
+            }),
         }
     }
 

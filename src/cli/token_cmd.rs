@@ -135,7 +135,7 @@ pub fn run(cmd: TokenCommand, g: &GlobalOpts) -> CliResult {
         TokenCommand::Verify { file, audience, scope, keys, issuer, leeway } => {
             let bytes = read_token(&file)?;
             let connect = || g.client_options().connect();
-            let gateway = g.gateway(keys.as_deref(), issuer, leeway, &connect);
+            let gateway = g.gateway(keys.as_deref(), issuer, leeway, None, &connect);
             let claims =
                 gateway.verify_offline(&bytes, audience.as_deref(), scope.as_deref()).map_err(gateway_error)?;
             let now = gateway.clock.now_i64();

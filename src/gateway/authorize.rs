@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 
+use super::offline::{self, OfflineError, OfflineGrace};
 use super::{prove_binding, Gateway, GatewayError};
 use crate::api::{routes, ExecStartRequest, ExecStartResponse};
 use crate::client::{Client, ClientError};
@@ -22,12 +23,20 @@ pub struct ExecRequest {
     pub argv: Vec<OsString>,
 }
 
-/// What the checks granted: the start is recorded, the command may run.
+/// What the checks granted: the start is recorded (or, under the offline grace, allowed by the kept
+/// feed: `client` is None and nothing is recorded), the command may run.
 pub struct Grant {
     pub cti: String,
     pub execution_id: String,
     pub claims: Claims,
-    pub(super) client: Client,
+    pub(super) client: Option<Client>,
+}
+
+impl Grant {
+    /// Allowed under the offline grace, unrecorded at the service.
+    pub fn offline(&self) -> bool {
+        self.client.is_none()
+    }
 }
 
 impl Gateway<'_> {
@@ -42,19 +51,61 @@ impl Gateway<'_> {
         let mut tpm = open_tpm().map_err(GatewayError::Tpm)?;
         prove_binding(tpm.as_mut(), &claims)?;
         drop(tpm);
-        let client = (self.connect)().map_err(GatewayError::Service)?;
         let body = ExecStartRequest {
             token: req.token.clone(),
             scope: req.scope.clone(),
             audience: Some(req.audience.clone()),
             argv_sha256: argv_sha256(&req.argv),
         };
-        let started: ExecStartResponse = client.post(routes::EXECUTIONS, &body).map_err(|e| match e {
-            ClientError::Unavailable { .. } => GatewayError::ServiceUnreachable(e),
-            e => GatewayError::Service(e),
-        })?;
-        tracing::info!(cti = %started.cti, execution = %started.execution_id, "execution allowed");
-        Ok(Grant { cti: started.cti, execution_id: started.execution_id, claims, client })
+        let started = (self.connect)().and_then(|client| {
+            let started: ExecStartResponse = client.post(routes::EXECUTIONS, &body)?;
+            Ok((client, started))
+        });
+        match started {
+            Ok((client, started)) => {
+                tracing::info!(cti = %started.cti, execution = %started.execution_id, "execution allowed");
+                if let Some(grace) = &self.offline {
+                    self.keep_feed(&client, grace);
+                }
+                Ok(Grant { cti: started.cti, execution_id: started.execution_id, claims, client: Some(client) })
+            }
+            Err(e @ ClientError::Unavailable { .. }) => match &self.offline {
+                None => Err(GatewayError::ServiceUnreachable(e)),
+                Some(grace) => self.allow_offline(e, grace, claims),
+            },
+            Err(e) => Err(GatewayError::Service(e)),
+        }
+    }
+
+    /// docs/design.md §15: the service is unreachable; the kept feed decides.
+    fn allow_offline(
+        &self,
+        unreachable: ClientError,
+        grace: &OfflineGrace,
+        claims: Claims,
+    ) -> Result<Grant, GatewayError> {
+        let issuer = self.expected_issuer()?;
+        let now = self.clock.now_i64();
+        let checked = offline::load(&grace.state_dir).and_then(|pages| {
+            self.keys
+                .check(|keys| offline::appraise(&pages, keys, &issuer, &claims, now, grace.grace_secs), |_| false)
+                .map_err(|e| OfflineError::FeedSignature(e.to_string()))?
+        });
+        match checked {
+            Ok(()) => {
+                let cti = hex::encode(&claims.cti);
+                tracing::warn!(%cti, "the service is unreachable: allowed under the offline grace, not recorded");
+                Ok(Grant { cti, execution_id: "offline".into(), claims, client: None })
+            }
+            Err(why) => Err(GatewayError::Offline { unreachable: Box::new(unreachable), why: Box::new(why) }),
+        }
+    }
+
+    /// Brings the kept feed up to date (one small request when nothing changed); a failure only warns.
+    fn keep_feed(&self, client: &Client, grace: &OfflineGrace) {
+        if let Err(e) = offline::refresh(client, &grace.state_dir) {
+            tracing::warn!("could not refresh the revocation feed for the offline grace: {e}");
+        }
     }
 
     /// The token verifies with the issuer keys, as the expected issuer's, now (`token verify`, and exec's

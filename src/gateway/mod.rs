@@ -30,6 +30,8 @@
 //!     clock: Arc::new(SystemClock),
 //!     // Clock skew allowed in the offline nbf/exp checks (`--leeway`).
 //!     leeway_secs: 0,
+//!     // `--offline-grace`: None, the service must answer (docs/design.md §15).
+//!     offline: None,
 //! };
 //! let request = ExecRequest {
 //!     token: std::fs::read("deploy.token")?,
@@ -57,6 +59,7 @@
 mod authorize;
 mod binding;
 mod keys;
+pub mod offline;
 mod supervise;
 #[cfg(test)]
 mod tests;
@@ -68,6 +71,7 @@ use runtrust_attestation::DenialCode;
 pub use authorize::{argv_sha256, ExecRequest, Grant};
 pub use binding::{prove_binding, BindingError};
 pub use keys::{load_keys, IssuerKeys, KeysError, ISSUER_CACHE, KEY_CACHE};
+pub use offline::{OfflineError, OfflineGrace};
 pub use supervise::Outcome;
 
 use crate::client::{Client, ClientError};
@@ -89,6 +93,8 @@ pub struct Gateway<'a> {
     /// Clock skew allowed in the offline nbf/exp checks (`--leeway`; at most
     /// [`crate::token::MAX_LEEWAY_SECS`]). The service's own check at the execution start uses its clock.
     pub leeway_secs: i64,
+    /// The offline grace (`--offline-grace`, docs/design.md §15); None: the service must answer.
+    pub offline: Option<OfflineGrace>,
 }
 
 /// Why nothing ran. Every variant is a refusal; [`GatewayError::denial`] gives the code where it is one.
@@ -109,6 +115,9 @@ pub enum GatewayError {
     /// The service refused, or answered unusably.
     #[error(transparent)]
     Service(ClientError),
+    /// The service did not answer, and the offline grace does not cover this token.
+    #[error("{unreachable}; under the offline grace: {why}")]
+    Offline { unreachable: Box<ClientError>, why: Box<OfflineError> },
 }
 
 impl GatewayError {
@@ -120,6 +129,7 @@ impl GatewayError {
                 Some((DenialCode::VerifierUnavailable, serde_json::Value::Null))
             }
             GatewayError::Binding(e) => Some((e.code(), e.diagnostics())),
+            GatewayError::Offline { why, .. } => Some((why.code(), serde_json::Value::Null)),
             _ => None,
         }
     }

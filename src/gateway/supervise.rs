@@ -51,7 +51,9 @@ impl Grant {
         let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let body = ExecEndRequest { exit_code, signal, duration_ms };
         let path = routes::path(routes::EXECUTION_END, &[&self.cti, &self.execution_id]);
-        self.client.post::<_, serde_json::Value>(&path, &body).map(|_| ())
+        // Allowed under the offline grace: the service never saw the start, there is nothing to end.
+        let Some(client) = &self.client else { return Ok(()) };
+        client.post::<_, serde_json::Value>(&path, &body).map(|_| ())
     }
 }
 

@@ -17,11 +17,12 @@ fn offline() -> Result<Client, ClientError> {
     Err(ClientError::NoServer)
 }
 
-fn token(key: &IssuerKey, iss: &str) -> Vec<u8> {
+/// Claims of a plausible token (the ECC AK of the test vectors as cnf), at NOW for five minutes.
+pub(super) fn claims_for_tests() -> Claims {
     let ak = std::fs::read(format!("{}/attestation/tests/vectors/ecc/ak.pub", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let now = i64::try_from(NOW).unwrap();
-    let claims = Claims {
-        iss: iss.into(),
+    Claims {
+        iss: "svc".into(),
         sub: format!("sha256:{}", "ab".repeat(32)),
         aud: "gw-1".into(),
         exp: now + 300,
@@ -42,7 +43,11 @@ fn token(key: &IssuerKey, iss: &str) -> Vec<u8> {
         delegation_depth: 0,
         audit_index: None,
         single_use: false,
-    };
+    }
+}
+
+fn token(key: &IssuerKey, iss: &str) -> Vec<u8> {
+    let claims = Claims { iss: iss.into(), ..claims_for_tests() };
     key.sign(&claims, &SystemRandom::new()).unwrap()
 }
 
@@ -53,6 +58,7 @@ fn gateway<'a>(keys: IssuerKeys<'a>, issuer: Option<&str>) -> Gateway<'a> {
         connect: &offline,
         clock: Arc::new(ManualClock::at(NOW)),
         leeway_secs: 0,
+        offline: None,
     }
 }
 
@@ -115,6 +121,7 @@ fn leeway_allows_clock_skew_and_no_more() {
     let at = |now: u64, leeway_secs: i64| Gateway {
         clock: Arc::new(ManualClock::at(now)),
         leeway_secs,
+        offline: None,
         ..gateway(IssuerKeys::File(file.clone()), Some("runtrust"))
     };
     // This gateway's clock runs 20 s behind: the token is not yet valid here, unless skew is allowed.

@@ -107,25 +107,25 @@ impl Fx {
     /// `exec` on host `h` of a command that appends to a marker file and exits 7; returns the run and the
     /// marker (which exists only if the command ran).
     fn exec(&self, h: &Host, token: &Path, scope: &str, audience: &str, marker: &str) -> (Run, PathBuf) {
+        self.exec_with(h, token, scope, audience, &[], marker)
+    }
+
+    /// `exec` with `extra` options, of a command that appends to a marker file and exits 7.
+    fn exec_with(
+        &self,
+        h: &Host,
+        token: &Path,
+        scope: &str,
+        audience: &str,
+        extra: &[&str],
+        marker: &str,
+    ) -> (Run, PathBuf) {
         let marker = self.path(&format!("marker-{marker}"));
         let script = format!("echo ran >> '{}'; exit 7", marker.display());
-        let r = self.run(
-            h,
-            &[
-                "exec",
-                "--token",
-                token.to_str().unwrap(),
-                "--scope",
-                scope,
-                "--audience",
-                audience,
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ],
-        );
-        (r, marker)
+        let mut args = vec!["exec", "--token", token.to_str().unwrap(), "--scope", scope, "--audience", audience];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", &script]);
+        (self.run(h, &args), marker)
     }
 
     fn exec_starts(&self) -> usize {
@@ -661,4 +661,49 @@ fn kill9_during_token_requests_loses_nothing() {
             other => panic!("a pre-crash nonce was accepted after the restart: {other:?}"),
         }
     }
+}
+
+/// DESIGN §15 (issue 13): with `--offline-grace D`, a gateway keeps the signed revocation feed while the
+/// service answers; with the service down it runs a token only on a feed younger than D that revokes
+/// nothing of it, never a single-use token, and without a grace it refuses as before. Nothing offline is
+/// recorded at the service.
+#[test]
+fn offline_grace_runs_on_a_fresh_kept_feed_and_refuses_stale_revoked_and_single_use() {
+    let mut fx = Fx::new("");
+    let ok = fx.token(&fx.a, "ok", "deploy/web/*", &[]);
+    let revoked = fx.token(&fx.a, "revoked", "deploy/web/*", &[]);
+    let r = fx.admin(&["revoke", "token", &fx.cti(&revoked), "--reason", "offline grace test"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    fx.apply_policy("single_use = true\n");
+    let once = fx.token(&fx.a, "once", "deploy/web/*", &[]);
+    let grace = ["--offline-grace", "10m"];
+
+    // Online, with the grace: it runs, recorded, and the feed (with the revocation) is kept on the host.
+    let (r, marker) = fx.exec_with(&fx.a, &ok, "deploy/web/api", "gw-1", &grace, "online");
+    assert_eq!((r.code, ran(&marker)), (7, 1), "{r:?}");
+    assert_eq!(fx.exec_starts(), 1);
+
+    fx.svc.stop();
+    // Without a grace: refused as before.
+    let denied = fx.exec_with(&fx.a, &ok, "deploy/web/api", "gw-1", &[], "no-grace");
+    fx.assert_exec_denied(denied, "verifier_unavailable");
+    // With it: a fresh feed that revokes nothing of the token lets it run, with a warning.
+    let (r, marker) = fx.exec_with(&fx.a, &ok, "deploy/web/api", "gw-1", &grace, "offline");
+    assert_eq!((r.code, ran(&marker)), (7, 1), "{r:?}");
+    assert!(r.stderr.contains("offline grace") && r.stderr.contains("not recorded"), "{r:?}");
+    // A token the kept feed revokes, a single-use token, and a feed older than the grace: refused.
+    let denied = fx.exec_with(&fx.a, &revoked, "deploy/web/api", "gw-1", &grace, "offline-revoked");
+    fx.assert_exec_denied(denied, "revoked");
+    let denied = fx.exec_with(&fx.a, &once, "deploy/web/api", "gw-1", &grace, "offline-once");
+    fx.assert_exec_denied(denied, "verifier_unavailable");
+    std::thread::sleep(Duration::from_secs(2));
+    let denied = fx.exec_with(&fx.a, &ok, "deploy/web/api", "gw-1", &["--offline-grace", "1s"], "stale");
+    fx.assert_exec_denied(denied, "verifier_unavailable");
+
+    // Back online: the single-use token is still unspent, and only the online run was recorded.
+    fx.svc.restart();
+    assert_eq!(fx.exec_starts(), 1, "offline runs are not recorded at the service");
+    let (r, marker) = fx.exec_with(&fx.a, &once, "deploy/web/api", "gw-1", &grace, "once-online");
+    assert_eq!((r.code, ran(&marker)), (7, 1), "{r:?}");
+    fx.assert_audit_verifies();
 }
