@@ -1,6 +1,6 @@
 //! docs/design.md §15 end to end: three `runtrust serve` replicas on one PostgreSQL database keep the
-//! guarantees of one process, and `runtrust store migrate` moves an embedded store there with the same audit
-//! root. Needs PostgreSQL (scripts/test.sh starts a throwaway cluster); without it these tests fail.
+//! guarantees of one process, `kill -9` of one of them during a token stream loses nothing it answered, and
+//! `runtrust store migrate` moves an embedded store there with the same audit root. Needs PostgreSQL (scripts/test.sh starts a throwaway cluster); without it these tests fail.
 
 // A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -100,20 +100,7 @@ fn raw_request(c: &Client, tpm: &SwTpm) -> TokenRequest {
         ak_alg: KeyAlg::Rsa,
     })
     .unwrap();
-    let ch: ChallengeResponse = c.post("/v1/challenge", &serde_json::json!({})).unwrap();
-    let sel: PcrSelection = ch.pcr_selection.parse().unwrap();
-    let q = t.quote(&hex::decode(&ch.nonce).unwrap(), &sel).unwrap();
-    TokenRequest {
-        nonce: ch.nonce,
-        scope: "deploy/web/api".into(),
-        audience: "gw-1".into(),
-        ttl_secs: None,
-        ak_name: hex::encode(t.ak_public().unwrap().name()),
-        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
-        parent: None,
-        for_host: None,
-        event_log: None,
-    }
+    raw_request_with(&mut t, c)
 }
 
 #[test]
@@ -243,4 +230,100 @@ fn store_migrate_keeps_the_audit_root_and_the_tokens() {
     let r = exec(&svc, &tpm, &cred, &revoked, &path("m3"));
     assert!(r.code == 125 && r.stderr.contains("revoked"), "{r:?}");
     token(&svc, &tpm, &cred, &path("new"));
+}
+
+/// A complete token request for a fresh challenge from `c`, quoted by an open `t`.
+fn raw_request_with(t: &mut TssTpm, c: &Client) -> TokenRequest {
+    let ch: ChallengeResponse = c.post("/v1/challenge", &serde_json::json!({})).unwrap();
+    let sel: PcrSelection = ch.pcr_selection.parse().unwrap();
+    let q = t.quote(&hex::decode(&ch.nonce).unwrap(), &sel).unwrap();
+    TokenRequest {
+        nonce: ch.nonce,
+        scope: "deploy/web/api".into(),
+        audience: "gw-1".into(),
+        ttl_secs: None,
+        ak_name: hex::encode(t.ak_public().unwrap().name()),
+        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
+        parent: None,
+        for_host: None,
+        event_log: None,
+    }
+}
+
+/// DESIGN §15: `kill -9` of one replica in the middle of a token stream loses nothing it answered: every
+/// token it issued is in the store as seen from the survivors, whose `audit verify` gives one root, and no
+/// nonce that bought a token buys another.
+#[test]
+fn kill_9_of_a_replica_during_a_token_stream_loses_nothing_answered() {
+    let db = fresh_database();
+    let tpm = SwTpm::start();
+    let a = Service::start_on(&anchors(&tpm), &db);
+    let (mut b, c) = (a.replica(), a.replica());
+    let dir = tempfile::tempdir().unwrap();
+    let cred = enroll(&a, &tpm);
+    apply_policy(&a, &a, &tpm, &cred, dir.path(), "");
+
+    // The requests are made first (challenges from C, within the per-principal cap of 16 outstanding; quotes
+    // by the TPM), so that the stream to B is fast.
+    let mut t = TssTpm::open(TpmOptions {
+        tcti: tpm.tcti(),
+        state_dir: tpm.host_state_dir(),
+        ek_alg: KeyAlg::Rsa,
+        ak_alg: KeyAlg::Rsa,
+    })
+    .unwrap();
+    let cc = client(&c, &cred);
+    let requests: Vec<TokenRequest> = (0..14).map(|_| raw_request_with(&mut t, &cc)).collect();
+    drop(t);
+
+    let cb = client(&b, &cred);
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<TokenResponse, ClientError>> = std::thread::scope(|s| {
+        let stream = s.spawn(|| {
+            requests
+                .iter()
+                .map(|req| {
+                    let r = cb.post::<_, TokenResponse>("/v1/tokens", req);
+                    if r.is_ok() {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    r
+                })
+                .collect::<Vec<_>>()
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < 4 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        b.kill9();
+        stream.join().unwrap()
+    });
+    let issued: Vec<&TokenResponse> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert!(issued.len() >= 4, "B answered tokens before it was killed: {results:?}");
+    assert!(results.iter().any(|r| r.is_err()), "B was killed during the stream, not after it: {results:?}");
+    eprintln!("replica B answered {} of {} token requests before kill -9", issued.len(), results.len());
+
+    // Every answered token is in the store, as the survivors see it.
+    for tok in &issued {
+        let r = admin(&c, &["--json", "lineage", &tok.cti]);
+        assert_eq!(r.code, 0, "token {} answered by B is lost: {r:?}", tok.cti);
+    }
+    // No nonce that bought a token buys another, via either survivor.
+    let ca = client(&a, &cred);
+    for (req, result) in requests.iter().zip(&results) {
+        if result.is_ok() {
+            for cl in [&ca, &cc] {
+                let again = cl.post::<_, TokenResponse>("/v1/tokens", req);
+                assert!(
+                    matches!(&again, Err(ClientError::Denied(p)) if p.code == "nonce_replayed"),
+                    "a spent nonce bought another token: {again:?}"
+                );
+            }
+        }
+    }
+    // One ordered log, the same root through both survivors, holding every answered issuance.
+    let (ra, rc) = (verified_root(&a), verified_root(&c));
+    assert_eq!(ra, rc);
+    let issues = a.audit().into_iter().filter(|e| e["event"] == "token.issue").count();
+    assert!(issues >= issued.len(), "{issues} token.issue entries for {} answered tokens", issued.len());
 }
