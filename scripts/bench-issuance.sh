@@ -49,7 +49,10 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    [[ "$STORE" == postgres ]] && RUNTRUST_PG_DIR="$WORK/pg" scripts/pg.sh stop >/dev/null 2>&1
+    if [[ -n "${PG_DIR:-}" ]]; then
+        RUNTRUST_PG_DIR="$PG_DIR" scripts/pg.sh stop >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -57,8 +60,10 @@ trap cleanup EXIT
 "$LG" ek-ca --out "$WORK/ekca" >/dev/null
 INIT=(--data-dir "$WORK/service" --listen 127.0.0.1:0 --ek-ca "$WORK/ekca/ek-ca.pem")
 if [[ "$STORE" == postgres ]]; then
-    # A throwaway cluster on a loopback port (scripts/pg.sh), fsync on, like production.
-    URL="$(RUNTRUST_PG_DIR="$WORK/pg" scripts/pg.sh start)"
+    # A throwaway cluster on a loopback port (scripts/pg.sh), fsync on, like production; in a directory of its
+    # own, which the postgres user can reach (WORK is private).
+    PG_DIR="$(mktemp -d /tmp/runtrust-bench-pg.XXXXXX)"
+    URL="$(RUNTRUST_PG_DIR="$PG_DIR" scripts/pg.sh start)"
     INIT+=(--store "$URL")
 fi
 "$R" init "${INIT[@]}" >/dev/null
