@@ -29,14 +29,11 @@ for n in "$REPLICAS" "$HOSTS" "$CONCURRENCY" "$SECONDS_"; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench-issuance.sh: $n is not a positive integer" >&2; exit 2; }
 done
 case "$STORE" in
-    sled) ;;
-    postgres)
-        echo "bench-issuance.sh: --store postgres is not supported on this branch yet (the PostgreSQL backend is not in the tree)" >&2
-        exit 2 ;;
+    sled | postgres) ;;
     *) echo "bench-issuance.sh: --store is sled or postgres, not $STORE" >&2; exit 2 ;;
 esac
-if [[ "$REPLICAS" -gt 1 ]]; then
-    echo "bench-issuance.sh: --replicas $REPLICAS is not supported on this branch yet (replicas share a PostgreSQL store, which is not in the tree)" >&2
+if [[ "$REPLICAS" -gt 1 && "$STORE" != postgres ]]; then
+    echo "bench-issuance.sh: --replicas $REPLICAS needs --store postgres (replicas share one PostgreSQL store)" >&2
     exit 2
 fi
 
@@ -46,31 +43,56 @@ R="$PWD/target/release/runtrust"
 LG="$PWD/target/release/runtrust-loadgen"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/runtrust-bench-issuance.XXXXXX")"
-SERVE_PID=""
+PIDS=()
 cleanup() {
-    if [[ -n "$SERVE_PID" ]]; then
-        kill "$SERVE_PID" 2>/dev/null || true
-        wait "$SERVE_PID" 2>/dev/null || true
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n "${PG_DIR:-}" ]]; then
+        RUNTRUST_PG_DIR="$PG_DIR" scripts/pg.sh stop >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
     fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 "$LG" ek-ca --out "$WORK/ekca" >/dev/null
-"$R" init --data-dir "$WORK/service" --listen 127.0.0.1:0 --ek-ca "$WORK/ekca/ek-ca.pem" >/dev/null
-# The service logs as it would in production (info: a line per token), to a file.
-"$R" serve --data-dir "$WORK/service" >"$WORK/serve.out" 2>"$WORK/serve.log" &
-SERVE_PID=$!
-for _ in $(seq 200); do
-    grep -q "serving on" "$WORK/serve.out" 2>/dev/null && break
-    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$WORK/serve.log" >&2; echo "bench-issuance.sh: serve exited" >&2; exit 1; }
-    sleep 0.05
+INIT=(--data-dir "$WORK/service" --listen 127.0.0.1:0 --ek-ca "$WORK/ekca/ek-ca.pem")
+if [[ "$STORE" == postgres ]]; then
+    # A throwaway cluster on a loopback port (scripts/pg.sh), fsync on, like production; in a directory of its
+    # own, which the postgres user can reach (WORK is private).
+    PG_DIR="$(mktemp -d /tmp/runtrust-bench-pg.XXXXXX)"
+    URL="$(RUNTRUST_PG_DIR="$PG_DIR" scripts/pg.sh start)"
+    INIT+=(--store "$URL")
+fi
+"$R" init "${INIT[@]}" >/dev/null
+SERVERS=()
+# Replica k serves a copy of the data directory (docs/design.md §15: the same config and keys) on its own port.
+for k in $(seq "$REPLICAS"); do
+    data="$WORK/service"
+    if [[ "$k" -gt 1 ]]; then
+        data="$WORK/replica-$k"
+        cp -a "$WORK/service" "$data"
+    fi
+    # The service logs as it would in production (info: a line per token), to a file.
+    "$R" serve --data-dir "$data" --listen 127.0.0.1:0 >"$WORK/serve-$k.out" 2>"$WORK/serve-$k.log" &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 200); do
+        grep -q "serving on" "$WORK/serve-$k.out" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || { cat "$WORK/serve-$k.log" >&2; echo "bench-issuance.sh: serve exited" >&2; exit 1; }
+        sleep 0.05
+    done
+    url="$(sed -n 's/^runtrust: serving on //p' "$WORK/serve-$k.out")"
+    [[ -n "$url" ]] || { cat "$WORK/serve-$k.log" >&2; echo "bench-issuance.sh: serve did not start" >&2; exit 1; }
+    SERVERS+=("$url")
 done
-SERVER="$(sed -n 's/^runtrust: serving on //p' "$WORK/serve.out")"
-[[ -n "$SERVER" ]] || { cat "$WORK/serve.log" >&2; echo "bench-issuance.sh: serve did not start" >&2; exit 1; }
+SERVER="${SERVERS[0]}"
+SERVE_PID="${PIDS[0]}"
 CA="$WORK/service/tls/ca.pem"
 ADMIN="$WORK/service/admin.credential"
-echo "== service $SERVER (sled store, 1 replica), $(nproc) cores" >&2
+echo "== service ${SERVERS[*]} ($STORE store, $REPLICAS replica(s)), $(nproc) cores" >&2
 
 # The policy the simulated hosts' golden PCR values satisfy, selecting them by the tag their attester
 # principals confer.
@@ -79,15 +101,20 @@ TAG="bench=issuance"
 "$R" --server "$SERVER" --server-ca "$CA" --credential "$ADMIN" policy apply "$WORK/policy.toml" >&2
 
 echo "== $HOSTS hosts, concurrency $CONCURRENCY, ${SECONDS_}s" >&2
-LINE="$("$LG" run --server "$SERVER" --server-ca "$CA" --admin-credential "$ADMIN" --ek-ca "$WORK/ekca" \
-    --hosts "$HOSTS" --concurrency "$CONCURRENCY" --seconds "$SECONDS_" --tag "$TAG" --scope bench/issue \
-    --store-dir "$WORK/service/store" --service-pid "$SERVE_PID")"
+STORE_DIR=()
+[[ "$STORE" == sled ]] && STORE_DIR=(--store-dir "$WORK/service/store")
+# With replicas, the process figures (CPU, writes per token) are the first replica's.
+LINE="$("$LG" run --server "$(IFS=,; echo "${SERVERS[*]}")" --server-ca "$CA" --admin-credential "$ADMIN" \
+    --ek-ca "$WORK/ekca" --hosts "$HOSTS" --concurrency "$CONCURRENCY" --seconds "$SECONDS_" --tag "$TAG" \
+    --scope bench/issue "${STORE_DIR[@]}" --service-pid "$SERVE_PID")"
 
-kill "$SERVE_PID" 2>/dev/null || true
-wait "$SERVE_PID" 2>/dev/null || true
-SERVE_PID=""
-if grep -qiE "panic|error" "$WORK/serve.log"; then
-    echo "== service log (errors):" >&2
-    grep -iE "panic|error" "$WORK/serve.log" | head -n 5 >&2
+for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+done
+PIDS=()
+if grep -qiE "panic|error" "$WORK"/serve-*.log; then
+    echo "== service logs (errors):" >&2
+    grep -iE "panic|error" "$WORK"/serve-*.log | head -n 5 >&2
 fi
 echo "$LINE"

@@ -171,8 +171,9 @@ impl LoadReport {
 }
 
 /// Runs `opts.concurrency` workers (at most one per host: a host's quotes must reach the service in clock
-/// order), each cycling over its own hosts, for the warm-up and then the measured window.
-pub async fn run_load(api: &Api, hosts: Vec<Host>, opts: &LoadOptions) -> anyhow::Result<LoadReport> {
+/// order), each cycling over its own hosts, for the warm-up and then the measured window. Worker i talks to
+/// `apis[i % apis.len()]` (replicas of one store).
+pub async fn run_load(apis: &[Api], hosts: Vec<Host>, opts: &LoadOptions) -> anyhow::Result<LoadReport> {
     let workers = opts.concurrency.clamp(1, hosts.len().max(1));
     let mut parts: Vec<Vec<Host>> = (0..workers).map(|_| Vec::new()).collect();
     for (i, h) in hosts.into_iter().enumerate() {
@@ -184,8 +185,8 @@ pub async fn run_load(api: &Api, hosts: Vec<Host>, opts: &LoadOptions) -> anyhow
     let window_start = start + opts.warmup;
     let end = window_start + opts.measure;
     let mut tasks = Vec::with_capacity(workers);
-    for part in parts {
-        let api = api.clone();
+    for (i, part) in parts.into_iter().enumerate() {
+        let api = apis.get(i % apis.len().max(1)).cloned().ok_or_else(|| anyhow!("no server to load"))?;
         let (scope, audience) = (opts.scope.clone(), opts.audience.clone());
         tasks.push(tokio::spawn(worker(api, part, scope, audience, window_start, end)));
     }

@@ -72,9 +72,10 @@ enum Cmd {
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// The service, https://HOST:PORT.
-    #[arg(long)]
-    server: String,
+    /// The service, https://HOST:PORT; several (comma-separated or repeated) for replicas of one store: setup
+    /// goes through the first, the load is spread over all of them (worker i uses server i mod N).
+    #[arg(long, required = true, value_delimiter = ',')]
+    server: Vec<String>,
     /// The service's CA (DATA_DIR/tls/ca.pem).
     #[arg(long, value_name = "PEM")]
     server_ca: PathBuf,
@@ -218,8 +219,14 @@ async fn run(a: RunArgs) -> anyhow::Result<String> {
         .trim()
         .to_owned();
     let ca = Arc::new(TestCa::load(&a.ek_ca)?);
-    let api = Api::new(&a.server, &a.server_ca, a.concurrency.max(a.setup_parallel) + 8)?;
-    api.get_text(runtrust::api::routes::HEALTHZ).await.with_context(|| format!("{} is not answering", a.server))?;
+    let pool = a.concurrency.max(a.setup_parallel) + 8;
+    let mut apis = Vec::with_capacity(a.server.len());
+    for server in &a.server {
+        let api = Api::new(server, &a.server_ca, pool)?;
+        api.get_text(runtrust::api::routes::HEALTHZ).await.with_context(|| format!("{server} is not answering"))?;
+        apis.push(api);
+    }
+    let api = apis.first().cloned().ok_or_else(|| anyhow!("--server is required"))?;
 
     // The floor first, while the service is idle: the same machine, the same run.
     let floor_budget = Duration::from_millis(a.floor_millis);
@@ -258,7 +265,7 @@ async fn run(a: RunArgs) -> anyhow::Result<String> {
     };
     let service_pid = a.service_pid.map(|p| p.to_string());
     let proc_before = (service_pid.as_deref().and_then(procstat::sample), procstat::sample("self"));
-    let report = drive::run_load(&api, hosts, &opts).await?;
+    let report = drive::run_load(&apis, hosts, &opts).await?;
     let proc_after = (service_pid.as_deref().and_then(procstat::sample), procstat::sample("self"));
     let audit_after = audit_entries(&api).await;
     print_report(&report, &floor);
