@@ -48,5 +48,5 @@ fn write(w: &mut impl Stream, bytes: &[u8]) {
 
 /// A Unix time for people: RFC 3339 in UTC (`2026-11-28T16:53:34Z`); `--json` keeps the integer.
 pub(crate) fn when(t: u64) -> String {
-    i64::try_from(t).map_or_else(|_| t.to_string(), crate::token::rfc3339)
+    crate::token::rfc3339_unix(t)
 }

@@ -210,18 +210,7 @@ async fn change(
     .map_err(Denial::internal)?
 }
 
-/// DER certificates as PEM (RFC 7468 §5: 64-column base64).
+/// DER certificates as PEM (RFC 7468 §5).
 fn canonical_pem(certs: &[Vec<u8>]) -> String {
-    use base64::Engine;
-    let mut out = String::new();
-    for der in certs {
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(line));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out
+    certs.iter().map(|der| crate::token::pem::encode("CERTIFICATE", der)).collect()
 }

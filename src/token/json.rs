@@ -36,6 +36,11 @@ pub fn claims_json(c: &Claims) -> Value {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (RFC 3339 §5.6; proleptic Gregorian calendar). Exact for the
 /// range claims may hold (0 ..= 9999-12-31T23:59:59Z).
+/// [`rfc3339`] of an unsigned Unix time (records keep u64); one beyond i64 is shown as the integer.
+pub fn rfc3339_unix(t: u64) -> String {
+    i64::try_from(t).map_or_else(|_| t.to_string(), rfc3339)
+}
+
 pub fn rfc3339(t: i64) -> String {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);

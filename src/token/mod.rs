@@ -29,7 +29,7 @@ pub use cose::{
     MAX_TOKEN_BYTES,
 };
 pub use error::TokenError;
-pub use json::{claims_json, rfc3339};
+pub use json::{claims_json, rfc3339, rfc3339_unix};
 pub use keys::{IssuerKey, KeySet, SigningAlg, VerifyingKey, MAX_KEYS, MAX_KEYSET_BYTES};
 
 /// A fresh token id: [`CTI_LEN`] random bytes.

@@ -100,13 +100,16 @@ impl Fx {
     /// safe = NO. The TPM sets safe again at its next NV save of Clock (libtpms: when Clock crosses a multiple
     /// of 2^12 ms), and safe only goes from NO to YES within a power cycle: when it is still NO after `step`,
     /// every quote `step` made was unsafe. Before each power loss TPM2_ClockSet moves Clock to a multiple of
-    /// 2^12 ms, which saves it there: the TPM restarts from it, unsafe for a whole interval (~4 s). A step
+    /// 2^12 ms and a clean restart persists it there: the TPM restarts from it, unsafe for a whole interval
+    /// (~4 s). A step
     /// slower than that (a loaded machine) is tried again after another power loss.
     fn after_power_loss(&mut self, step: impl Fn(&Self) -> Run) -> Run {
         let mut took = Vec::new();
         for _ in 0..8 {
             let boundary = ((self.tpm_clock() >> 12) + 2) << 12;
             self.tpm.tpm2("tpm2_setclock", &[&boundary.to_string()], self.dir.path());
+            // libtpms keeps a ClockSet in memory only; TPM2_Shutdown writes it to the state file.
+            self.tpm.restart(true);
             self.tpm.restart(false);
             assert!(!self.tpm_safe(), "a TPM restarted without TPM2_Shutdown reports safe = NO");
             let start = std::time::Instant::now();

@@ -91,16 +91,20 @@ fn client(svc: &Service, cred: &Path) -> Client {
     .unwrap()
 }
 
-/// A complete token request for a fresh challenge from `c`.
-fn raw_request(c: &Client, tpm: &SwTpm) -> TokenRequest {
-    let mut t = TssTpm::open(TpmOptions {
+/// The host's TPM, opened in this process (its AK from the host state dir).
+fn open_tpm(tpm: &SwTpm) -> TssTpm {
+    TssTpm::open(TpmOptions {
         tcti: tpm.tcti(),
         state_dir: tpm.host_state_dir(),
         ek_alg: KeyAlg::Rsa,
         ak_alg: KeyAlg::Rsa,
     })
-    .unwrap();
-    raw_request_with(&mut t, c)
+    .unwrap()
+}
+
+/// A complete token request for a fresh challenge from `c`.
+fn raw_request(c: &Client, tpm: &SwTpm) -> TokenRequest {
+    raw_request_with(&mut open_tpm(tpm), c)
 }
 
 #[test]
@@ -265,13 +269,7 @@ fn kill_9_of_a_replica_during_a_token_stream_loses_nothing_answered() {
 
     // The requests are made first (challenges from C, within the per-principal cap of 16 outstanding; quotes
     // by the TPM), so that the stream to B is fast.
-    let mut t = TssTpm::open(TpmOptions {
-        tcti: tpm.tcti(),
-        state_dir: tpm.host_state_dir(),
-        ek_alg: KeyAlg::Rsa,
-        ak_alg: KeyAlg::Rsa,
-    })
-    .unwrap();
+    let mut t = open_tpm(&tpm);
     let cc = client(&c, &cred);
     let requests: Vec<TokenRequest> = (0..14).map(|_| raw_request_with(&mut t, &cc)).collect();
     drop(t);

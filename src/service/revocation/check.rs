@@ -11,11 +11,7 @@ use super::super::DenialReason;
 use crate::model::{lift_key, revoked_key, HostId, Revocation, RevocationKind, TokenRecord};
 use crate::policy::MAX_DELEGATION_DEPTH;
 use crate::store::{Store, StoreError};
-
-/// A revocation's time in a message, RFC 3339.
-fn at(t: u64) -> String {
-    i64::try_from(t).map_or_else(|_| t.to_string(), crate::token::rfc3339)
-}
+use crate::token::rfc3339_unix as at;
 
 /// Bound on the tokens one revocation lists (the revoked index still covers the rest by ancestry).
 pub const MAX_LISTED: usize = 100_000;
