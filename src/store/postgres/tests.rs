@@ -197,6 +197,10 @@ fn migration_2_fills_its_columns_from_version_1_records() {
     let full = s.put_challenge(&next, &crate::audit::AuditEntry::new(1, "x", ""), one).unwrap();
     assert_eq!(full, Admission::Full { outstanding: 1 }, "the old challenge counts against the cap");
     assert_eq!(s.consume_nonce(&other.nonce, 50).unwrap(), NonceState::Fresh(other), "read without a host clock");
-    assert_eq!(s.sweep(101).unwrap(), Swept { challenges: 1, enrollments: 0, nonces: 1 }, "and is swept");
+    assert_eq!(
+        s.sweep(101).unwrap(),
+        Swept { challenges: 1, enrollments: 0, nonces: 1, console_links: 0 },
+        "and is swept"
+    );
     assert_eq!(s.revocations_len().unwrap(), 2);
 }
