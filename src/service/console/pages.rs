@@ -309,7 +309,7 @@ pub async fn token(
 fn node_line(n: &LineageNode) -> String {
     let mut out = format!(
         "<span class=\"node {}\">{} {} <span class=\"scope\">{}</span> for {} · host {} · depth {} · issued {} · \
-         expires {}</span>",
+         expires {}",
         n.status.name(),
         token_link(&n.cti),
         badge(n.status.name()),
@@ -330,6 +330,7 @@ fn node_line(n: &LineageNode) -> String {
             esc(&r.reason)
         );
     }
+    out.push_str("</span>");
     out
 }
 
