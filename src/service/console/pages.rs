@@ -11,11 +11,11 @@ use super::html::{badge, esc, host_link, page, short, time, token_link, url_part
 use super::timeline::{self, Filter};
 use super::{ConsoleError, Session};
 use crate::api::{ExecutionView, HostView, Lineage, LineageNode};
-use crate::audit::{canonical_entry, leaf_hash, AuditEntry, MerkleLog};
+use crate::audit::{AuditEntry, MerkleLog};
 use crate::model::{HostId, HostRecord};
 use crate::service::audit_log::sign_checkpoint;
 use crate::service::{blocking, hosts, lineage, AppState, Path, Query};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::token::KeySet;
 
 /// Hosts the overview lists.
@@ -27,8 +27,6 @@ const HOST_TOKENS: usize = 200;
 /// Newest entries a host page searches for its denials, and how many it shows.
 const HOST_DENIAL_SCAN: u64 = 20_000;
 const HOST_DENIALS: usize = 20;
-/// Entries read per step while the audit page verifies the whole log against the checkpoint.
-const VERIFY_BATCH: usize = 10_000;
 
 /// `GET /console/`.
 pub async fn overview(State(state): State<AppState>, session: Session) -> Result<Html<String>, ConsoleError> {
@@ -520,52 +518,45 @@ fn entry_card(b: &mut String, index: u64, e: &AuditEntry) {
     b.push_str("</article>");
 }
 
-/// Signs a checkpoint over the log as it is, then recomputes the tree from every stored entry, a batch at a
-/// time, and checks the checkpoint's root and signature against it (RFC 9162 §2.1).
+/// Signs a checkpoint over the log as it is, then checks it against the stored entries read back and hashed
+/// into the RFC 9162 tree (§2.1), and its signature against the service's keys. The whole log is read back at
+/// most every [`timeline::FULL_REREAD_SECS`]; in between, the previous read plus what was appended since.
 async fn integrity(state: &AppState) -> Result<Integrity, ConsoleError> {
     let tree = state.audit_tree.clone();
     let view = blocking(state, move |s| tree.view(s, |_, _| Ok(()))).await?;
     let signed = sign_checkpoint(state, view.size, view.root)?;
-    let size = view.size;
-    let leaves = blocking(state, move |s| recompute(s, size)).await?;
+    let (size, now) = (view.size, state.clock.now_unix());
+    let previous = state.console_reread.take(now, size);
+    let reread = blocking(state, move |s| {
+        let (mut log, full_at) = previous.unwrap_or_else(|| (MerkleLog::new(), now));
+        Ok(timeline::extend(s, &mut log, size)?.map(|()| (log, full_at)))
+    })
+    .await?;
     let keys = {
         let issuer = state.issuer.read().map_err(|_| crate::service::Fault::Poisoned("issuer keys"))?;
         KeySet::new(issuer.iter().map(|(_, k)| k.public()).collect())
     };
-    let verdict = match (leaves, keys) {
+    let verdict = match (reread, keys) {
         (Err(e), _) => Err(format!("the log does not reproduce the checkpoint: {e}")),
         (_, Err(e)) => Err(format!("no key to check the checkpoint's signature: {e}")),
-        (Ok(log), Ok(keys)) => match signed.verify(&keys) {
-            Err(e) => Err(format!("the checkpoint's signature does not verify: {e}")),
-            Ok(_) if log.root_at(size).ok() != Some(signed.checkpoint.root) => {
-                Err(format!("the {size} stored entries do not hash to the checkpoint's root"))
+        (Ok((log, full_at)), Ok(keys)) => {
+            let root = log.root_at(size).ok();
+            match signed.verify(&keys) {
+                Err(e) => Err(format!("the checkpoint's signature does not verify: {e}")),
+                Ok(_) if root != Some(signed.checkpoint.root) => {
+                    Err(format!("the {size} stored entries do not hash to the checkpoint's root"))
+                }
+                Ok(_) => {
+                    state.console_reread.keep(log, full_at);
+                    Ok(format!(
+                        "all {size} entries, read back from the store, hash to this checkpoint's root, and its \
+                         signature verifies with the service's key (the whole log read back at {}, newer entries \
+                         since)",
+                        crate::token::rfc3339_unix(full_at)
+                    ))
+                }
             }
-            Ok(_) => Ok(format!(
-                "all {size} entries, read back from the store, hash to this checkpoint's root, and its signature \
-                 verifies with the service's key"
-            )),
-        },
+        }
     };
     Ok(Integrity { checkpoint: signed.to_text(), verdict })
-}
-
-/// The Merkle tree over the first `size` stored entries, read in batches (never all at once).
-fn recompute(s: &dyn Store, size: u64) -> Result<Result<MerkleLog, String>, StoreError> {
-    let mut log = MerkleLog::new();
-    while log.size() < size {
-        let batch = s.audit(log.size(), VERIFY_BATCH)?;
-        if batch.is_empty() {
-            return Ok(Err(format!("the store has {} entries, the checkpoint {size}", log.size())));
-        }
-        for (index, entry) in batch {
-            if index >= size {
-                break;
-            }
-            if index != log.size() {
-                return Ok(Err(format!("entry {} is missing", log.size())));
-            }
-            log.push(leaf_hash(&canonical_entry(&entry, index)));
-        }
-    }
-    Ok(Ok(log))
 }

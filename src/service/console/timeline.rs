@@ -2,7 +2,7 @@
 //! log backwards in chunks and stops at a page of matches or a scan budget, whichever comes first, so its cost
 //! is bounded however long the log is; the next page starts below the last entry it read.
 
-use crate::audit::AuditEntry;
+use crate::audit::{canonical_entry, leaf_hash, AuditEntry, MerkleLog};
 use crate::store::{Store, StoreError};
 
 /// Entries read from the store per step.
@@ -104,6 +104,60 @@ pub fn scan(
     Ok(out)
 }
 
+/// Entries read per step while the audit page verifies the whole log against the checkpoint.
+const VERIFY_BATCH: usize = 10_000;
+
+/// The Merkle tree over the first `size` stored entries, read in batches (never all at once).
+pub fn recompute(s: &dyn Store, size: u64) -> Result<Result<MerkleLog, String>, StoreError> {
+    let mut log = MerkleLog::new();
+    Ok(extend(s, &mut log, size)?.map(|()| log))
+}
+
+/// Pushes stored entries `log.size()..size` onto `log`, read in batches; Err(why) if the store lacks one.
+pub fn extend(s: &dyn Store, log: &mut MerkleLog, size: u64) -> Result<Result<(), String>, StoreError> {
+    while log.size() < size {
+        let batch = s.audit(log.size(), VERIFY_BATCH)?;
+        if batch.is_empty() {
+            return Ok(Err(format!("the store has {} entries, the checkpoint {size}", log.size())));
+        }
+        for (index, entry) in batch {
+            if index >= size {
+                break;
+            }
+            if index != log.size() {
+                return Ok(Err(format!("entry {} is missing", log.size())));
+            }
+            log.push(leaf_hash(&canonical_entry(&entry, index)));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The audit page's re-read of the log, kept between page loads (per process): the whole log is read back at
+/// most every [`FULL_REREAD_SECS`]; in between only what was appended since is read and added.
+#[derive(Default)]
+pub struct Reread {
+    last: std::sync::Mutex<Option<(MerkleLog, u64)>>,
+}
+
+/// How often the audit page reads the whole log back (a 100,000-entry log takes ~0.8 s, docs/performance.md).
+pub const FULL_REREAD_SECS: u64 = 300;
+
+impl Reread {
+    /// The previous re-read and when it read the whole log, if that was under [`FULL_REREAD_SECS`] before
+    /// `now` and not past `size` (taken out: a concurrent page load reads anew).
+    pub fn take(&self, now: u64, size: u64) -> Option<(MerkleLog, u64)> {
+        let mut last = self.last.lock().ok()?;
+        last.take().filter(|(log, at)| now.saturating_sub(*at) < FULL_REREAD_SECS && log.size() <= size)
+    }
+
+    pub fn keep(&self, log: MerkleLog, full_at: u64) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((log, full_at));
+        }
+    }
+}
+
 /// The newest `n` entries (at most), oldest first: what the overview counts.
 pub fn newest(s: &dyn Store, n: u64) -> Result<Vec<(u64, AuditEntry)>, StoreError> {
     let len = s.audit_len()?;
@@ -194,6 +248,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+    use crate::audit::leaf_hash;
     use crate::store::SledStore;
 
     fn entry(i: u64) -> AuditEntry {
@@ -298,6 +353,34 @@ mod tests {
         let hours = per_hour(&entries, 1_100, 2);
         assert_eq!(hours, vec![(0, 18, 2), (3600, 0, 0)]);
         assert_eq!(denials_by_code(&entries), vec![("policy_mismatch".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn a_reread_is_reused_only_within_its_interval_and_never_past_the_checkpoint() {
+        let r = Reread::default();
+        let one = || {
+            let mut log = MerkleLog::new();
+            log.push(leaf_hash(b"entry 0"));
+            log
+        };
+        r.keep(one(), 1_000);
+        assert!(r.take(1_000 + FULL_REREAD_SECS, 5).is_none(), "too old: the whole log is read again");
+        r.keep(one(), 1_000);
+        assert!(r.take(1_010, 0).is_none(), "a tree larger than the checkpoint is not reused");
+        r.keep(one(), 1_000);
+        assert_eq!(r.take(1_010, 5).map(|(log, at)| (log.size(), at)), Some((1, 1_000)));
+        assert!(r.take(1_010, 5).is_none(), "taken: a concurrent page reads anew");
+    }
+
+    #[test]
+    fn extend_reads_only_what_is_missing() {
+        let (_dir, store) = store_with(2_500);
+        let s: &dyn Store = &store;
+        let whole = recompute(s, 2_500).unwrap().unwrap();
+        let mut part = recompute(s, 1_000).unwrap().unwrap();
+        extend(s, &mut part, 2_500).unwrap().unwrap();
+        assert_eq!(part.root(), whole.root());
+        assert!(extend(s, &mut part, 3_000).unwrap().is_err(), "the store lacks entries 2,500..3,000");
     }
 
     #[test]

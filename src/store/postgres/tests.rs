@@ -84,7 +84,7 @@ fn migrations_apply_once_and_are_recorded() {
     drop(schema.open());
     let mut c = postgres::Client::connect(&schema.url(), NoTls).unwrap();
     let rows = c.query("SELECT version FROM schema_migrations ORDER BY version", &[]).unwrap();
-    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2, 3]);
     c.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')", &[]).unwrap();
     let Err(e) = PgStore::open(&schema.url(), 2) else { panic!("a newer schema must be refused") };
     assert!(e.to_string().contains("upgrade runtrust"), "{e}");
