@@ -191,10 +191,28 @@ impl Browser {
         self.call("GET", &self.at(&format!("/element/{element}/attribute/{name}")), None).as_str().map(str::to_owned)
     }
 
-    /// Clicks the first element matching `css` (a link or a button) and waits for what it loads.
+    /// Clicks the first element matching `css` (a link or a button that navigates) and waits until the new
+    /// page has loaded: a click returns once the event is dispatched, and on a loaded machine the navigation
+    /// it starts may not have begun yet.
     pub fn click(&self, css: &str) {
-        let e = self.find(css).unwrap_or_else(|| panic!("nothing matches {css} on {}", self.url()));
+        let before = self.url();
+        let e = self.find(css).unwrap_or_else(|| panic!("nothing matches {css} on {before}"));
         self.call("POST", &self.at(&format!("/element/{e}/click")), Some(json!({})));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self.call(
+                "POST",
+                &self.at("/execute/sync"),
+                Some(json!({
+                    "script": "return document.readyState", "args": []
+                })),
+            );
+            if self.url() != before && state == "complete" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "clicking {css} on {before} loaded no new page within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Sets an input's value: clears it, then types `text`.
