@@ -57,6 +57,12 @@ impl Store for OneNonceStore {
     fn take_enrollment(&self, id: &str) -> Result<Option<runtrust::store::PendingEnrollment>, StoreError> {
         self.inner.take_enrollment(id)
     }
+    fn put_console_link(&self, l: &runtrust::model::ConsoleLink, a: &AuditEntry) -> Result<(), StoreError> {
+        self.inner.put_console_link(l, a)
+    }
+    fn take_console_link(&self, id: &str) -> Result<Option<runtrust::model::ConsoleLink>, StoreError> {
+        self.inner.take_console_link(id)
+    }
     fn enroll_host(
         &self,
         h: &HostRecord,

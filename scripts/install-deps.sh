@@ -8,9 +8,14 @@
 #   openssl, curl        scripts/hostile.sh (TLS clients against a live service)
 #   binutils, adduser    scripts/package.sh --test (strip; the package's postinst makes its system user)
 #   jq                   the README walkthrough (reads a token's cti from `--json` output)
+# With --browser (scripts/test.sh), also:
+#   chromium, chromium-driver   the web console's tests in a real headless browser (swtpm-tests/tests/console.rs)
 set -euo pipefail
 
 PKGS=(swtpm swtpm-tools libtss2-dev tpm2-tools pkg-config gcc libc6-dev ca-certificates curl openssl binutils adduser postgresql jq)
+if [[ "${1:-}" == "--browser" ]]; then
+    PKGS+=(chromium chromium-driver)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

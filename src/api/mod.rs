@@ -4,6 +4,7 @@
 
 mod admin;
 mod audit;
+mod console;
 mod enroll;
 mod evidence;
 mod executions;
@@ -18,6 +19,7 @@ mod tokens;
 pub use crate::model::b64;
 pub use admin::*;
 pub use audit::*;
+pub use console::*;
 pub use enroll::*;
 pub use evidence::*;
 pub use executions::*;

@@ -35,6 +35,16 @@ pub const EK_ANCHOR: &str = "/v1/ek-anchors/{fingerprint}";
 pub const KEY_RETIRE: &str = "/v1/keys/{kid}/retire";
 pub const JOIN_TOKENS: &str = "/v1/join-tokens";
 pub const JOIN_TOKEN: &str = "/v1/join-tokens/{id}";
+pub const CONSOLE_LINKS: &str = "/v1/console/links";
+/// The web console (docs/design.md §17): HTML pages, not API routes.
+pub const CONSOLE_ROOT: &str = "/console";
+pub const CONSOLE: &str = "/console/";
+pub const CONSOLE_SIGNIN: &str = "/console/signin";
+pub const CONSOLE_SIGNOUT: &str = "/console/signout";
+pub const CONSOLE_HOST: &str = "/console/hosts/{host_id}";
+pub const CONSOLE_TOKEN: &str = "/console/tokens/{cti}";
+pub const CONSOLE_AUDIT: &str = "/console/audit";
+pub const CONSOLE_CSS: &str = "/console/console.css";
 
 /// A route with its `{…}` parameters filled in, in order; each value is percent-encoded as a path segment.
 pub fn path(template: &str, values: &[&str]) -> String {

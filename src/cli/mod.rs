@@ -23,6 +23,7 @@ mod agent_cmd;
 mod args;
 mod audit_cmd;
 mod client_config;
+mod console_cmd;
 mod ek_ca_cmd;
 mod enroll_cmd;
 mod eventlog_cmd;
@@ -240,6 +241,8 @@ enum Command {
     Revoke(revoke_cmd::RevokeCommand),
     /// A token's ancestry, descendants and executions, with status.
     Lineage(lineage_cmd::LineageArgs),
+    /// Print a one-time sign-in link to the read-only web console (admin, auditor).
+    Console(console_cmd::ConsoleArgs),
     /// The tamper-evident audit log: tail, checkpoint, verify, prove.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
@@ -411,6 +414,7 @@ pub fn main() -> ExitCode {
         Command::Policy(c) => policy_cmd::run(c, g),
         Command::Token(c) => token_cmd::run(c, g),
         Command::Keys(c) => keys_cmd::run(c, g),
+        Command::Console(a) => console_cmd::run(a, g),
         Command::Audit(c) => audit_cmd::run(c, g),
         Command::Revoke(c) => revoke_cmd::run(c, g),
         Command::Lineage(a) => lineage_cmd::run(a, g),

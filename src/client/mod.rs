@@ -175,6 +175,11 @@ impl Client {
         Err(ClientError::Protocol { url: url.into(), detail: format!("{status}: {text}") })
     }
 
+    /// The service's base URL, as given (`https://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = self.url(path);
         Self::answer(self.send(self.http.get(&url), &url)?, &url)

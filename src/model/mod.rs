@@ -9,8 +9,9 @@ mod records;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{Cti, HostId, IdError, Nonce, PolicyHash};
 pub use records::{
-    lift_key, revoked_key, AttestedState, Challenge, ExecutionEnd, ExecutionRecord, HostRecord, JoinAllowance,
-    JoinRefusal, PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
+    lift_key, revoked_key, AttestedState, Challenge, ConsoleLink, ExecutionEnd, ExecutionRecord, HostRecord,
+    JoinAllowance, JoinRefusal, PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy,
+    TokenRecord,
 };
 pub use runtrust_attestation::PcrSelection;
 

@@ -133,6 +133,17 @@ pub struct AttestedState {
     pub time: u64,
 }
 
+/// A one-time web console sign-in link (docs/design.md §17): the SHA-256 of its code, never the code.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsoleLink {
+    /// SHA-256 (hex) of the link's code.
+    pub id: String,
+    /// The admin or auditor it signs in.
+    pub principal_id: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+}
+
 /// A credential challenge waiting for its activation (single use).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PendingEnrollment {

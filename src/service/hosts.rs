@@ -18,7 +18,7 @@ use crate::store::{Store, StoreError};
 const MAX_REASON: usize = 1024;
 
 /// A host with its revocation state.
-fn view(s: &dyn Store, h: &HostRecord) -> Result<HostView, StoreError> {
+pub fn view(s: &dyn Store, h: &HostRecord) -> Result<HostView, StoreError> {
     let revocation = host_revoked(s, &h.host_id)?;
     let lifted = s.revoked(&lift_key(&h.host_id))?;
     Ok(HostView {

@@ -24,27 +24,29 @@ pub async fn lineage(
     caller.require(&[Role::Admin, Role::Auditor, Role::Gateway])?;
     let cti = cti.to_ascii_lowercase();
     let now = state.clock.now_unix();
-    let answer = blocking(&state, move |s| {
-        let Some(token) = s.token(&cti)? else { return Ok(None) };
-        let mut ancestors = Vec::new();
-        let mut current = token.clone();
-        for _ in 0..=MAX_DELEGATION_DEPTH {
-            let Some(parent) = current.parent_cti.clone() else { break };
-            let Some(p) = s.token(&parent)? else { break };
-            ancestors.push(node(s, &p, now)?);
-            current = p;
-        }
-        ancestors.reverse();
-        let mut budget = MAX_NODES;
-        let tree = subtree(s, &token, now, &mut budget)?;
-        Ok(Some(Lineage { cti, ancestors, token: tree, truncated: budget == 0 }))
-    })
-    .await?;
+    let answer = blocking(&state, move |s| build(s, &cti, now)).await?;
     answer.map(Json).ok_or_else(|| Denial::not_found("no such token"))
 }
 
+/// The lineage of token `cti` at `now`, or None if no such token was issued.
+pub fn build(s: &dyn Store, cti: &str, now: u64) -> Result<Option<Lineage>, StoreError> {
+    let Some(token) = s.token(cti)? else { return Ok(None) };
+    let mut ancestors = Vec::new();
+    let mut current = token.clone();
+    for _ in 0..=MAX_DELEGATION_DEPTH {
+        let Some(parent) = current.parent_cti.clone() else { break };
+        let Some(p) = s.token(&parent)? else { break };
+        ancestors.push(node(s, &p, now)?);
+        current = p;
+    }
+    ancestors.reverse();
+    let mut budget = MAX_NODES;
+    let tree = subtree(s, &token, now, &mut budget)?;
+    Ok(Some(Lineage { cti: cti.to_owned(), ancestors, token: tree, truncated: budget == 0 }))
+}
+
 /// One token: its facts, status and executions (no children).
-fn node(s: &dyn Store, t: &TokenRecord, now: u64) -> Result<LineageNode, StoreError> {
+pub fn node(s: &dyn Store, t: &TokenRecord, now: u64) -> Result<LineageNode, StoreError> {
     let revoked = why_revoked(s, t)?;
     let status = if revoked.is_some() {
         TokenStatus::Revoked

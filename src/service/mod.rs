@@ -13,6 +13,7 @@ mod challenge;
 mod conn;
 #[cfg(test)]
 mod conn_tests;
+pub mod console;
 mod ek_anchors;
 mod enroll;
 mod execution;

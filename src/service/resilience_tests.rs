@@ -69,6 +69,14 @@ impl Store for Flaky {
         self.write()?;
         self.inner.take_enrollment(id)
     }
+    fn put_console_link(&self, l: &crate::model::ConsoleLink, a: &AuditEntry) -> Result<(), StoreError> {
+        self.write()?;
+        self.inner.put_console_link(l, a)
+    }
+    fn take_console_link(&self, id: &str) -> Result<Option<crate::model::ConsoleLink>, StoreError> {
+        self.write()?;
+        self.inner.take_console_link(id)
+    }
     fn enroll_host(&self, h: &HostRecord, p: &str, a: &AuditEntry) -> Result<EnrollOutcome, StoreError> {
         self.write()?;
         self.inner.enroll_host(h, p, a)

@@ -11,8 +11,8 @@ use super::audited::{self, Audited};
 use runtrust_attestation::DenialCode;
 
 use super::{
-    admin, audit_route, challenge, ek_anchors, enroll, execution, hosts, issue, join_tokens, keys, lineage, metrics,
-    policies, rebaseline, revocation, AppState, Denial,
+    admin, audit_route, challenge, console, ek_anchors, enroll, execution, hosts, issue, join_tokens, keys, lineage,
+    metrics, policies, rebaseline, revocation, AppState, Denial,
 };
 use crate::api::routes as r;
 
@@ -66,7 +66,8 @@ pub fn router(state: AppState) -> Router {
         .route(r::JOIN_TOKEN, delete(join_tokens::revoke))
         .route(r::KEYS, get(keys::keys))
         .route(r::KEYS_ROTATE, post(keys::rotate))
-        .route(r::EK_ANCHORS, get(ek_anchors::list));
+        .route(r::EK_ANCHORS, get(ek_anchors::list))
+        .route(r::CONSOLE_LINKS, post(console::create_link));
     let audit = Router::new()
         .route(r::AUDIT, get(audit_route::audit))
         .route(r::AUDIT_CHECKPOINT, get(audit_route::checkpoint))
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(trust_changes)
         .merge(admin)
         .merge(audit)
+        .merge(console::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(from_fn(access_log))

@@ -51,6 +51,8 @@ pub struct Inner {
     pub throttle: Throttle,
     /// The store's high-water mark in the data directory (a service loaded from one; not in-process tests).
     pub high_water: Option<HighWater>,
+    /// The web console's last re-read of the audit log (docs/design.md §17).
+    pub console_reread: super::console::timeline::Reread,
 }
 
 impl Inner {
@@ -156,6 +158,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 throttle,
                 high_water: parts.high_water,
+                console_reread: Default::default(),
             }),
         }
     }

@@ -16,7 +16,13 @@ pub async fn run(state: AppState) {
         tick.tick().await;
         match sweep_once(&state).await {
             Ok(s) if s != Swept::default() => {
-                tracing::info!(challenges = s.challenges, enrollments = s.enrollments, nonces = s.nonces, "swept")
+                tracing::info!(
+                    challenges = s.challenges,
+                    enrollments = s.enrollments,
+                    nonces = s.nonces,
+                    console_links = s.console_links,
+                    "swept"
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("store sweep failed (retried at the next tick): {e}"),

@@ -6,7 +6,7 @@
 use runtrust_attestation::ClockInfo;
 
 use super::{
-    lift_key, revoked_key, Admission, AttestedState, AuditEntry, Cap, Challenge, EnrollOutcome, ExecStart,
+    lift_key, revoked_key, Admission, AttestedState, AuditEntry, Cap, Challenge, ConsoleLink, EnrollOutcome, ExecStart,
     ExecutionEnd, ExecutionRecord, HostId, HostRecord, JoinAllowance, JoinRefusal, Joined, Nonce, NonceState,
     PendingEnrollment, Principal, Revocation, RevocationKind, Role, Store, StoreError, StoredPolicy, Swept,
     TokenRecord,
@@ -29,6 +29,7 @@ macro_rules! store_conformance {
             enrollment_rules_and_reopen,
             nonces_are_consumed_once_and_audit_is_dense,
             pending_enrollments_are_taken_once,
+            console_links_are_taken_once_and_swept,
             children_revocations_and_single_use_executions,
             issuance_updates_the_host,
             challenges_keep_the_host_clock,
@@ -336,6 +337,34 @@ pub fn pending_enrollments_are_taken_once(b: &impl Backend) {
     assert_eq!(s.take_enrollment("e1").unwrap(), None);
 }
 
+/// docs/design.md §17: a console link is stored with its audit entry, taken once (also by concurrent takers,
+/// also after a reopen), and swept once expired.
+pub fn console_links_are_taken_once_and_swept(b: &impl Backend) {
+    let s = b.open();
+    let link =
+        |id: &str, exp: u64| ConsoleLink { id: id.into(), principal_id: "p".into(), created_at: 0, expires_at: exp };
+    let before = s.audit_len().unwrap();
+    s.put_console_link(&link("l1", 100), &entry()).unwrap();
+    s.put_console_link(&link("l2", 100), &entry()).unwrap();
+    s.put_console_link(&link("l3", 300), &entry()).unwrap();
+    assert_eq!(s.audit_len().unwrap(), before + 3, "each link is audited in its step");
+    drop(s);
+    let s: std::sync::Arc<dyn Store> = b.open().into();
+    assert_eq!(s.take_console_link("l1").unwrap(), Some(link("l1", 100)), "durable across a reopen");
+    assert_eq!(s.take_console_link("l1").unwrap(), None, "once");
+    assert_eq!(s.take_console_link("nope").unwrap(), None);
+    let winners = std::thread::scope(|scope| {
+        let takers: Vec<_> = (0..8).map(|_| scope.spawn(|| s.take_console_link("l2").unwrap().is_some())).collect();
+        takers.into_iter().map(|t| t.join().unwrap()).filter(|won| *won).count()
+    });
+    assert_eq!(winners, 1, "one of concurrent takers gets the link");
+    assert_eq!(s.sweep(100).unwrap(), Swept::default(), "nothing is swept at its expiry second");
+    s.put_console_link(&link("l4", 150), &entry()).unwrap();
+    assert_eq!(s.sweep(151).unwrap(), Swept { console_links: 1, ..Swept::default() });
+    assert_eq!(s.take_console_link("l4").unwrap(), None, "swept");
+    assert!(s.take_console_link("l3").unwrap().is_some(), "unexpired: kept");
+}
+
 pub fn children_revocations_and_single_use_executions(b: &impl Backend) {
     let s = b.open();
     let clock = ClockInfo::default();
@@ -586,7 +615,7 @@ pub fn expired_items_are_swept_and_stay_refused(b: &impl Backend) {
         assert_eq!(s.put_enrollment(&enrollment(id, "p", exp), UNCAPPED).unwrap(), Admission::Stored);
     }
     assert_eq!(s.sweep(100).unwrap(), Swept::default(), "nothing is swept at its expiry second");
-    assert_eq!(s.sweep(151).unwrap(), Swept { challenges: 1, enrollments: 1, nonces: 1 });
+    assert_eq!(s.sweep(151).unwrap(), Swept { challenges: 1, enrollments: 1, nonces: 1, console_links: 0 });
     assert_eq!(s.sweep(151).unwrap(), Swept::default(), "idempotent");
     // Nonce 1 was used and its record swept: still refused, never fresh again.
     assert_eq!(s.consume_nonce(&Nonce([1; 32]), 151).unwrap(), NonceState::Unknown);
@@ -599,7 +628,7 @@ pub fn expired_items_are_swept_and_stay_refused(b: &impl Backend) {
     drop(s);
     let s = b.open();
     assert_eq!(s.take_enrollment("e2").unwrap().map(|e| e.expires_at), Some(300), "unexpired: kept");
-    assert_eq!(s.sweep(201).unwrap(), Swept { challenges: 0, enrollments: 0, nonces: 1 });
+    assert_eq!(s.sweep(201).unwrap(), Swept { challenges: 0, enrollments: 0, nonces: 1, console_links: 0 });
     assert_eq!(s.consume_nonce(&Nonce([2; 32]), 50).unwrap(), NonceState::Unknown, "after reopen too");
 }
 

@@ -11,8 +11,9 @@ use runtrust_attestation::{ClockInfo, DenialCode};
 
 pub use crate::audit::AuditEntry;
 pub use crate::model::{
-    lift_key, revoked_key, AttestedState, Challenge, ExecutionEnd, ExecutionRecord, HostId, HostRecord, JoinAllowance,
-    JoinRefusal, Nonce, PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy, TokenRecord,
+    lift_key, revoked_key, AttestedState, Challenge, ConsoleLink, ExecutionEnd, ExecutionRecord, HostId, HostRecord,
+    JoinAllowance, JoinRefusal, Nonce, PendingEnrollment, Principal, Revocation, RevocationKind, Role, StoredPolicy,
+    TokenRecord,
 };
 
 pub use dump::{migrate, Counters, Dump, MigrateReport};
@@ -143,6 +144,7 @@ pub struct Swept {
     pub challenges: usize,
     pub enrollments: usize,
     pub nonces: usize,
+    pub console_links: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +190,11 @@ pub trait Store: Send + Sync + 'static {
     fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError>;
     /// Removes and returns a pending enrollment atomically: a challenge is answered at most once.
     fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError>;
+    /// Stores a web console sign-in link with its audit entry, durably (docs/design.md §17).
+    fn put_console_link(&self, link: &ConsoleLink, audit: &AuditEntry) -> Result<(), StoreError>;
+    /// Removes and returns a console link, durably: of concurrent takes of one id (from any replica) one
+    /// finds it; every later take finds nothing. Expired links are the caller's to refuse (and the sweep's).
+    fn take_console_link(&self, id: &str) -> Result<Option<ConsoleLink>, StoreError>;
 
     /// Stores an enrolled host and binds `principal_id` to it. A Conflict when the AK identifies another
     /// host, or the principal is bound to another host (one attester credential, one TPM), or when the host

@@ -11,6 +11,7 @@
 pub mod eventlog;
 pub mod proxy;
 mod reset_proxy;
+pub mod webdriver;
 
 pub use reset_proxy::ResetProxy;
 
@@ -148,6 +149,11 @@ fn spawn_swtpm(state: &Path, port: u16) -> Option<Child> {
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// A loopback port that is free right now.
+pub fn free_port() -> Option<u16> {
+    Some(TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port())
 }
 
 /// A port P such that P and P + 1 are both free right now.

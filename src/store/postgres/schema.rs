@@ -13,6 +13,7 @@ const MIGRATION_LOCK: i64 = 0x7274_6d69_6772_6174;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
     (2, "caps_sweep_lifts", include_str!("../../../migrations/postgres/0002_caps_sweep_lifts.sql")),
+    (3, "console_links", include_str!("../../../migrations/postgres/0003_console_links.sql")),
 ];
 
 pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@ use runtrust_attestation::ClockInfo;
 
 use super::{append, bump, from_json, limit, signed, to_json, unsigned, PgStore, REVOCATION_LOCK};
 use crate::store::{
-    Admission, AttestedState, AuditEntry, Cap, Challenge, Dump, EnrollOutcome, ExecStart, ExecutionEnd,
+    Admission, AttestedState, AuditEntry, Cap, Challenge, ConsoleLink, Dump, EnrollOutcome, ExecStart, ExecutionEnd,
     ExecutionRecord, HostId, HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store,
     StoreError, StoredPolicy, Swept, TokenRecord,
 };
@@ -63,6 +63,23 @@ impl Store for PgStore {
 
     fn put_enrollment(&self, e: &PendingEnrollment, cap: Cap) -> Result<Admission, StoreError> {
         self.put_enrollment_capped(e, cap)
+    }
+
+    fn put_console_link(&self, link: &ConsoleLink, entry: &AuditEntry) -> Result<(), StoreError> {
+        let record = to_json(link)?;
+        self.write(|tx| {
+            let sql = "INSERT INTO console_links (id, principal_id, expires_at, record) VALUES ($1, $2, $3, $4)";
+            tx.execute(sql, &[&link.id, &link.principal_id, &signed(link.expires_at)?, &record])?;
+            append(tx, entry)?;
+            Ok(())
+        })
+    }
+
+    fn take_console_link(&self, id: &str) -> Result<Option<ConsoleLink>, StoreError> {
+        // The row lock makes a concurrent take wait, then find no row.
+        let row =
+            self.write(|tx| Ok(tx.query_opt("DELETE FROM console_links WHERE id = $1 RETURNING record", &[&id])?))?;
+        row.map(|r| from_json("console_links", &r.try_get::<_, String>(0)?)).transpose()
     }
 
     fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError> {

@@ -84,7 +84,7 @@ fn migrations_apply_once_and_are_recorded() {
     drop(schema.open());
     let mut c = postgres::Client::connect(&schema.url(), NoTls).unwrap();
     let rows = c.query("SELECT version FROM schema_migrations ORDER BY version", &[]).unwrap();
-    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![1, 2, 3]);
     c.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')", &[]).unwrap();
     let Err(e) = PgStore::open(&schema.url(), 2) else { panic!("a newer schema must be refused") };
     assert!(e.to_string().contains("upgrade runtrust"), "{e}");
@@ -197,6 +197,10 @@ fn migration_2_fills_its_columns_from_version_1_records() {
     let full = s.put_challenge(&next, &crate::audit::AuditEntry::new(1, "x", ""), one).unwrap();
     assert_eq!(full, Admission::Full { outstanding: 1 }, "the old challenge counts against the cap");
     assert_eq!(s.consume_nonce(&other.nonce, 50).unwrap(), NonceState::Fresh(other), "read without a host clock");
-    assert_eq!(s.sweep(101).unwrap(), Swept { challenges: 1, enrollments: 0, nonces: 1 }, "and is swept");
+    assert_eq!(
+        s.sweep(101).unwrap(),
+        Swept { challenges: 1, enrollments: 0, nonces: 1, console_links: 0 },
+        "and is swept"
+    );
     assert_eq!(s.revocations_len().unwrap(), 2);
 }

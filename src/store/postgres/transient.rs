@@ -92,6 +92,7 @@ impl PgStore {
                 challenges: count(tx.execute("DELETE FROM challenges WHERE expires_at < $1", &[&now])?),
                 enrollments: count(tx.execute("DELETE FROM enrollments WHERE expires_at < $1", &[&now])?),
                 nonces: count(tx.execute("DELETE FROM used_nonces WHERE expires_at < $1", &[&now])?),
+                console_links: count(tx.execute("DELETE FROM console_links WHERE expires_at < $1", &[&now])?),
             })
         })
     }

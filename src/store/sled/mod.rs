@@ -17,7 +17,7 @@ use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, 
 pub use group_commit::GroupCommit;
 
 use super::{
-    Admission, AttestedState, AuditEntry, Cap, Challenge, Dump, EnrollOutcome, ExecStart, ExecutionEnd,
+    Admission, AttestedState, AuditEntry, Cap, Challenge, ConsoleLink, Dump, EnrollOutcome, ExecStart, ExecutionEnd,
     ExecutionRecord, HostId, HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Principal, Revocation, Store,
     StoreError, StoredPolicy, Swept, TokenRecord,
 };
@@ -37,6 +37,8 @@ pub struct SledStore {
     ak_index: sled::Tree,
     principal_hosts: sled::Tree,
     enrollments: sled::Tree,
+    /// link id → ConsoleLink (docs/design.md §17).
+    console_links: sled::Tree,
     /// `principal/enrollment id` → expires_at (u64 BE): outstanding enrollments by principal (caps).
     enrollment_owners: sled::Tree,
     policies: sled::Tree,
@@ -76,6 +78,7 @@ impl SledStore {
             ak_index: db.open_tree("ak_index")?,
             principal_hosts: db.open_tree("principal_hosts")?,
             enrollments: db.open_tree("enrollments")?,
+            console_links: db.open_tree("console_links")?,
             enrollment_owners: db.open_tree("enrollment_owners")?,
             policies: db.open_tree("policies")?,
             challenges: db.open_tree("challenges")?,
@@ -171,6 +174,14 @@ impl Store for SledStore {
 
     fn take_enrollment(&self, id: &str) -> Result<Option<PendingEnrollment>, StoreError> {
         self.take_enrollment_once(id)
+    }
+
+    fn put_console_link(&self, link: &ConsoleLink, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.put_console_link_tx(link, entry)
+    }
+
+    fn take_console_link(&self, id: &str) -> Result<Option<ConsoleLink>, StoreError> {
+        self.take_console_link_once(id)
     }
 
     fn enroll_host(

@@ -7,7 +7,8 @@ use sled::transaction::Transactional;
 
 use super::codec::{abort, decode, encode, tx_append, tx_decode, tx_encode, tx_error};
 use super::{
-    Admission, AuditEntry, Cap, Challenge, Nonce, NonceState, PendingEnrollment, SledStore, StoreError, Swept,
+    Admission, AuditEntry, Cap, Challenge, ConsoleLink, Nonce, NonceState, PendingEnrollment, SledStore, StoreError,
+    Swept,
 };
 
 /// `principal/item` keys of the owner indices.
@@ -84,6 +85,25 @@ impl SledStore {
         Ok(taken)
     }
 
+    pub(super) fn put_console_link_tx(&self, link: &ConsoleLink, entry: &AuditEntry) -> Result<(), StoreError> {
+        let value = encode(link)?;
+        (&self.console_links, &self.audit, &self.meta)
+            .transaction(|(links, audit, meta)| {
+                links.insert(link.id.as_bytes(), value.as_slice())?;
+                tx_append(audit, meta, entry)
+            })
+            .map_err(tx_error)?;
+        self.durable()
+    }
+
+    pub(super) fn take_console_link_once(&self, id: &str) -> Result<Option<ConsoleLink>, StoreError> {
+        // A single remove is atomic: of concurrent takes, one gets the value.
+        let Some(v) = self.console_links.remove(id.as_bytes())? else { return Ok(None) };
+        let link: ConsoleLink = decode(id.as_bytes(), &v)?;
+        self.durable()?;
+        Ok(Some(link))
+    }
+
     pub(super) fn put_challenge_capped(
         &self,
         c: &Challenge,
@@ -149,8 +169,9 @@ impl SledStore {
             sweep_expiries(owners, now)?;
         }
         let nonces = sweep_expiries(&self.used_nonces, now)?;
+        let console_links = sweep_records(&self.console_links, now, |l: ConsoleLink| l.expires_at)?;
         self.durable()?;
-        Ok(Swept { challenges, enrollments, nonces })
+        Ok(Swept { challenges, enrollments, nonces, console_links })
     }
 }
 
