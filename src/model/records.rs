@@ -140,6 +140,9 @@ pub struct ConsoleLink {
     pub id: String,
     /// The admin or auditor it signs in.
     pub principal_id: String,
+    /// The principal's credential when the link was made (a digest, `console::session::credential_binding`):
+    /// a rotation in between voids the link.
+    pub cred: String,
     pub created_at: u64,
     pub expires_at: u64,
 }

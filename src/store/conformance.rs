@@ -341,8 +341,13 @@ pub fn pending_enrollments_are_taken_once(b: &impl Backend) {
 /// also after a reopen), and swept once expired.
 pub fn console_links_are_taken_once_and_swept(b: &impl Backend) {
     let s = b.open();
-    let link =
-        |id: &str, exp: u64| ConsoleLink { id: id.into(), principal_id: "p".into(), created_at: 0, expires_at: exp };
+    let link = |id: &str, exp: u64| ConsoleLink {
+        id: id.into(),
+        principal_id: "p".into(),
+        cred: "c".into(),
+        created_at: 0,
+        expires_at: exp,
+    };
     let before = s.audit_len().unwrap();
     s.put_console_link(&link("l1", 100), &entry()).unwrap();
     s.put_console_link(&link("l2", 100), &entry()).unwrap();

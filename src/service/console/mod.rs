@@ -11,7 +11,7 @@ mod tests;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{from_fn, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route(r::CONSOLE_TOKEN, get(pages::token))
         .route(r::CONSOLE_AUDIT, get(pages::audit))
         .route(r::CONSOLE_CSS, get(css))
+        .route("/console/{*rest}", get(|| async { ConsoleError::not_found("no such console page") }))
         .layer(from_fn(headers))
 }
 
@@ -157,6 +158,7 @@ pub async fn create_link(State(state): State<AppState>, caller: Caller) -> Resul
     let link = ConsoleLink {
         id: session::link_id(&code),
         principal_id: caller.0.id.clone(),
+        cred: session::credential_binding(&caller.0),
         created_at: now,
         expires_at: now + LINK_TTL_SECS,
     };
@@ -201,7 +203,12 @@ pub struct SigninForm {
 
 /// `POST /console/signin`: spends the link (whatever happens next, it is gone) and, when it was fresh and its
 /// principal still holds a console role, sets the session cookie.
-async fn signin(State(state): State<AppState>, Form(form): Form<SigninForm>) -> Result<Response, ConsoleError> {
+async fn signin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SigninForm>,
+) -> Result<Response, ConsoleError> {
+    same_origin(&headers)?;
     let now = state.clock.now_unix();
     if form.code.is_empty() || form.code.len() > 128 {
         return Err(ConsoleError::link_refused("this sign-in link is malformed"));
@@ -220,6 +227,11 @@ async fn signin(State(state): State<AppState>, Form(form): Form<SigninForm>) -> 
         Some("this sign-in link expired: run `runtrust console` for a new one")
     } else if !principal.as_ref().is_some_and(|p| ROLES.contains(&p.role)) {
         Some("the principal this link was made for no longer holds an admin or auditor credential")
+    } else if !principal
+        .as_ref()
+        .is_some_and(|p| runtrust_attestation::ct_eq(session::credential_binding(p).as_bytes(), link.cred.as_bytes()))
+    {
+        Some("the credential this link was made with was rotated since: run `runtrust console` again")
     } else {
         None
     };
@@ -240,8 +252,34 @@ async fn signin(State(state): State<AppState>, Form(form): Form<SigninForm>) -> 
     Ok(res)
 }
 
+/// The console's forms are posted only from its own pages (login and logout CSRF): a browser's Fetch Metadata
+/// (`Sec-Fetch-Site`) must say same-origin (or none: typed in); without it, an `Origin` must name this host.
+fn same_origin(headers: &HeaderMap) -> Result<(), ConsoleError> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ok = match (text("sec-fetch-site"), text("origin")) {
+        (Some(site), _) => matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => {
+            let host = text("host").unwrap_or("");
+            origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) == Some(host)
+        }
+        (None, None) => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConsoleError::Refused {
+            status: StatusCode::FORBIDDEN,
+            code: DenialCode::AuthorizationMissing.as_str().into(),
+            detail: "the console's forms are accepted only from its own pages".into(),
+        })
+    }
+}
+
 /// `POST /console/signout`: clears the cookie (the session itself lapses at its expiry).
-async fn signout() -> Response {
+async fn signout(headers: HeaderMap) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused.into_response();
+    }
     let mut res = Redirect::to(r::CONSOLE_SIGNIN).into_response();
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie()) {
         res.headers_mut().insert(header::SET_COOKIE, v);

@@ -149,13 +149,8 @@ pub async fn host(
                 tokens.push(lineage::node(s, &t, now)?);
             }
         }
-        let f = Filter { host: Some(key.clone()), ..Filter::default() };
-        let denials: Vec<(u64, AuditEntry)> = timeline::scan(s, &f, None, usize::MAX, HOST_DENIAL_SCAN)?
-            .entries
-            .into_iter()
-            .filter(|(_, e)| e.code.is_some())
-            .take(HOST_DENIALS)
-            .collect();
+        let f = Filter { host: Some(key.clone()), denials_only: true, ..Filter::default() };
+        let denials = timeline::scan(s, &f, None, HOST_DENIALS, HOST_DENIAL_SCAN)?.entries;
         Ok(Some((h, view, tokens, denials)))
     })
     .await?;
@@ -362,6 +357,8 @@ pub struct AuditQuery {
     principal: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    /// A checkbox: only entries with a denial code.
+    denials: Option<String>,
     before: Option<u64>,
 }
 
@@ -381,6 +378,7 @@ impl AuditQuery {
             principal: text(&self.principal),
             since: when(&self.since, "since")?,
             until: when(&self.until, "until")?,
+            denials_only: self.denials.as_deref().is_some_and(|v| !v.is_empty()),
         };
         for v in [&f.kind, &f.code, &f.host, &f.principal].into_iter().flatten() {
             if v.len() > 256 {
@@ -400,6 +398,7 @@ impl AuditQuery {
             ("principal", &self.principal),
             ("since", &self.since),
             ("until", &self.until),
+            ("denials", &self.denials),
         ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 let _ = write!(q, "{k}={}&", url_part(v));
@@ -478,13 +477,15 @@ fn filter_form(b: &mut String, q: &AuditQuery) {
          <label>Principal <input name=\"principal\" value=\"{}\"></label>\
          <label>Since <input name=\"since\" value=\"{}\" placeholder=\"2026-11-28T00:00\"></label>\
          <label>Until <input name=\"until\" value=\"{}\" placeholder=\"UTC or unix seconds\"></label>\
+         <label class=\"check\"><input type=\"checkbox\" name=\"denials\" value=\"on\"{}> denials only</label>\
          <button type=\"submit\">Filter</button></form>",
         v(&q.kind),
         v(&q.code),
         v(&q.host),
         v(&q.principal),
         v(&q.since),
-        v(&q.until)
+        v(&q.until),
+        if q.denials.as_deref().is_some_and(|v| !v.is_empty()) { " checked" } else { "" }
     );
 }
 

@@ -247,3 +247,53 @@ async fn every_console_answer_has_the_strict_csp_and_no_script() {
     assert_eq!(css.status, StatusCode::OK);
     assert!(css.headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/css"));
 }
+
+#[tokio::test]
+async fn a_link_made_before_a_rotation_is_refused() {
+    let app = App::new();
+    let code = app.code(&app.auditor).await;
+    let admin = format!("Bearer {}", app.admin);
+    let r = app.send("POST", "/v1/principals/auditor/rotate", &[("authorization", &admin)], "").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let before = app.store.audit_len().unwrap();
+    let a = app.sign_in(&code).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.body.contains("rotated") && a.headers.get(header::SET_COOKIE).is_none(), "{}", a.body);
+    let e = app.store.audit(before, 1).unwrap().remove(0).1;
+    assert_eq!((e.event.as_str(), e.code.as_deref()), ("console.deny", Some("authorization_missing")));
+}
+
+#[tokio::test]
+async fn forms_posted_from_another_site_are_refused_and_spend_nothing() {
+    let app = App::new();
+    let code = app.code(&app.admin).await;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let body = format!("code={code}");
+    for cross in [
+        vec![form, ("sec-fetch-site", "cross-site")],
+        vec![form, ("sec-fetch-site", "same-site")],
+        vec![form, ("origin", "https://evil.example"), ("host", "runtrust.example:8443")],
+    ] {
+        let a = app.send("POST", "/console/signin", &cross, &body).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{cross:?}: {}", a.body);
+        assert!(a.headers.get(header::SET_COOKIE).is_none());
+        let out = app.send("POST", "/console/signout", &cross, "").await;
+        assert_eq!(out.status, StatusCode::FORBIDDEN, "{cross:?}");
+    }
+    // The link was not spent: from the console's own page it still signs in.
+    let same = [form, ("sec-fetch-site", "same-origin"), ("origin", "https://runtrust.example:8443")];
+    let a = app.send("POST", "/console/signin", &same, &body).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let a = app.send("POST", "/console/signout", &same, "").await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert!(a.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn an_unknown_console_page_is_a_404_with_the_console_headers() {
+    let app = App::new();
+    let a = app.send("GET", "/console/nope/../etc", &[], "").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.headers.get(header::CONTENT_SECURITY_POLICY).is_some());
+    assert_eq!(a.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+}

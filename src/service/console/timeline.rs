@@ -24,6 +24,8 @@ pub struct Filter {
     pub since: Option<u64>,
     /// Unix seconds, exclusive.
     pub until: Option<u64>,
+    /// Only entries with a denial code.
+    pub denials_only: bool,
 }
 
 impl Filter {
@@ -38,6 +40,7 @@ impl Filter {
             && opt(&self.principal, &e.principal)
             && self.since.is_none_or(|t| e.time >= t)
             && self.until.is_none_or(|t| e.time < t)
+            && (!self.denials_only || e.code.is_some())
     }
 }
 
@@ -148,7 +151,8 @@ impl Reread {
     /// `now` and not past `size` (taken out: a concurrent page load reads anew).
     pub fn take(&self, now: u64, size: u64) -> Option<(MerkleLog, u64)> {
         let mut last = self.last.lock().ok()?;
-        last.take().filter(|(log, at)| now.saturating_sub(*at) < FULL_REREAD_SECS && log.size() <= size)
+        // A clock that went back does not stretch the interval: only `at <= now < at + interval` reuses.
+        last.take().filter(|(log, at)| now >= *at && now - *at < FULL_REREAD_SECS && log.size() <= size)
     }
 
     pub fn keep(&self, log: MerkleLog, full_at: u64) {
@@ -217,7 +221,10 @@ pub fn parse_time(s: &str) -> Option<u64> {
     };
     let mut d = date.split('-');
     let (y, m, day) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
-    if d.next().is_some() || !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let last = usize::try_from(m).ok().and_then(|m| month_days.get(m.checked_sub(1)?)).copied().unwrap_or(0);
+    if d.next().is_some() || !(1970..=9999).contains(&y) || !(1..=last).contains(&day) {
         return None;
     }
     let mut c = clock.split(':');
@@ -357,6 +364,11 @@ mod tests {
 
     #[test]
     fn a_reread_is_reused_only_within_its_interval_and_never_past_the_checkpoint() {
+        let back = Reread::default();
+        let mut log = MerkleLog::new();
+        log.push(leaf_hash(b"entry 0"));
+        back.keep(log, 1_000);
+        assert!(back.take(999, 5).is_none(), "a clock that went back reads the whole log again");
         let r = Reread::default();
         let one = || {
             let mut log = MerkleLog::new();
@@ -389,10 +401,15 @@ mod tests {
         assert_eq!(parse_time("2026-11-28"), Some(1_795_824_000));
         assert_eq!(parse_time("2026-11-28T19:05"), Some(1_795_824_000 + 19 * 3600 + 300));
         assert_eq!(parse_time("2026-11-28T19:05:07Z"), Some(1_795_824_000 + 19 * 3600 + 307));
+        assert_eq!(parse_time("2028-02-29"), Some(1_835_395_200), "a leap day");
         for bad in [
             "",
             "yesterday",
             "2026-13-01",
+            "2026-02-29",
+            "2026-02-31",
+            "2026-04-31",
+            "2026-00-10",
             "2026-11-28T25:00",
             "2026-11-28T19",
             "1969-01-01",
