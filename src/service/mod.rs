@@ -38,6 +38,8 @@ mod state;
 pub mod storage;
 mod sweep;
 mod tags;
+#[cfg(test)]
+mod test_support;
 mod throttle;
 mod tls;
 

@@ -12,16 +12,15 @@ use runtrust_attestation::ClockInfo;
 use tower_service::Service as _;
 
 use super::storage::Storage;
+use super::test_support::{self, principal};
 use super::{router, AppState, Fault};
 use crate::audit::AuditEntry;
-use crate::config::{IssuerKeyFile, ServiceConfig};
 use crate::model::{ManualClock, Principal, Role};
 use crate::store::{
     Admission, AttestedState, Cap, Challenge, EnrollOutcome, ExecStart, ExecutionEnd, ExecutionRecord, HostId,
     HostRecord, Joined, Nonce, NonceState, PendingEnrollment, Revocation, SledStore, Store, StoreConfig, StoreError,
     StoredPolicy, Swept, TokenRecord,
 };
-use crate::token::{IssuerKey, SigningAlg};
 
 const T0: u64 = 1_800_000_000;
 /// A well-formed revocation: an auditor is refused it (403, audited as `revoke.deny`).
@@ -241,39 +240,14 @@ struct App {
     _dir: tempfile::TempDir,
 }
 
-fn principal(store: &dyn Store, name: &str, role: Role) -> String {
-    let minted = crate::principal::mint(&ring::rand::SystemRandom::new()).unwrap();
-    let p = Principal {
-        id: minted.principal_id,
-        name: name.into(),
-        role,
-        secret_sha256: minted.secret_sha256,
-        created_at: T0,
-        tags: Vec::new(),
-        created_by: None,
-        join: None,
-    };
-    store.add_principal(&p, &AuditEntry::new(T0, "principal.add", "")).unwrap();
-    minted.credential
-}
-
 impl App {
     fn new(limits: &str) -> App {
         let dir = tempfile::tempdir().unwrap();
         let flaky = Arc::new(Flaky { inner: SledStore::open(&dir.path().join("store")).unwrap(), full: false.into() });
-        let admin = principal(flaky.as_ref(), "admin", Role::Admin);
-        let auditor = principal(flaky.as_ref(), "auditor", Role::Auditor);
-        let (key, pkcs8) = IssuerKey::generate(SigningAlg::EdDsa, &ring::rand::SystemRandom::new()).unwrap();
-        std::fs::write(dir.path().join("issuer.pk8"), pkcs8).unwrap();
-        let config: ServiceConfig = toml::from_str(&format!(
-            "service_id = \"test\"\nlisten = \"127.0.0.1:0\"\n[tls]\nca = \"x\"\ncert = \"x\"\nkey = \"x\"\n\
-             [issuer]\nkeys = [{{ path = \"issuer.pk8\", alg = \"eddsa\" }}]\n[limits]\n{limits}\n"
-        ))
-        .unwrap();
-        let issuer = vec![(IssuerKeyFile { path: "issuer.pk8".into(), alg: SigningAlg::EdDsa }, key)];
+        let admin = principal(flaky.as_ref(), "admin", Role::Admin, T0);
+        let auditor = principal(flaky.as_ref(), "auditor", Role::Auditor, T0);
         let clock = Arc::new(ManualClock::at(T0));
-        let state =
-            AppState::with_store_and_clock(config, dir.path().into(), flaky.clone(), issuer, clock.clone()).unwrap();
+        let state = test_support::state(dir.path(), flaky.clone(), clock.clone(), limits);
         App { router: router(state.clone()), state, flaky, clock, admin, auditor, _dir: dir }
     }
 

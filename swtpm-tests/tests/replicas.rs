@@ -5,13 +5,14 @@
 // A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
-use runtrust::api::{ChallengeResponse, QuoteEvidence, TokenRequest, TokenResponse};
+use runtrust::api::{TokenRequest, TokenResponse};
 use runtrust::client::{Client, ClientError, ClientOptions};
-use runtrust::tpm::{KeyAlg, Tpm, TpmOptions, TssTpm};
-use runtrust_attestation::PcrSelection;
+use runtrust::tpm::{KeyAlg, TpmOptions, TssTpm};
 use swtpm_tests::{fresh_database, Run, Service, SwTpm};
 
 const PCR16: &str = "golden app v1";
@@ -104,7 +105,7 @@ fn open_tpm(tpm: &SwTpm) -> TssTpm {
 
 /// A complete token request for a fresh challenge from `c`.
 fn raw_request(c: &Client, tpm: &SwTpm) -> TokenRequest {
-    raw_request_with(&mut open_tpm(tpm), c)
+    common::raw_request(c, &mut open_tpm(tpm))
 }
 
 #[test]
@@ -236,24 +237,6 @@ fn store_migrate_keeps_the_audit_root_and_the_tokens() {
     token(&svc, &tpm, &cred, &path("new"));
 }
 
-/// A complete token request for a fresh challenge from `c`, quoted by an open `t`.
-fn raw_request_with(t: &mut TssTpm, c: &Client) -> TokenRequest {
-    let ch: ChallengeResponse = c.post("/v1/challenge", &serde_json::json!({})).unwrap();
-    let sel: PcrSelection = ch.pcr_selection.parse().unwrap();
-    let q = t.quote(&hex::decode(&ch.nonce).unwrap(), &sel).unwrap();
-    TokenRequest {
-        nonce: ch.nonce,
-        scope: "deploy/web/api".into(),
-        audience: "gw-1".into(),
-        ttl_secs: None,
-        ak_name: hex::encode(t.ak_public().unwrap().name()),
-        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
-        parent: None,
-        for_host: None,
-        event_log: None,
-    }
-}
-
 /// DESIGN §15: `kill -9` of one replica in the middle of a token stream loses nothing it answered: every
 /// token it issued is in the store as seen from the survivors, whose `audit verify` gives one root, and no
 /// nonce that bought a token buys another.
@@ -271,7 +254,7 @@ fn kill_9_of_a_replica_during_a_token_stream_loses_nothing_answered() {
     // by the TPM), so that the stream to B is fast.
     let mut t = open_tpm(&tpm);
     let cc = client(&c, &cred);
-    let requests: Vec<TokenRequest> = (0..14).map(|_| raw_request_with(&mut t, &cc)).collect();
+    let requests: Vec<TokenRequest> = (0..14).map(|_| common::raw_request(&cc, &mut t)).collect();
     drop(t);
 
     let cb = client(&b, &cred);

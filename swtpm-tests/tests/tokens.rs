@@ -4,12 +4,13 @@
 // A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use runtrust::api::{ChallengeResponse, QuoteEvidence, TokenRequest, TokenResponse};
+use runtrust::api::TokenResponse;
 use runtrust::client::{Client, ClientError, ClientOptions};
-use runtrust::tpm::{KeyAlg, Tpm, TpmOptions, TssTpm};
-use runtrust_attestation::PcrSelection;
+use runtrust::tpm::{KeyAlg, TpmOptions, TssTpm};
 use swtpm_tests::{Run, Service, SwTpm};
 
 /// A service with one enrolled host (tag env=test) and a policy captured from it.
@@ -109,24 +110,6 @@ impl Fixture {
             ak_alg: KeyAlg::Rsa,
         })
         .unwrap()
-    }
-
-    /// A correct request body for a fresh challenge, for tests that then break one thing.
-    fn raw_request(&self, c: &Client, t: &mut TssTpm) -> TokenRequest {
-        let ch: ChallengeResponse = c.post("/v1/challenge", &serde_json::json!({})).unwrap();
-        let sel: PcrSelection = ch.pcr_selection.parse().unwrap();
-        let q = t.quote(&hex::decode(&ch.nonce).unwrap(), &sel).unwrap();
-        TokenRequest {
-            nonce: ch.nonce,
-            scope: "deploy/web/api".into(),
-            audience: "gw-1".into(),
-            ttl_secs: None,
-            ak_name: hex::encode(t.ak_public().unwrap().name()),
-            quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
-            parent: None,
-            for_host: None,
-            event_log: None,
-        }
     }
 }
 
@@ -252,21 +235,21 @@ fn evidence_denials_issue_nothing_and_are_audited() {
     let mut t = f.tss();
 
     // bad quote signature
-    let mut req = f.raw_request(&c, &mut t);
+    let mut req = common::raw_request(&c, &mut t);
     let last = req.quote.signature.len() - 1;
     req.quote.signature[last] ^= 1;
     let p = denied(c.post::<_, TokenResponse>("/v1/tokens", &req));
     assert_eq!(p.code, "signature_invalid", "{p:?}");
 
     // a nonce used twice: the first use succeeds, the second is a replay
-    let req = f.raw_request(&c, &mut t);
+    let req = common::raw_request(&c, &mut t);
     let issued: TokenResponse = c.post("/v1/tokens", &req).unwrap();
     assert!(!issued.token.is_empty());
     let p = denied(c.post::<_, TokenResponse>("/v1/tokens", &req));
     assert_eq!((p.code.as_str(), p.status), ("nonce_replayed", 409), "{p:?}");
 
     // a nonce that was never issued
-    let mut req = f.raw_request(&c, &mut t);
+    let mut req = common::raw_request(&c, &mut t);
     req.nonce = "ab".repeat(32);
     let p = denied(c.post::<_, TokenResponse>("/v1/tokens", &req));
     assert_eq!(p.code, "nonce_unknown", "{p:?}");
@@ -283,7 +266,7 @@ fn expired_nonce_is_refused() {
     let f = Fixture::with_config(|cfg| *cfg = cfg.replace("challenge_ttl_secs = 60", "challenge_ttl_secs = 1"));
     let c = f.client();
     let mut t = f.tss();
-    let req = f.raw_request(&c, &mut t);
+    let req = common::raw_request(&c, &mut t);
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let p = denied(c.post::<_, TokenResponse>("/v1/tokens", &req));
     assert_eq!(p.code, "nonce_expired", "{p:?}");

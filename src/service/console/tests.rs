@@ -11,12 +11,10 @@ use axum::Router;
 use tower_service::Service as _;
 
 use super::session::{LINK_TTL_SECS, SESSION_TTL_SECS};
-use crate::audit::AuditEntry;
-use crate::config::{IssuerKeyFile, ServiceConfig};
-use crate::model::{ManualClock, Principal, Role};
-use crate::service::{router, AppState};
+use crate::model::{ManualClock, Role};
+use crate::service::router;
+use crate::service::test_support::{self, principal};
 use crate::store::{SledStore, Store};
-use crate::token::{IssuerKey, SigningAlg};
 
 const T0: u64 = 1_800_000_000;
 
@@ -48,40 +46,15 @@ impl Answer {
     }
 }
 
-fn principal(store: &dyn Store, name: &str, role: Role) -> String {
-    let minted = crate::principal::mint(&ring::rand::SystemRandom::new()).unwrap();
-    let p = Principal {
-        id: minted.principal_id,
-        name: name.into(),
-        role,
-        secret_sha256: minted.secret_sha256,
-        created_at: T0,
-        tags: Vec::new(),
-        created_by: None,
-        join: None,
-    };
-    store.add_principal(&p, &AuditEntry::new(T0, "principal.add", "")).unwrap();
-    minted.credential
-}
-
 impl App {
     fn new() -> App {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
-        let admin = principal(store.as_ref(), "admin", Role::Admin);
-        let auditor = principal(store.as_ref(), "auditor", Role::Auditor);
-        let attester = principal(store.as_ref(), "web-01", Role::Attester);
-        let (key, pkcs8) = IssuerKey::generate(SigningAlg::EdDsa, &ring::rand::SystemRandom::new()).unwrap();
-        std::fs::write(dir.path().join("issuer.pk8"), pkcs8).unwrap();
-        let config: ServiceConfig = toml::from_str(
-            "service_id = \"test\"\nlisten = \"127.0.0.1:0\"\n[tls]\nca = \"x\"\ncert = \"x\"\nkey = \"x\"\n\
-             [issuer]\nkeys = [{ path = \"issuer.pk8\", alg = \"eddsa\" }]\n",
-        )
-        .unwrap();
-        let issuer = vec![(IssuerKeyFile { path: "issuer.pk8".into(), alg: SigningAlg::EdDsa }, key)];
+        let admin = principal(store.as_ref(), "admin", Role::Admin, T0);
+        let auditor = principal(store.as_ref(), "auditor", Role::Auditor, T0);
+        let attester = principal(store.as_ref(), "web-01", Role::Attester, T0);
         let clock = Arc::new(ManualClock::at(T0));
-        let state =
-            AppState::with_store_and_clock(config, dir.path().into(), store.clone(), issuer, clock.clone()).unwrap();
+        let state = test_support::state(dir.path(), store.clone(), clock.clone(), "");
         App { router: router(state), store, clock, admin, auditor, attester, _dir: dir }
     }
 
