@@ -126,6 +126,9 @@ if ((errors)); then
 fi
 
 # 3. In process: the agent's and the service's own ceiling for one host, without a CLI process per token.
+# A fresh agent, so that its counters are this run's.
+stop_agent
+start_agent --max-quotes-per-second 5
 "$LOADGEN" agent --server "$RUNTRUST_SERVER" --server-ca "$RUNTRUST_SERVER_CA" --credential "$RUNTRUST_CREDENTIAL_FILE" \
     --agent "$RUNTRUST_AGENT" --scope bench/x --audience gw --concurrency "$C" --seconds "$D" 2>"$WORK/loadgen.err" \
     >"$WORK/loadgen.out" || { cat "$WORK/loadgen.err" >&2; exit 1; }

@@ -84,9 +84,8 @@ pub async fn run(api: Api, load: AgentLoad) -> anyhow::Result<AgentReport> {
         for (k, v) in r.errors {
             *report.errors.entry(k).or_default() += v;
         }
-        if report.first_errors.len() < 5 {
-            report.first_errors.extend(r.first_errors);
-        }
+        report.first_errors.extend(r.first_errors);
+        report.first_errors.truncate(5);
     }
     report.latencies.sort_unstable();
     Ok(report)

@@ -67,7 +67,7 @@ enum Cmd {
     /// Enroll --hosts simulated hosts, then request tokens from --concurrency workers for --seconds.
     Run(RunArgs),
     /// One enrolled host (its attester credential) requests tokens through its `runtrust agent`, C at once,
-    /// and verifies each one; prints `verified tokens/s: N quotes: Q largest_batch: B p99_ms: P errors: E`.
+    /// and verifies each one; prints `verified tokens/s: N quotes: Q nonces_per_quote: B p99_ms: P errors: E`.
     Agent(AgentArgs),
     /// Measure the crypto floor only.
     Floor {
@@ -221,16 +221,21 @@ async fn run_agent(a: AgentArgs) -> anyhow::Result<String> {
     let r = agent::run(api, load).await?;
     let after = status().await?;
     let quotes = after.quotes.saturating_sub(before.quotes);
+    let nonces = after.quote_requests.saturating_sub(before.quote_requests);
+    let mean_batch = nonces as f64 / quotes.max(1) as f64;
     eprintln!(
-        "{} workers, {:.0} s warm-up + {:.0} s measured: {} verified tokens ({:.1}/s), {} TPM quotes over the whole \
-         run (cap {}), largest batch {}; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{} workers, {:.0} s warm-up + {:.0} s measured: {} verified tokens ({:.1}/s); over the whole run {} \
+         nonces in {} TPM quotes (cap {}): {:.1} per quote, the agent's largest batch since it started {}; \
+         latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         concurrency,
         warmup.as_secs_f64(),
         r.window.as_secs_f64(),
         r.verified,
         r.per_sec(),
+        nonces,
         quotes,
         after.max_quotes_per_second.map_or("none".to_owned(), |q| format!("{q}/s")),
+        mean_batch,
         after.largest_batch,
         ms(r.quantile(0.5)),
         ms(r.quantile(0.99)),
@@ -244,9 +249,8 @@ async fn run_agent(a: AgentArgs) -> anyhow::Result<String> {
     }
     let errors: u64 = r.errors.values().sum();
     Ok(format!(
-        "verified tokens/s: {:.1} quotes: {quotes} largest_batch: {} p99_ms: {:.1} errors: {errors}",
+        "verified tokens/s: {:.1} quotes: {quotes} nonces_per_quote: {mean_batch:.1} p99_ms: {:.1} errors: {errors}",
         r.per_sec(),
-        after.largest_batch,
         ms(r.quantile(0.99))
     ))
 }

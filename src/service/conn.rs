@@ -125,6 +125,7 @@ impl<S> Accept<TcpStream, S> for Admit {
         // Answers go out as soon as they are written: with Nagle's algorithm on, a response written in two
         // segments waits for the client's delayed ACK (40 ms on Linux) before its second one.
         if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("closing a connection whose socket refused TCP_NODELAY: {e}");
             return std::future::ready(Err(e));
         }
         let conn = Arc::new(ConnState::default());

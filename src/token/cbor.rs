@@ -87,11 +87,21 @@ pub(crate) fn head(major: u8, arg: u64, out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes exactly one CBOR data item that fills `bytes`.
 /// How deep arrays, maps and tags may nest (claims: 3).
 const MAX_DEPTH: usize = 8;
 
-/// One deterministically encoded item (RFC 8949 §4.2.1), nothing after it.
+/// One item in any valid encoding (ciborium), nothing after it: COSE_Key and COSE_KeySet, which other tools
+/// may write (RFC 9052 §7 does not require deterministic encoding).
+pub(crate) fn decode_any(bytes: &[u8]) -> Result<Value, String> {
+    let mut rest = bytes;
+    let value: Value = coset::cbor::de::from_reader(&mut rest).map_err(|e| format!("not CBOR: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!("{} trailing bytes after the CBOR item", rest.len()));
+    }
+    Ok(value)
+}
+
+/// One deterministically encoded item (RFC 8949 §4.2.1), nothing after it: tokens and their claims.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Value, String> {
     let mut r = Reader::new(bytes);
     let value = r.value(0)?;
@@ -173,9 +183,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// How many items of at least one byte each can follow: a length beyond that is a lie.
+    /// How many items of at least one byte each can follow: a length beyond that is a lie. Returns the
+    /// capacity to reserve, at most 64 (a vector grows past that as items actually arrive).
     fn count(&self, n: u64) -> Result<usize, String> {
-        usize::try_from(n).ok().filter(|n| *n <= self.rest.len()).ok_or_else(|| "not CBOR: truncated item".into())
+        let n = usize::try_from(n).ok().filter(|n| *n <= self.rest.len()).ok_or("not CBOR: truncated item")?;
+        Ok(n.min(64))
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, String> {
@@ -333,7 +345,7 @@ mod tests {
             (i64::MIN, "3b7fffffffffffffff"),
         ] {
             assert_eq!(hex::encode(encode(&Cbor::Int(n))), hex, "{n}");
-            // ciborium reads the same number back.
+            // The reader reads the same number back.
             assert_eq!(as_i64(&decode(&encode(&Cbor::Int(n))).unwrap()), Some(n));
         }
         assert_eq!(hex::encode(encode(&Cbor::Array(vec![Cbor::Bytes(vec![1]), Cbor::Bool(false)]))), "824101f4");
@@ -393,7 +405,12 @@ mod tests {
                     }
                 })
                 .collect();
-            if decode(&bytes).is_ok() {
+            if let Ok(value) = decode(&bytes) {
+                // Accepted means deterministic: ciborium (shortest heads, map order kept) writes it back
+                // byte for byte.
+                let mut again = Vec::new();
+                coset::cbor::ser::into_writer(&value, &mut again).unwrap();
+                assert_eq!(again, bytes, "accepted a non-deterministic encoding");
                 accepted += 1;
             }
         }

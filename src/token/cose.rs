@@ -1,7 +1,7 @@
 //! The COSE_Sign1 envelope (RFC 9052 §4.2): tag 18, protected header {1: alg, 4: kid}, empty unprotected
 //! header, the claims (or nil, for detached signatures) and a 64-byte signature over the Sig_structure
-//! (§4.4). Parsing goes through coset, then runtrust's own checks: exactly that header, and exactly the
-//! deterministic encoding [`IssuerKey::sign`] produces.
+//! (§4.4). Parsing is [`cbor::Reader`]'s: only the deterministic encoding [`IssuerKey::sign`] produces is
+//! read, so there is exactly one encoding of each envelope; then exactly that header.
 
 use ring::rand::SecureRandom;
 
@@ -130,8 +130,10 @@ fn parse(bytes: &[u8]) -> Result<Envelope, TokenError> {
     r.expect(6, TAG_COSE_SIGN1, "tag 18 (COSE_Sign1)").map_err(malformed)?;
     r.expect(4, 4, "an array of 4 items").map_err(malformed)?;
     let protected = r.bytes().map_err(|e| malformed(format!("protected header: {e}")))?.to_vec();
-    if r.expect(5, 0, "an empty map").is_err() {
-        return Err(TokenError::Malformed("the unprotected header must be empty".into()));
+    match r.head().map_err(|e| malformed(format!("unprotected header: {e}")))? {
+        (5, 0) => {}
+        (5, _) => return Err(TokenError::Malformed("the unprotected header must be empty".into())),
+        _ => return Err(malformed("the unprotected header is not a map".into())),
     }
     let payload = r.bytes_or_null().map_err(|e| malformed(format!("payload: {e}")))?.map(<[u8]>::to_vec);
     let signature = r.bytes().map_err(|e| malformed(format!("signature: {e}")))?.to_vec();
