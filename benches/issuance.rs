@@ -263,6 +263,19 @@ fn bench_tokens(c: &mut Criterion) {
         let exp = Expectations::new(1_800_000_000, &cl.iss);
         g.bench_function(format!("sign/{}", alg.name()), |b| b.iter(|| key.sign(black_box(&cl), &rng)));
         g.bench_function(format!("verify/{}", alg.name()), |b| b.iter(|| verify(black_box(&token), &keys, &exp)));
+        if alg == SigningAlg::EdDsa {
+            // Issue 13's baseline: ring alone on the same bytes, the token's Sig_structure (RFC 9052 §4.4) and
+            // signature, with the same public key.
+            use coset::TaggedCborSerializable;
+            let sign1 = coset::CoseSign1::from_tagged_slice(&token).expect("COSE_Sign1");
+            let tbs = sign1.tbs_data(&[]);
+            let public = key.public();
+            let pk = UnparsedPublicKey::new(&ED25519, public.public_bytes().to_vec());
+            pk.verify(&tbs, &sign1.signature).expect("the token's own signature verifies");
+            g.bench_function("ring_raw/ed25519_verify_token_bytes", |b| {
+                b.iter(|| pk.verify(black_box(&tbs), black_box(&sign1.signature)))
+            });
+        }
     }
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("pkcs8");
     let kp = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("kp");

@@ -7,6 +7,9 @@
 #   2. With `runtrust agent --max-quotes-per-second 5`: verified tokens per second for one host, C workers
 #      each looping `token request` (challenge, quote through the agent, issuance) + `token verify`
 #      (offline, cached keys) for D seconds; TPM quotes made and the largest batch from `agent status`.
+#   3. The same host and agent without a process per token: `runtrust-loadgen agent`, C requests at once
+#      over keep-alive HTTPS, each quote through the agent's socket and each token verified in process
+#      (issue 12 target: >= 100 verified tokens/s at --max-quotes-per-second 5).
 #
 #   scripts/bench-agent.sh [N] [C] [D]    # N exec/quote pairs (30), C workers (48), D seconds (10)
 #   BENCH_PROFILE=debug scripts/bench-agent.sh   # use target/debug (dependencies are optimized there too)
@@ -15,11 +18,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N="${1:-30}" C="${2:-48}" D="${3:-10}"
 PROFILE="${BENCH_PROFILE:-release}"
 if [[ "$PROFILE" == release ]]; then
-    cargo build --release --quiet --locked --bin runtrust
+    cargo build --release --quiet --locked -p runtrust --bin runtrust -p runtrust-loadgen --bin runtrust-loadgen
 else
-    cargo build --quiet --locked --bin runtrust
+    cargo build --quiet --locked -p runtrust --bin runtrust -p runtrust-loadgen --bin runtrust-loadgen
 fi
 R="$PWD/target/$PROFILE/runtrust"
+LOADGEN="$PWD/target/$PROFILE/runtrust-loadgen"
 for t in tpm2_createek tpm2_createak tpm2_evictcontrol tpm2_quote tpm2_flushcontext bc; do
     command -v "$t" >/dev/null || { echo "bench-agent.sh: $t not found (scripts/install-deps.sh)" >&2; exit 1; }
 done
@@ -120,3 +124,13 @@ if ((errors)); then
     echo "  errors, by kind:"
     cat "$WORK"/w*.err | sed -E 's/[0-9a-f]{16,}/…/g; s/[0-9]+/N/g' | sort | uniq -c | sort -rn | head -5 | sed 's/^/  /'
 fi
+
+# 3. In process: the agent's and the service's own ceiling for one host, without a CLI process per token.
+# A fresh agent, so that its counters are this run's.
+stop_agent
+start_agent --max-quotes-per-second 5
+"$LOADGEN" agent --server "$RUNTRUST_SERVER" --server-ca "$RUNTRUST_SERVER_CA" --credential "$RUNTRUST_CREDENTIAL_FILE" \
+    --agent "$RUNTRUST_AGENT" --scope bench/x --audience gw --concurrency "$C" --seconds "$D" 2>"$WORK/loadgen.err" \
+    >"$WORK/loadgen.out" || { cat "$WORK/loadgen.err" >&2; exit 1; }
+sed 's/^/  loadgen: /' "$WORK/loadgen.err"
+printf 'in process through the agent, %d at once, --max-quotes-per-second 5: %s\n' "$C" "$(cat "$WORK/loadgen.out")"

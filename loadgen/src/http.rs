@@ -112,6 +112,20 @@ impl Api {
         Err(CallError::Status { status: status.as_u16(), body })
     }
 
+    /// GET without a credential: the body and the value of response header `name`, when present and ASCII.
+    pub async fn get_bytes_and_header(&self, path: &str, name: &str) -> Result<(Vec<u8>, Option<String>), CallError> {
+        let resp =
+            self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| CallError::Transport(chain(&e)))?;
+        let status = resp.status();
+        let value = resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = resp.bytes().await.map_err(|e| CallError::Transport(chain(&e)))?;
+        if !status.is_success() {
+            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
+            return Err(CallError::Status { status: status.as_u16(), body });
+        }
+        Ok((bytes.to_vec(), value))
+    }
+
     /// GET without a credential (`/metrics`, `/healthz`): the body as text.
     pub async fn get_text(&self, path: &str) -> Result<String, CallError> {
         self.get_text_as(None, path).await

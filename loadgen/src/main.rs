@@ -6,10 +6,13 @@
 //!     runtrust-loadgen run --server URL --server-ca PEM --admin-credential FILE --ek-ca DIR \
 //!                          --hosts K --concurrency C --seconds S
 //!     runtrust-loadgen floor                              # the crypto floor alone
+//!     runtrust-loadgen agent --server URL --server-ca PEM --credential FILE --agent SOCKET \
+//!                            --concurrency C --seconds S  # one enrolled host's tokens through its agent
 //!
 //! `run` prints its report on stderr and one summary line on stdout:
 //! `tokens/s: N floor/s: F ratio: R p99_ms: P errors: E`.
 
+mod agent;
 mod drive;
 mod ek_ca;
 mod floor;
@@ -63,6 +66,9 @@ enum Cmd {
     },
     /// Enroll --hosts simulated hosts, then request tokens from --concurrency workers for --seconds.
     Run(RunArgs),
+    /// One enrolled host (its attester credential) requests tokens through its `runtrust agent`, C at once,
+    /// and verifies each one; prints `verified tokens/s: N quotes: Q nonces_per_quote: B p99_ms: P errors: E`.
+    Agent(AgentArgs),
     /// Measure the crypto floor only.
     Floor {
         #[arg(long, default_value_t = 1000)]
@@ -120,6 +126,35 @@ struct RunArgs {
     service_pid: Option<u32>,
 }
 
+#[derive(clap::Args, Debug)]
+struct AgentArgs {
+    /// The service, https://HOST:PORT.
+    #[arg(long)]
+    server: String,
+    /// The service's CA (DATA_DIR/tls/ca.pem).
+    #[arg(long, value_name = "PEM")]
+    server_ca: PathBuf,
+    /// The host's attester credential file (the host enrolled through this agent).
+    #[arg(long, value_name = "FILE")]
+    credential: PathBuf,
+    /// The agent's socket.
+    #[arg(long, value_name = "SOCKET")]
+    agent: PathBuf,
+    #[arg(long, default_value_t = 48)]
+    concurrency: usize,
+    /// Length of the measured window.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Load before the window, not counted.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Scope each token is requested for and verified against.
+    #[arg(long)]
+    scope: String,
+    #[arg(long)]
+    audience: String,
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = real_main(cli) {
@@ -145,6 +180,11 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             print_floor(&f);
             println!("floor/s: {:.0}", f.tokens_per_sec());
         }
+        Cmd::Agent(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let line = runtime.block_on(run_agent(args))?;
+            println!("{line}");
+        }
         Cmd::Run(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let line = runtime.block_on(run(args))?;
@@ -152,6 +192,67 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn run_agent(a: AgentArgs) -> anyhow::Result<String> {
+    let api = Api::new(&a.server, &a.server_ca, a.concurrency)?;
+    let text = std::fs::read_to_string(&a.credential).with_context(|| format!("reading {}", a.credential.display()))?;
+    let socket = a.agent.clone();
+    let status = move || {
+        let socket = socket.clone();
+        async move {
+            tokio::task::spawn_blocking(move || runtrust::agent::status(&socket))
+                .await
+                .map_err(|e| anyhow!("agent status: {e}"))?
+                .map_err(|e| anyhow!("agent status: {e}"))
+        }
+    };
+    let before = status().await?;
+    let load = agent::AgentLoad {
+        socket: a.agent,
+        credential: text.trim().to_owned(),
+        scope: a.scope,
+        audience: a.audience,
+        concurrency: a.concurrency,
+        warmup: Duration::from_secs(a.warmup),
+        measure: Duration::from_secs(a.seconds.max(1)),
+    };
+    let (warmup, concurrency) = (load.warmup, load.concurrency);
+    let r = agent::run(api, load).await?;
+    let after = status().await?;
+    let quotes = after.quotes.saturating_sub(before.quotes);
+    let nonces = after.quote_requests.saturating_sub(before.quote_requests);
+    let mean_batch = nonces as f64 / quotes.max(1) as f64;
+    eprintln!(
+        "{} workers, {:.0} s warm-up + {:.0} s measured: {} verified tokens ({:.1}/s); over the whole run {} \
+         nonces in {} TPM quotes (cap {}): {:.1} per quote, the agent's largest batch since it started {}; \
+         latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        concurrency,
+        warmup.as_secs_f64(),
+        r.window.as_secs_f64(),
+        r.verified,
+        r.per_sec(),
+        nonces,
+        quotes,
+        after.max_quotes_per_second.map_or("none".to_owned(), |q| format!("{q}/s")),
+        mean_batch,
+        after.largest_batch,
+        ms(r.quantile(0.5)),
+        ms(r.quantile(0.99)),
+        ms(r.quantile(1.0)),
+    );
+    for (code, n) in &r.errors {
+        eprintln!("  error {code}: {n}");
+    }
+    for e in &r.first_errors {
+        eprintln!("  e.g. {e}");
+    }
+    let errors: u64 = r.errors.values().sum();
+    Ok(format!(
+        "verified tokens/s: {:.1} quotes: {quotes} nonces_per_quote: {mean_batch:.1} p99_ms: {:.1} errors: {errors}",
+        r.per_sec(),
+        ms(r.quantile(0.99))
+    ))
 }
 
 /// `runtrust policy capture` on a golden simulated host: its PCR values, hosts selected by tag, any attester.

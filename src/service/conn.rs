@@ -122,6 +122,12 @@ impl<S> Accept<TcpStream, S> for Admit {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return std::future::ready(Err(io::Error::other("connection cap reached")));
         };
+        // Answers go out as soon as they are written: with Nagle's algorithm on, a response written in two
+        // segments waits for the client's delayed ACK (40 ms on Linux) before its second one.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("closing a connection whose socket refused TCP_NODELAY: {e}");
+            return std::future::ready(Err(e));
+        }
         let conn = Arc::new(ConnState::default());
         let timed = Timed::new(stream, conn.clone(), self.timeouts, self.counters.clone(), permit);
         let tracked = Tracked { inner: service, conn, body: self.timeouts.body, counters: self.counters.clone() };
@@ -422,4 +428,26 @@ pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         next = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response hyper writes in two segments must not wait for the client's delayed ACK (40 ms) before its
+    /// second one: accepted connections have Nagle's algorithm off.
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        assert!(!stream.nodelay().unwrap(), "an accepted socket starts with Nagle's algorithm on");
+        let admit = Admit {
+            slots: Arc::new(Semaphore::new(1)),
+            timeouts: Timeouts { headers: secs(1), body: secs(1), idle: secs(1) },
+            counters: Arc::new(Connections::default()),
+        };
+        let (timed, _) = Accept::<TcpStream, ()>::accept(&admit, stream, ()).await.unwrap();
+        assert!(timed.io.nodelay().unwrap(), "the guard turns Nagle's algorithm off");
+    }
 }

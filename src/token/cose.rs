@@ -1,9 +1,8 @@
 //! The COSE_Sign1 envelope (RFC 9052 §4.2): tag 18, protected header {1: alg, 4: kid}, empty unprotected
 //! header, the claims (or nil, for detached signatures) and a 64-byte signature over the Sig_structure
-//! (§4.4). Parsing goes through coset, then runtrust's own checks: exactly that header, and exactly the
-//! deterministic encoding [`IssuerKey::sign`] produces.
+//! (§4.4). Parsing is [`cbor::Reader`]'s: only the deterministic encoding [`IssuerKey::sign`] produces is
+//! read, so there is exactly one encoding of each envelope; then exactly that header.
 
-use coset::TaggedCborSerializable as _;
 use ring::rand::SecureRandom;
 
 use super::cbor::{self, Cbor, IntMap};
@@ -108,32 +107,39 @@ fn encode_envelope(protected: &[u8], payload: Option<&[u8]>, signature: &[u8]) -
 
 /// Sig_structure = ["Signature1", body_protected, external_aad (empty), payload] (RFC 9052 §4.4).
 fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
-    cbor::encode(&Cbor::Array(vec![
-        Cbor::Text("Signature1".into()),
-        Cbor::Bytes(protected.to_vec()),
-        Cbor::Bytes(Vec::new()),
-        Cbor::Bytes(payload.to_vec()),
-    ]))
+    const CONTEXT: &str = "Signature1";
+    let mut out = Vec::with_capacity(32 + protected.len() + payload.len());
+    cbor::head(4, 4, &mut out);
+    cbor::head(3, CONTEXT.len() as u64, &mut out);
+    out.extend_from_slice(CONTEXT.as_bytes());
+    for field in [protected, &[], payload] {
+        cbor::head(2, field.len() as u64, &mut out);
+        out.extend_from_slice(field);
+    }
+    out
 }
 
 fn parse(bytes: &[u8]) -> Result<Envelope, TokenError> {
     if bytes.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge { len: bytes.len(), max: MAX_TOKEN_BYTES });
     }
-    // Tag 18 is required: an untagged or otherwise tagged item is refused by coset here.
-    let msg =
-        coset::CoseSign1::from_tagged_slice(bytes).map_err(|e| TokenError::Malformed(format!("COSE_Sign1: {e}")))?;
-    let protected = msg.protected.original_data.clone().unwrap_or_default();
+    // Exactly one encoding of the envelope is accepted, the one runtrust writes: tag 18 (an untagged or
+    // otherwise tagged item is refused), then the array in deterministic CBOR.
+    let malformed = |e: String| TokenError::Malformed(format!("COSE_Sign1: {e}"));
+    let mut r = cbor::Reader::new(bytes);
+    r.expect(6, TAG_COSE_SIGN1, "tag 18 (COSE_Sign1)").map_err(malformed)?;
+    r.expect(4, 4, "an array of 4 items").map_err(malformed)?;
+    let protected = r.bytes().map_err(|e| malformed(format!("protected header: {e}")))?.to_vec();
+    match r.head().map_err(|e| malformed(format!("unprotected header: {e}")))? {
+        (5, 0) => {}
+        (5, _) => return Err(TokenError::Malformed("the unprotected header must be empty".into())),
+        _ => return Err(malformed("the unprotected header is not a map".into())),
+    }
+    let payload = r.bytes_or_null().map_err(|e| malformed(format!("payload: {e}")))?.map(<[u8]>::to_vec);
+    let signature = r.bytes().map_err(|e| malformed(format!("signature: {e}")))?.to_vec();
+    r.end().map_err(malformed)?;
     let header = TokenHeader::decode(&protected)?;
-    if !msg.unprotected.is_empty() {
-        return Err(TokenError::Malformed("the unprotected header must be empty".into()));
-    }
-    let env = Envelope { header, protected, payload: msg.payload, signature: msg.signature };
-    // Exactly one encoding of the envelope is accepted: the one runtrust writes.
-    if encode_envelope(&env.protected, env.payload.as_deref(), &env.signature) != bytes {
-        return Err(TokenError::Malformed("COSE_Sign1 is not deterministically encoded".into()));
-    }
-    Ok(env)
+    Ok(Envelope { header, protected, payload, signature })
 }
 
 /// Finds the key by kid and checks the signature over `payload`.
@@ -241,6 +247,7 @@ pub fn verify_detached(sig: &[u8], payload: &[u8], keys: &KeySet) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coset::TaggedCborSerializable as _;
     use ring::rand::SystemRandom;
 
     #[test]

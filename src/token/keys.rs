@@ -185,7 +185,7 @@ impl VerifyingKey {
         if bytes.len() > MAX_KEYSET_BYTES {
             return Err(TokenError::Key(format!("COSE_Key is more than {MAX_KEYSET_BYTES} bytes")));
         }
-        Self::from_cose_value(cbor::decode(bytes).map_err(|e| TokenError::Key(format!("COSE_Key: {e}")))?)
+        Self::from_cose_value(cbor::decode_any(bytes).map_err(|e| TokenError::Key(format!("COSE_Key: {e}")))?)
     }
 
     pub(crate) fn from_cose_value(v: coset::cbor::value::Value) -> Result<Self, TokenError> {
@@ -410,7 +410,7 @@ impl KeySet {
         if bytes.len() > MAX_KEYSET_BYTES {
             return Err(err(format!("more than {MAX_KEYSET_BYTES} bytes")));
         }
-        let coset::cbor::value::Value::Array(items) = cbor::decode(bytes).map_err(err)? else {
+        let coset::cbor::value::Value::Array(items) = cbor::decode_any(bytes).map_err(err)? else {
             return Err(err("not an array".into()));
         };
         if items.is_empty() {

@@ -380,7 +380,9 @@ fn signed_but_malformed_claims_are_refused() {
         ("indefinite", indefinite),
         ("long", long_exp),
     ] {
-        assert!(cbor::decode(&payload).is_ok(), "{what}: still CBOR, so the refusal below is the strict decoder's");
+        let lenient: Result<Value, _> = coset::cbor::de::from_reader(&payload[..]);
+        assert!(lenient.is_ok(), "{what}: still CBOR, so the refusals below are the strict decoder's");
+        assert!(cbor::decode(&payload).is_err(), "{what}: the strict reader refuses it");
         let token = key.sign_payload_unchecked(&payload, &rng);
         let err = verify(&token, &keys, &expect(NOW)).unwrap_err();
         assert!(matches!(err, TokenError::Malformed(_)), "{what}: {err}");
@@ -633,4 +635,63 @@ fn write_interop_vectors() {
     std::fs::write(dir.join("keys.cose"), set.to_cose_keyset()).unwrap();
     std::fs::write(dir.join("keys.pem"), set.to_pem()).unwrap();
     eprintln!("wrote interop vectors to {}", dir.display());
+}
+
+#[test]
+fn only_the_deterministic_envelope_is_read() {
+    use coset::TaggedCborSerializable as _;
+    let key = issuer(SigningAlg::EdDsa);
+    let keys = KeySet::from(key.public());
+    let token = sign(&key, &claims("rsa"));
+    assert!(verify(&token, &keys, &expect(NOW)).is_ok());
+    let msg = coset::CoseSign1::from_tagged_slice(&token).unwrap();
+    let protected = msg.protected.original_data.clone().unwrap();
+    let bstr = |b: &[u8]| {
+        let mut o = Vec::new();
+        cbor::head(2, b.len() as u64, &mut o);
+        o.extend_from_slice(b);
+        o
+    };
+    let (payload, signature) = (bstr(msg.payload.as_deref().unwrap()), bstr(&msg.signature));
+    let build = |tag: &[u8], array: &[u8], unprotected: &[u8], payload: &[u8], signature: &[u8], end: &[u8]| {
+        [tag, array, &bstr(&protected), unprotected, payload, signature, end].concat()
+    };
+    assert_eq!(build(&[0xd2], &[0x84], &[0xa0], &payload, &signature, &[]), token, "the pieces rebuild it");
+    // Each is the same signed content in another valid CBOR encoding: only the form is wrong.
+    let long_signature = [&[0x59, 0x00, 0x40][..], &msg.signature].concat();
+    for (what, t) in [
+        ("tag 18 in two bytes", build(&[0xd8, 0x12], &[0x84], &[0xa0], &payload, &signature, &[])),
+        ("indefinite array", build(&[0xd2], &[0x9f], &[0xa0], &payload, &signature, &[0xff])),
+        ("array length in two bytes", build(&[0xd2], &[0x98, 0x04], &[0xa0], &payload, &signature, &[])),
+        ("indefinite empty map", build(&[0xd2], &[0x84], &[0xbf, 0xff], &payload, &signature, &[])),
+        ("long-form signature length", build(&[0xd2], &[0x84], &[0xa0], &payload, &long_signature, &[])),
+        ("undefined payload", build(&[0xd2], &[0x84], &[0xa0], &[0xf7], &signature, &[])),
+    ] {
+        let err = verify(&t, &keys, &expect(NOW)).unwrap_err();
+        assert!(matches!(err, TokenError::Malformed(_)), "{what}: {err}");
+        assert_eq!(err.code(), DenialCode::SignatureInvalid, "{what}");
+    }
+    let unprotected = build(&[0xd2], &[0x84], &[0xa1, 0x04, 0x41, 0x00], &payload, &signature, &[]);
+    let err = verify(&unprotected, &keys, &expect(NOW)).unwrap_err();
+    assert!(matches!(&err, TokenError::Malformed(m) if m.contains("must be empty")), "{err}");
+    let not_a_map = build(&[0xd2], &[0x84], &[0x80], &payload, &signature, &[]);
+    let err = verify(&not_a_map, &keys, &expect(NOW)).unwrap_err();
+    assert!(matches!(&err, TokenError::Malformed(m) if m.contains("not a map")), "{err}");
+}
+
+#[test]
+fn key_sets_from_other_tools_load_in_any_valid_encoding() {
+    // RFC 9052 §7 does not require deterministic encoding of a COSE_KeySet: another tool's key order is
+    // read, unlike a token's (which has exactly one encoding).
+    let key = issuer(SigningAlg::EdDsa);
+    let set = KeySet::from(key.public());
+    let bytes = set.to_cose_keyset();
+    let Value::Array(mut items) = coset::cbor::de::from_reader::<Value, _>(&bytes[..]).unwrap() else { panic!() };
+    let Some(Value::Map(entries)) = items.first_mut() else { panic!() };
+    entries.reverse();
+    let mut reordered = Vec::new();
+    coset::cbor::ser::into_writer(&Value::Array(items), &mut reordered).unwrap();
+    assert_ne!(reordered, bytes);
+    let back = KeySet::from_cose_keyset(&reordered).unwrap();
+    assert_eq!(back.to_cose_keyset(), bytes);
 }

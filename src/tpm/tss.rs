@@ -449,8 +449,13 @@ impl Tpm for TssTpm {
         let tss_sel = tss_selection(&banks)?;
         let data = Data::try_from(nonce.to_vec()).map_err(cmd("TPM2_Quote"))?;
         for _ in 0..QUOTE_ATTEMPTS {
+            // The AK's authValue is empty: a password session, as tpm2_quote uses. An unsalted, unbound HMAC
+            // session would add TPM2_StartAuthSession and TPM2_FlushContext round trips and host-side session
+            // crypto (~10 ms here) and protect nothing more: the signature covers what the quote attests.
             let (attest, signature) = self.run("TPM2_Quote", |c| {
-                c.execute_with_nullauth_session(|c| c.quote(ak, data.clone(), SignatureScheme::Null, tss_sel.clone()))
+                c.execute_with_session(Some(AuthSession::Password), |c| {
+                    c.quote(ak, data.clone(), SignatureScheme::Null, tss_sel.clone())
+                })
             })?;
             let attest = attest.marshall().map_err(|e| unexpected("TPMS_ATTEST")(e.to_string()))?;
             let signature = signature.marshall().map_err(|e| unexpected("TPMT_SIGNATURE")(e.to_string()))?;
