@@ -14,7 +14,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+    // One temp file per call: two writers of one path in this process must not rename each other's file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.tmp.{}.{seq}", name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
         f.write_all(bytes)?;
@@ -46,6 +49,27 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn concurrent_writers_of_one_path_all_succeed() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("mark");
+        std::thread::scope(|s| {
+            let writers: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let path = &path;
+                    s.spawn(move || (0..20).try_for_each(|_| write_private(path, &[i; 16])))
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap().unwrap();
+            }
+        });
+        let bytes = fs::read(&path).unwrap();
+        assert!(bytes.len() == 16 && bytes.iter().all(|b| *b == bytes[0]), "one writer's bytes, whole");
+        let left: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 1, "no temp file left behind: {left:?}");
+    }
 
     #[test]
     fn private_files_are_0600_and_replace_atomically() {

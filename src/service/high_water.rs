@@ -6,9 +6,9 @@
 //! forget revocations (a revoked token usable again) and give audit indices out a second time.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
 use super::{blocking, AppState, ServiceError};
 use crate::fsutil;
@@ -42,7 +42,9 @@ impl std::fmt::Display for Mark {
 
 pub struct HighWater {
     path: PathBuf,
-    written: Mutex<Mark>,
+    /// The mark on disk. Held by the blocking write itself, so that a write whose caller was cancelled (the
+    /// upkeep task aborted at shutdown) still runs alone and a lower mark never replaces a higher one.
+    written: Arc<Mutex<Mark>>,
 }
 
 /// The mark recorded in `data_dir`, if any.
@@ -69,20 +71,24 @@ impl HighWater {
     pub fn start(data_dir: &Path, mark: Mark) -> Result<Self, ServiceError> {
         let path = data_dir.join(FILE);
         write(&path, &mark).map_err(|e| ServiceError::HighWater { path: path.clone(), detail: e.to_string() })?;
-        Ok(Self { path, written: Mutex::new(mark) })
+        Ok(Self { path, written: Arc::new(Mutex::new(mark)) })
     }
 
     /// Raises the mark to what the store now holds durably (its lengths count flushed writes only, so the
     /// mark never exceeds what a crash leaves). A failure is logged: the store's answers stand.
     pub async fn advance(&self, state: &AppState) {
         let Ok(mark) = blocking(state, Mark::of).await else { return };
-        let mut written = self.written.lock().await;
-        if written.covers(&mark) {
-            return;
-        }
-        let path = self.path.clone();
-        match tokio::task::spawn_blocking(move || write(&path, &mark)).await {
-            Ok(Ok(())) => *written = mark,
+        let (path, written) = (self.path.clone(), self.written.clone());
+        let wrote = tokio::task::spawn_blocking(move || {
+            let mut written = written.lock().unwrap_or_else(|p| p.into_inner());
+            if !written.covers(&mark) {
+                write(&path, &mark)?;
+                *written = mark;
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        match wrote.await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!("could not record the store's high-water mark in {}: {e}", self.path.display())
             }
