@@ -191,7 +191,16 @@ pub struct Timed<IO> {
     head: Option<Instant>,
     sleep: Pin<Box<Sleep>>,
     expired: Option<Phase>,
+    /// Closing: the write side is shut down; input is read and dropped until the client closes, [`LINGER`]
+    /// passes or [`LINGER_BYTES`] have come.
+    linger: Option<usize>,
 }
+
+/// RFC 9112 §9.6: a server that closes while the client may still be sending (an answer before the whole
+/// request body, e.g. 413) reads and discards what follows for a while, so that its close does not reset the
+/// connection and destroy the answer before the client has read it.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 8 << 20;
 
 impl<IO> Timed<IO> {
     fn new(
@@ -214,6 +223,7 @@ impl<IO> Timed<IO> {
             head: None,
             sleep: Box::pin(tokio::time::sleep_until(now + timeouts.idle)),
             expired: None,
+            linger: None,
         }
     }
 
@@ -300,7 +310,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Timed<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Timed<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Timed<IO> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_write(cx, buf) {
@@ -320,7 +330,32 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Timed<IO> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.linger.is_none() {
+            std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            // A connection closed for a timeout has had its time.
+            if this.expired.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            this.linger = Some(0);
+            this.sleep.as_mut().reset(Instant::now() + LINGER);
+        }
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    let drained = this.linger.unwrap_or(0).saturating_add(buf.filled().len());
+                    this.linger = Some(drained);
+                    if drained >= LINGER_BYTES {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return this.sleep.as_mut().poll(cx).map(Ok),
+            }
+        }
     }
 }
 
