@@ -78,6 +78,10 @@ impl HighWater {
     /// mark never exceeds what a crash leaves). A failure is logged: the store's answers stand.
     pub async fn advance(&self, state: &AppState) {
         let Ok(mark) = blocking(state, Mark::of).await else { return };
+        // Nothing to raise (the usual case): no trip to the blocking pool. A write in progress holds the lock.
+        if self.written.try_lock().is_ok_and(|w| w.covers(&mark)) {
+            return;
+        }
         let (path, written) = (self.path.clone(), self.written.clone());
         let wrote = tokio::task::spawn_blocking(move || {
             let mut written = written.lock().unwrap_or_else(|p| p.into_inner());

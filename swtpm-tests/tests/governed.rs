@@ -5,16 +5,17 @@
 // A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runtrust::api::{ChallengeResponse, QuoteEvidence, TokenRequest, TokenResponse};
+use runtrust::api::{ChallengeResponse, TokenResponse};
 use runtrust::client::{Client, ClientError, ClientOptions};
 use runtrust::token::{decode_unverified, Claims, IssuerKey, SigningAlg};
-use runtrust::tpm::{KeyAlg, Tpm, TpmOptions, TssTpm};
-use runtrust_attestation::PcrSelection;
+use runtrust::tpm::{KeyAlg, TpmOptions, TssTpm};
 use swtpm_tests::{Run, Service, SwTpm};
 
 /// An enrolled host: its TPM and its attester credential.
@@ -643,19 +644,7 @@ fn kill9_during_token_requests_loses_nothing() {
     })
     .unwrap();
     for ch in early {
-        let sel: PcrSelection = ch.pcr_selection.parse().unwrap();
-        let q = tpm.quote(&hex::decode(&ch.nonce).unwrap(), &sel).unwrap();
-        let req = TokenRequest {
-            nonce: ch.nonce,
-            scope: "deploy/web/api".into(),
-            audience: "gw-1".into(),
-            ttl_secs: None,
-            ak_name: hex::encode(tpm.ak_public().unwrap().name()),
-            quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
-            parent: None,
-            for_host: None,
-            event_log: None,
-        };
+        let req = common::request_for(ch, &mut tpm);
         match c.post::<_, TokenResponse>("/v1/tokens", &req) {
             Err(ClientError::Denied(p)) => assert_eq!(p.code, "nonce_unknown", "{p:?}"),
             other => panic!("a pre-crash nonce was accepted after the restart: {other:?}"),

@@ -6,14 +6,16 @@
 // A failed assumption here is a failed test or benchmark (workspace lints in Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use runtrust::api::{ChallengeResponse, QuoteEvidence, TokenRequest};
+use runtrust::api::ChallengeResponse;
 use runtrust::client::{Client, ClientError, ClientOptions};
-use runtrust::tpm::{KeyAlg, Tpm, TpmOptions, TssTpm};
+use runtrust::tpm::{KeyAlg, TpmOptions, TssTpm};
 use runtrust_attestation::eventlog::builder::{sha256_list, signature_list, LogBuilder};
 use runtrust_attestation::eventlog::facts::{Guid, EFI_CERT_X509_GUID};
-use runtrust_attestation::{HashAlg, PcrSelection};
+use runtrust_attestation::HashAlg;
 use swtpm_tests::{eventlog, Run, Service, SwTpm};
 
 const CMDLINE: &str = "/vmlinuz-6.1 root=/dev/vda1 ro quiet";
@@ -199,19 +201,7 @@ fn matching_log_gets_a_token_and_an_edited_log_does_not() {
     })
     .unwrap();
     let ch: ChallengeResponse = client.post("/v1/challenge", &serde_json::json!({})).unwrap();
-    let sel: PcrSelection = ch.pcr_selection.parse().unwrap();
-    let q = tss.quote(&hex::decode(&ch.nonce).unwrap(), &sel).unwrap();
-    let request = TokenRequest {
-        nonce: ch.nonce,
-        scope: "deploy/web/api".into(),
-        audience: "gw-1".into(),
-        ttl_secs: None,
-        ak_name: hex::encode(tss.ak_public().unwrap().name()),
-        quote: QuoteEvidence { attest: q.attest, signature: q.signature, pcrs: q.pcrs, batch: None },
-        parent: None,
-        for_host: None,
-        event_log: None,
-    };
+    let request = common::request_for(ch, &mut tss);
     match client.post::<_, serde_json::Value>("/v1/tokens", &request) {
         Err(ClientError::Denied(p)) => {
             assert_eq!(p.code, "event_log_mismatch");

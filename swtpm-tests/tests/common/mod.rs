@@ -1,4 +1,6 @@
-//! Shared by the swtpm suites that speak the token API directly (tokens.rs, replicas.rs).
+//! Shared by the swtpm suites that speak the token API directly (tokens.rs, replicas.rs, governed.rs,
+//! measured_boot.rs); each suite uses part of it.
+#![allow(dead_code)]
 
 use runtrust::api::{ChallengeResponse, QuoteEvidence, TokenRequest};
 use runtrust::client::Client;
@@ -8,7 +10,11 @@ use runtrust_attestation::PcrSelection;
 /// A complete token request (scope deploy/web/api, audience gw-1) for a fresh challenge from `c`, quoted by an
 /// open `t`.
 pub fn raw_request(c: &Client, t: &mut TssTpm) -> TokenRequest {
-    let ch: ChallengeResponse = c.post("/v1/challenge", &serde_json::json!({})).unwrap();
+    request_for(c.post("/v1/challenge", &serde_json::json!({})).unwrap(), t)
+}
+
+/// The token request (scope deploy/web/api, audience gw-1) answering challenge `ch`, quoted by an open `t`.
+pub fn request_for(ch: ChallengeResponse, t: &mut TssTpm) -> TokenRequest {
     let sel: PcrSelection = ch.pcr_selection.parse().unwrap();
     let q = t.quote(&hex::decode(&ch.nonce).unwrap(), &sel).unwrap();
     TokenRequest {
