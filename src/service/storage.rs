@@ -1,5 +1,6 @@
 //! The store as the service uses it (docs/design.md §12, §16): every request reaches it through
-//! [`Storage::run`], off the async threads. A store that fails (a full disk: a flush that cannot complete) is
+//! [`Storage::run`], off the async threads, or [`Storage::quick`] for the per-request calls of the issuance
+//! and execution paths, which sled runs on the async thread with its flush awaited. A store that fails (a full disk: a flush that cannot complete) is
 //! taken out of service at once: until it recovers, every request that needs it is refused
 //! (`verifier_unavailable`), `/readyz` answers 503, and nothing the failed store holds in memory is served.
 //! Recovery reopens the store from its files (sled keeps an I/O error for good, so the handle that saw it
