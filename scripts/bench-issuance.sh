@@ -4,6 +4,7 @@
 # keep-alive HTTPS clients for S seconds. Everything it starts, it stops.
 #
 #   scripts/bench-issuance.sh [--store sled|postgres] [--replicas N] [--hosts K] [--concurrency C] [--seconds S]
+#   BENCH_RUNTRUST=/path/to/runtrust scripts/bench-issuance.sh ...   # serve another build (a baseline)
 #
 # The report goes to stderr; the last line (stdout) is
 #   tokens/s: N floor/s: F ratio: R p99_ms: P errors: E
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 STORE=sled REPLICAS=1 HOSTS=1000 CONCURRENCY=32 SECONDS_=20
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$0" >&2; exit "${1:-2}"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit "${1:-2}"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --store) STORE="${2:?--store needs a value}"; shift 2 ;;
@@ -39,7 +40,8 @@ fi
 
 echo "== building runtrust and runtrust-loadgen (release)" >&2
 cargo build --release --quiet -p runtrust --bin runtrust -p runtrust-loadgen --bin runtrust-loadgen >&2
-R="$PWD/target/release/runtrust"
+R="${BENCH_RUNTRUST:-$PWD/target/release/runtrust}"
+[[ -x "$R" ]] || { echo "bench-issuance.sh: $R is not an executable" >&2; exit 2; }
 LG="$PWD/target/release/runtrust-loadgen"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/runtrust-bench-issuance.XXXXXX")"

@@ -290,8 +290,10 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-async fn audit_entries(api: &Api) -> Option<f64> {
-    metric(&api.get_text(runtrust::api::routes::METRICS).await.ok()?, "runtrust_audit_entries")
+/// The service's durable audit entries and its store's physical flushes (GET /metrics).
+async fn store_counts(api: &Api) -> Option<(f64, f64)> {
+    let text = api.get_text(runtrust::api::routes::METRICS).await.ok()?;
+    Some((metric(&text, "runtrust_audit_entries")?, metric(&text, "runtrust_store_flushes_total")?))
 }
 
 /// Mean JSON size of the last 200 audit entries before index `end`, by event.
@@ -355,7 +357,7 @@ async fn run(a: RunArgs) -> anyhow::Result<String> {
         a.setup_parallel
     );
     let store_enrolled = a.store_dir.as_deref().map(dir_bytes);
-    let audit_before = audit_entries(&api).await;
+    let counts_before = store_counts(&api).await;
 
     let opts = LoadOptions {
         concurrency: a.concurrency,
@@ -368,7 +370,8 @@ async fn run(a: RunArgs) -> anyhow::Result<String> {
     let proc_before = (service_pid.as_deref().and_then(procstat::sample), procstat::sample("self"));
     let report = drive::run_load(&apis, hosts, &opts).await?;
     let proc_after = (service_pid.as_deref().and_then(procstat::sample), procstat::sample("self"));
-    let audit_after = audit_entries(&api).await;
+    let counts_after = store_counts(&api).await;
+    let audit_after = counts_after.map(|c| c.0);
     print_report(&report, &floor);
     let per_token = |before: Option<procstat::ProcSample>, after: Option<procstat::ProcSample>| {
         let (b, e) = (before?, after?);
@@ -387,12 +390,17 @@ async fn run(a: RunArgs) -> anyhow::Result<String> {
     if let Some((cpu, _)) = per_token(proc_before.1, proc_after.1) {
         eprintln!("load generator cost per token: {:.0} µs CPU (TLS, JSON, quote signing)", cpu * 1e6);
     }
-    if let (Some(b), Some(e)) = (audit_before, audit_after) {
+    if let (Some(b), Some(e)) = (counts_before, counts_after) {
         let attempts = report.issued() + report.error_count() + report.warmup_errors;
         eprintln!(
             "audit: {:.0} entries during the load, {:.2} per token request (challenge.issue + token.issue)",
-            e - b,
-            (e - b) / attempts.max(1) as f64
+            e.0 - b.0,
+            (e.0 - b.0) / attempts.max(1) as f64
+        );
+        eprintln!(
+            "store flushes (first service): {:.0} during the load, {:.2} per token",
+            e.1 - b.1,
+            (e.1 - b.1) / report.issued().max(1) as f64
         );
     }
     if let Some(end) = audit_after {

@@ -12,7 +12,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{blocking, AppState, Denial};
+use super::{quick, AppState, Denial};
 use crate::audit::AuditEntry;
 
 /// Who the request turned out to be from; the [`super::auth::Caller`] extractor fills it in.
@@ -103,7 +103,7 @@ async fn throttling_starts(state: &AppState, principal: &str) {
     tracing::warn!(principal, "throttled: {detail}");
     let mut entry = AuditEntry::new(state.clock.now_unix(), "principal.throttled", detail);
     entry.principal = Some(principal.to_owned());
-    if let Err(e) = blocking(state, move |s| s.append_audit(&entry)).await {
+    if let Err(e) = quick(state, move |s| s.append_audit(&entry)).await {
         tracing::error!("could not audit the start of throttling for {principal}: {e}");
     }
 }
@@ -131,7 +131,7 @@ async fn record(state: &AppState, event: &str, principal: Option<&str>, denial: 
         .diagnostics(denial.diagnostics.clone());
     entry.principal = principal.map(str::to_owned);
     entry.host_id = denial.host_id.clone();
-    match blocking(state, move |s| s.append_audit(&entry)).await {
+    match quick(state, move |s| s.append_audit(&entry)).await {
         Ok(_) => {
             tracing::info!(code = %denial.code, principal = ?principal, event, "denied: {}", denial.detail);
             Ok(())

@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use runtrust_attestation::DenialCode;
 
 use super::audited::AuditContext;
-use super::{blocking, denial_from, AppState, Denial, DenialReason, Fault};
+use super::{denial_from, quick, AppState, Denial, DenialReason, Fault};
 use crate::model::{Principal, Role};
 use crate::principal;
 
@@ -84,7 +84,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, AuthErr
     let bearer = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or(AuthError::NotBearer)?;
     let (id, secret) = principal::parse(bearer).ok_or(AuthError::Malformed)?;
     let (id, secret) = (id.to_owned(), secret.to_owned());
-    let found = blocking(state, move |store| store.principal(&id)).await?;
+    let found = quick(state, move |store| store.principal(&id)).await?;
     // Unknown principal and wrong secret answer alike, after the same work.
     let stored = found.as_ref().map_or("0".repeat(64), |p| p.secret_sha256.clone());
     match (principal::matches(&secret, &stored), found) {

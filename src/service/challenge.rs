@@ -8,7 +8,7 @@ use runtrust_attestation::DenialCode;
 
 use super::auth::Caller;
 use super::selection::{event_log_wanted, selection_for};
-use super::{blocking, AppState, Denial};
+use super::{quick, AppState, Denial};
 use crate::api::ChallengeResponse;
 use crate::audit::AuditEntry;
 use crate::model::{Challenge, Nonce, Role};
@@ -17,7 +17,7 @@ use crate::store::{Admission, Cap};
 pub async fn challenge(State(state): State<AppState>, caller: Caller) -> Result<Json<ChallengeResponse>, Denial> {
     caller.require(&[Role::Attester])?;
     let principal_id = caller.0.id.clone();
-    let host = blocking(&state, move |s| match s.principal_host(&principal_id)? {
+    let host = quick(&state, move |s| match s.principal_host(&principal_id)? {
         Some(h) => s.host(&h),
         None => Ok(None),
     })
@@ -49,7 +49,7 @@ pub async fn challenge(State(state): State<AppState>, caller: Caller) -> Result<
         .diagnostics(serde_json::json!({ "nonce": c.nonce, "expires_at": c.expires_at }));
     // docs/design.md §16: a principal holds only so many unexpired challenges at once.
     let cap = Cap { max: state.config.limits.max_challenges_per_principal, now };
-    if let Admission::Full { outstanding } = blocking(&state, move |s| s.put_challenge(&c, &entry, cap)).await? {
+    if let Admission::Full { outstanding } = quick(&state, move |s| s.put_challenge(&c, &entry, cap)).await? {
         return Err(Denial::limit_exceeded(format!(
             "{outstanding} challenges of this principal are outstanding (limits.max_challenges_per_principal = {}): \
              use them or let them expire",

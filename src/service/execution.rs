@@ -12,7 +12,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::issue::valid_audience;
 use super::revocation::{chain_keys, revoked_via, why_revoked, RevocationError};
-use super::{blocking, AppState, Body, Denial, Path};
+use super::{quick, AppState, Body, Denial, Path};
 use crate::api::{ExecEndRequest, ExecStartRequest, ExecStartResponse, ExecutionView};
 use crate::audit::AuditEntry;
 use crate::model::{ExecutionEnd, ExecutionRecord, Role};
@@ -72,7 +72,7 @@ async fn check_and_start(
     let argv = req.argv_sha256.to_ascii_lowercase();
     let c2 = cti.clone();
     let token = req.token;
-    let outcome = blocking(state, move |s| {
+    let outcome = quick(state, move |s| {
         let Some(record) = s.token(&c2)? else {
             return Ok(Err(Denial::new(
                 DenialCode::SignatureInvalid,
@@ -156,7 +156,7 @@ pub async fn end(
         duration_ms: req.duration_ms,
         audit_index: 0,
     };
-    let record = blocking(&state, move |s| {
+    let record = quick(&state, move |s| {
         let started = s.executions(&cti)?.into_iter().find(|e| e.id == id);
         let Some(started) = started else { return Ok(Err(Denial::not_found(format!("no execution {cti}/{id}")))) };
         if started.gateway != name {

@@ -71,7 +71,8 @@ impl Metrics {
     }
 
     /// The exposition text; `audit_entries` is None when the store cannot say.
-    pub fn render(&self, audit_entries: Option<u64>, store_ready: bool, store_failures: u64) -> String {
+    /// `store`: the durable audit entries and the store's physical flushes, when the store answered.
+    pub fn render(&self, store: Option<(u64, u64)>, store_ready: bool, store_failures: u64) -> String {
         let mut out = String::new();
         family(
             &mut out,
@@ -105,9 +106,17 @@ impl Metrics {
                 }
             }
         }
-        if let Some(n) = audit_entries {
+        if let Some((entries, flushes)) = store {
             family(&mut out, "runtrust_audit_entries", "gauge", "Durable entries in the audit log.");
-            sample(&mut out, "runtrust_audit_entries", &[], n);
+            sample(&mut out, "runtrust_audit_entries", &[], entries);
+            family(
+                &mut out,
+                "runtrust_store_flushes_total",
+                "counter",
+                "Physical flushes (sled) or commits (PostgreSQL) by this process; group commit makes them fewer \
+                 than durable writes.",
+            );
+            sample(&mut out, "runtrust_store_flushes_total", &[], flushes);
         }
         family(&mut out, "runtrust_store_ready", "gauge", "1 while the store takes durable writes (GET /readyz).");
         sample(&mut out, "runtrust_store_ready", &[], u64::from(store_ready));
@@ -157,8 +166,9 @@ fn escape(v: &str) -> String {
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let audit_entries = if state.store.is_ready() { blocking(&state, |s| s.audit_len()).await.ok() } else { None };
-    let text = state.metrics.render(audit_entries, state.store.is_ready(), state.store.failures());
+    let store =
+        if state.store.is_ready() { blocking(&state, |s| Ok((s.audit_len()?, s.flushes()))).await.ok() } else { None };
+    let text = state.metrics.render(store, state.store.is_ready(), state.store.failures());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
@@ -173,11 +183,12 @@ mod tests {
         m.decision("/v1/tokens", "deny", "authorization_missing");
         m.unauthenticated("/v1/tokens");
         m.connections.idle_timeouts.fetch_add(3, Ordering::Relaxed);
-        let text = m.render(Some(7), true, 0);
+        let text = m.render(Some((7, 3)), true, 0);
         for line in [
             "runtrust_decisions_total{route=\"/v1/tokens\",outcome=\"deny\",code=\"authorization_missing\"} 2",
             "runtrust_unauthenticated_total{route=\"/v1/tokens\"} 1",
             "runtrust_audit_entries 7",
+            "runtrust_store_flushes_total 3",
             "runtrust_store_ready 1",
             "runtrust_connections_timed_out_total{phase=\"idle\"} 3",
             "# TYPE runtrust_decisions_total counter",

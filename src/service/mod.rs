@@ -57,7 +57,7 @@ pub use fault::Fault;
 pub(crate) use problem::denial_from;
 pub use problem::{Denial, DenialReason};
 pub use routes::router;
-pub use state::{blocking, load, load_with, refresh_policies, AppState, Inner, LoadOptions};
+pub use state::{blocking, load, load_with, quick, refresh_policies, AppState, Inner, LoadOptions};
 
 use crate::config::ConfigError;
 use crate::store::StoreError;

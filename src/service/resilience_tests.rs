@@ -388,3 +388,35 @@ async fn a_write_that_failed_to_flush_is_never_served() {
     assert_eq!(after.last().map(|(i, e)| (*i, e.detail.as_str())), Some((index, "entry 4")));
     assert!(after.iter().all(|(i, e)| *i < 3 || e.detail != "entry 2"), "no entry appears twice");
 }
+
+/// The same through [`Storage::quick`], where sled runs on the async thread and its flush is awaited
+/// (deferred): a failed flush is still an error that takes the store out of service, never an answer.
+#[tokio::test]
+async fn a_deferred_write_that_failed_to_flush_is_an_error_and_is_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let sled = Arc::new(SledStore::open(&path).unwrap());
+    let storage = Storage::new(sled.clone(), Some(StoreConfig::Sled { path }));
+    let entry = |n: u64| AuditEntry::new(T0 + n, "test", format!("entry {n}"));
+    for n in 0..3 {
+        assert_eq!(storage.quick(move |s| s.append_audit(&entry(n))).await.unwrap(), n);
+    }
+    assert_eq!(sled.audit_len().unwrap(), 3, "each deferred write was durable before quick returned");
+    let flushes = sled.flushes();
+
+    sled.fail_flushes(true);
+    let failed = storage.quick(move |s| s.append_audit(&entry(3))).await;
+    assert!(matches!(failed, Err(Fault::Store(StoreError::Backend(_)))), "the flush failed: {failed:?}");
+    assert!(sled.flushes() > flushes, "the failure came from a flush, not before one");
+    assert_eq!(sled.audit_len().unwrap(), 3, "sled holds entry 3 in memory; it is not served");
+    assert!(!storage.is_ready());
+    let refused = storage.quick(|s| s.audit_len()).await;
+    assert!(matches!(refused, Err(Fault::StoreUnavailable(_))), "a failed store is not read: {refused:?}");
+
+    drop(sled);
+    storage.recover().await.unwrap();
+    let index = storage.quick(move |s| s.append_audit(&entry(4))).await.unwrap();
+    let after = storage.run(|s| s.audit(0, 100)).await.unwrap();
+    assert_eq!(after.last().map(|(i, e)| (*i, e.detail.as_str())), Some((index, "entry 4")));
+    assert!(after.iter().all(|(i, e)| *i < 3 || e.detail != "entry 2"), "no entry appears twice");
+}

@@ -103,6 +103,15 @@ pub async fn blocking<T: Send + 'static>(
     state.store.run(f).await
 }
 
+/// A store call on a handful of keys, on the async thread where the backend allows it
+/// ([`Storage::quick`]): the per-request calls of the issuance and execution paths.
+pub async fn quick<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Fault> {
+    state.store.quick(f).await
+}
+
 impl AppState {
     /// A state over any [`Store`] (tests, benchmarks): no EK anchors, no policy authorities, the system clock.
     pub fn with_store(
@@ -196,7 +205,7 @@ fn parse_policies(stored: Vec<crate::model::StoredPolicy>) -> Result<Vec<Arc<Loa
 /// (docs/design.md §15).
 pub async fn refresh_policies(state: &AppState) -> Result<(), Fault> {
     use std::sync::atomic::Ordering;
-    let version = blocking(state, |s| s.policies_version()).await?;
+    let version = quick(state, |s| s.policies_version()).await?;
     if version == state.policies_version.load(Ordering::SeqCst) {
         return Ok(());
     }

@@ -7,6 +7,9 @@ mod dump;
 mod postgres;
 mod sled;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use runtrust_attestation::{ClockInfo, DenialCode};
 
 pub use crate::audit::AuditEntry;
@@ -19,6 +22,32 @@ pub use crate::model::{
 pub use dump::{migrate, Counters, Dump, MigrateReport};
 pub use postgres::{PgStore, DEFAULT_POOL_SIZE};
 pub use sled::{GroupCommit, SledStore};
+
+thread_local! {
+    /// Inside [`deferring`]: the highest durability ticket a write handed over instead of waiting for it.
+    static DEFERRED: std::cell::Cell<Option<Option<u64>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with durability deferred: a write in it that would wait for its flush (a store whose
+/// [`Store::runs_inline`] is true) returns at once and leaves its ticket here instead. The caller must
+/// await [`Store::flushed`] for the returned ticket before it tells anyone the write happened.
+pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Option<u64>) {
+    let outer = DEFERRED.with(|d| d.replace(Some(None)));
+    let out = f();
+    let ticket = DEFERRED.with(|d| d.replace(outer)).flatten();
+    (out, ticket)
+}
+
+/// For backends: inside [`deferring`], keeps `ticket` for the caller and returns true; else false (wait).
+pub(crate) fn defer(ticket: u64) -> bool {
+    DEFERRED.with(|d| match d.get() {
+        Some(held) => {
+            d.set(Some(Some(held.map_or(ticket, |t| t.max(ticket)))));
+            true
+        }
+        None => false,
+    })
+}
 
 /// Which backend holds the store, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -339,6 +368,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many physical flushes have run (group commit makes this lower than the number of writes).
     fn flushes(&self) -> u64;
+
+    /// Whether a call on a handful of keys may run on an async thread: the backend never waits on the
+    /// network or the disk except for durability, which it defers inside [`deferring`] (sled: reads and
+    /// transactions are in memory). False (the default): every call goes to a blocking thread.
+    fn runs_inline(&self) -> bool {
+        false
+    }
+
+    /// Resolves once the write that handed out `ticket` inside [`deferring`] is durable. A backend that
+    /// defers nothing has no tickets: asked anyway, it fails (closed).
+    fn flushed(&self, ticket: u64) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> {
+        Box::pin(std::future::ready(Err(StoreError::Backend(format!("this store defers no writes (ticket {ticket})")))))
+    }
 
     /// Everything in the store, counters included (`runtrust store migrate`).
     fn export(&self) -> Result<Dump, StoreError>;

@@ -2,7 +2,7 @@
 //! parent, audit entry, the host's clock and accepted PCR state) is durable before the token leaves.
 //! Denials are recorded by the audit layer (`service::audited`).
 
-use super::super::{blocking, AppState, Fault};
+use super::super::{quick, AppState, Fault};
 use super::authorization::SignedToken;
 use super::environment::Evidence;
 use super::identity::RuntimeIdentity;
@@ -71,7 +71,7 @@ pub async fn issued(
     };
     let (host_id, clock) = (identity.host.host_id.clone(), evidence.quote.attest.clock_info);
     let rec = record.clone();
-    let audit_index = blocking(state, move |s| s.record_issuance(&rec, &entry, &host_id, &clock, &attested)).await?;
+    let audit_index = quick(state, move |s| s.record_issuance(&rec, &entry, &host_id, &clock, &attested)).await?;
     tracing::info!(cti = %cti, host = %record.host_id, scope = %record.scope, audit_index, "token issued");
     Ok(TokenResponse {
         token: token.bytes,

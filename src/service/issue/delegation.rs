@@ -8,7 +8,7 @@ use runtrust_attestation::DenialCode;
 use serde_json::{json, Value};
 
 use super::super::revocation::{self, RevocationError};
-use super::super::{blocking, AppState, DenialReason, Fault};
+use super::super::{quick, AppState, DenialReason, Fault};
 use super::request::ExecutionRequest;
 use crate::model::HostRecord;
 use crate::policy::LoadedPolicy;
@@ -115,7 +115,7 @@ pub async fn check(
     let claims = verify(bytes, &keys, &expect).map_err(DelegationError::Parent)?;
     let cti = hex::encode(&claims.cti);
     let c2 = cti.clone();
-    let (record, revoked) = blocking(state, move |s| {
+    let (record, revoked) = quick(state, move |s| {
         let Some(record) = s.token(&c2)? else { return Ok((None, None)) };
         let revoked = revocation::why_revoked(s, &record)?;
         Ok((Some(record), revoked))
@@ -175,7 +175,7 @@ async fn cross_host(state: &AppState, policy: &LoadedPolicy, other: &str) -> Res
         return Err(DelegationError::CrossHostNotAllowed(policy.policy.id.clone()));
     }
     let id = other.to_owned();
-    let (target, revoked) = blocking(state, move |s| {
+    let (target, revoked) = quick(state, move |s| {
         let Some(host) = s.host(&id)? else { return Ok((None, None)) };
         // The host, or the policy version that accepted its PCR state, revoked: no delegation to it.
         let mut revoked = revocation::host_revoked(s, &id)?.map(|r| ("host", r));

@@ -6,7 +6,7 @@
 use runtrust_attestation::{verify_quote, DenialCode, QuoteError, QuoteEvidence, QuoteOptions, VerifiedQuote};
 use serde_json::{json, Value};
 
-use super::super::{blocking, denial_from, AppState, DenialReason, Fault};
+use super::super::{denial_from, quick, AppState, DenialReason, Fault};
 use super::identity::RuntimeIdentity;
 use super::measured_boot::{self, MeasuredBootError};
 use super::policy::Decision;
@@ -75,7 +75,7 @@ pub async fn validate(
     // The nonce is consumed (durably) before anything else looks at the evidence.
     let nonce = req.nonce;
     let now = state.clock.now_unix();
-    let challenge = match blocking(state, move |s| s.consume_nonce(&nonce, now)).await? {
+    let challenge = match quick(state, move |s| s.consume_nonce(&nonce, now)).await? {
         NonceState::Fresh(c) => c,
         NonceState::Expired(_) => return Err(EnvironmentError::NonceExpired),
         NonceState::Replayed => return Err(EnvironmentError::NonceReplayed),

@@ -5,7 +5,7 @@
 use runtrust_attestation::{DenialCode, Public};
 
 use super::super::revocation::{self, RevocationError};
-use super::super::{blocking, denial_from, AppState, DenialReason, Fault};
+use super::super::{denial_from, quick, AppState, DenialReason, Fault};
 use super::request::ExecutionRequest;
 use crate::model::{HostId, HostRecord};
 
@@ -45,7 +45,7 @@ pub struct RuntimeIdentity {
 
 pub async fn verify(state: &AppState, req: &ExecutionRequest) -> Result<RuntimeIdentity, IdentityError> {
     let id = req.host_id.clone();
-    let (host, revoked) = blocking(state, move |s| {
+    let (host, revoked) = quick(state, move |s| {
         let Some(host) = s.host(&id)? else { return Ok((None, None)) };
         let revoked = revocation::host_revoked(s, &host.host_id)?;
         Ok((Some(host), revoked))

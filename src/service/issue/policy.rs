@@ -7,7 +7,7 @@ use runtrust_attestation::DenialCode;
 use serde_json::{json, Value};
 
 use super::super::revocation::{self, RevocationError};
-use super::super::{blocking, denial_from, AppState, DenialReason, Fault};
+use super::super::{denial_from, quick, AppState, DenialReason, Fault};
 use super::delegation::{self, Delegated, DelegationError};
 use super::identity::RuntimeIdentity;
 use super::request::ExecutionRequest;
@@ -103,7 +103,7 @@ pub async fn evaluate(
         return Err(PolicyError::Ttl { ttl_secs, max_ttl_secs: rules.max_ttl_secs, policy: policy.policy.id.clone() });
     }
     let hash = policy.hash_hex();
-    if let Some(r) = blocking(state, move |s| revocation::policy_revoked(s, &hash)).await? {
+    if let Some(r) = quick(state, move |s| revocation::policy_revoked(s, &hash)).await? {
         let (id, hash) = (policy.policy.id.clone(), policy.hash_hex());
         return Err(RevocationError::Policy { id, hash, revocation: Box::new(r) }.into());
     }

@@ -4,7 +4,7 @@
 use runtrust_attestation::DenialCode;
 
 use super::super::auth::{AuthError, Caller};
-use super::super::{blocking, denial_from, AppState, DenialReason, Fault};
+use super::super::{denial_from, quick, AppState, DenialReason, Fault};
 use crate::api::{QuoteEvidence, TokenRequest, MAX_EVENT_LOG_BYTES};
 use crate::model::{HostId, Nonce, Principal, Role};
 use crate::scope;
@@ -117,7 +117,7 @@ pub async fn execution_request(
     }
     let nonce: Nonce = req.nonce.parse().map_err(|_| RequestError::Nonce)?;
     let principal_id = caller.0.id.clone();
-    let host_id = blocking(state, move |s| s.principal_host(&principal_id)).await?.ok_or(RequestError::NotEnrolled)?;
+    let host_id = quick(state, move |s| s.principal_host(&principal_id)).await?.ok_or(RequestError::NotEnrolled)?;
     Ok(ExecutionRequest {
         initiator: caller.0.clone(),
         host_id,

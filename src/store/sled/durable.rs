@@ -6,9 +6,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::codec::decode;
-use super::{SledStore, AUDIT_NEXT, REVOCATION_NEXT};
+use super::{GroupCommit, SledStore, AUDIT_NEXT, REVOCATION_NEXT};
 use crate::audit::AuditEntry;
 use crate::store::StoreError;
 
@@ -59,6 +60,31 @@ fn lock_busy(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock) || e.to_string().contains("lock")
 }
 
+/// The store's group commit, whose flusher runs [`flush_now`] on these handles.
+pub(super) fn group_commit(
+    db: &sled::Db,
+    meta: &sled::Tree,
+    watermark: &Arc<Watermark>,
+) -> Result<GroupCommit, StoreError> {
+    let (db, meta, watermark) = (db.clone(), meta.clone(), watermark.clone());
+    GroupCommit::start(Box::new(move || flush_now(&db, &meta, &watermark)))
+}
+
+/// One physical flush: the counters are read first, so every entry below them is on disk once the flush
+/// returns Ok; only then do the watermarks move.
+fn flush_now(db: &sled::Db, meta: &sled::Tree, watermark: &Watermark) -> Result<(), StoreError> {
+    let audit = counter(meta, AUDIT_NEXT)?;
+    let revocations = counter(meta, REVOCATION_NEXT)?;
+    #[cfg(test)]
+    if watermark.fail_flush.load(Ordering::SeqCst) {
+        return Err(StoreError::Backend("flush failed: no space left on device (injected)".into()));
+    }
+    db.flush()?;
+    watermark.audit.fetch_max(audit, Ordering::SeqCst);
+    watermark.revocations.fetch_max(revocations, Ordering::SeqCst);
+    Ok(())
+}
+
 pub(super) fn counter(tree: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
     match tree.get(key)? {
         Some(v) => <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
@@ -74,21 +100,6 @@ impl SledStore {
     pub(super) fn init_watermark(&self) -> Result<(), StoreError> {
         self.watermark.audit.store(counter(&self.meta, AUDIT_NEXT)?, Ordering::SeqCst);
         self.watermark.revocations.store(counter(&self.meta, REVOCATION_NEXT)?, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// One physical flush: the counters are read first, so every entry below them is on disk once the flush
-    /// returns Ok; only then do the watermarks move.
-    pub(super) fn flush_now(&self) -> Result<(), StoreError> {
-        let audit = counter(&self.meta, AUDIT_NEXT)?;
-        let revocations = counter(&self.meta, REVOCATION_NEXT)?;
-        #[cfg(test)]
-        if self.watermark.fail_flush.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("flush failed: no space left on device (injected)".into()));
-        }
-        self.db.flush()?;
-        self.watermark.audit.fetch_max(audit, Ordering::SeqCst);
-        self.watermark.revocations.fetch_max(revocations, Ordering::SeqCst);
         Ok(())
     }
 

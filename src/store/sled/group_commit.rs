@@ -1,81 +1,207 @@
-//! Group commit: writers that arrive while a flush runs share the next one instead of each paying for
-//! their own fsync.
+//! Group commit (docs/design.md §12: "concurrent requests share flushes"): one flusher thread per store
+//! runs the physical flushes; every write takes a ticket, and the ticket is durable once a flush that
+//! started after it has completed. Writers that arrive while a flush runs share the next one.
+//!
+//! A writer waits for its ticket either on this thread ([`GroupCommit::durable`]) or, inside
+//! [`crate::store::deferring`], not at all: the ticket goes to the caller, which awaits
+//! [`GroupCommit::flushed`] without holding a thread (the service's inline store calls).
 
-use std::sync::{Condvar, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
+
+use crate::store::StoreError;
+
+/// What the flusher has done so far, as waiters see it.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+struct Progress {
+    /// Every ticket ≤ this one is durable.
+    durable: u64,
+    /// Every ticket ≤ this one (and > `durable` when it was set) belongs to a flush that failed.
+    failed: u64,
+}
+
+impl Progress {
+    /// None while `ticket` waits for its flush.
+    fn outcome(self, ticket: u64) -> Option<Result<(), StoreError>> {
+        if self.durable >= ticket {
+            Some(Ok(()))
+        } else if self.failed >= ticket {
+            Some(Err(StoreError::Backend("the flush that covered this write failed".into())))
+        } else {
+            None
+        }
+    }
+}
 
 #[derive(Default)]
 struct State {
     /// Tickets handed out: one per write that must become durable.
     requested: u64,
-    /// Every ticket ≤ this one is durable.
-    durable: u64,
-    flushing: bool,
+    progress: Progress,
     flushes: u64,
+    /// The last failure, for the waiters of that flush.
+    error: Option<String>,
+    closing: bool,
 }
 
-#[derive(Default)]
-pub struct GroupCommit {
+struct Shared {
     state: Mutex<State>,
-    done: Condvar,
+    /// The flusher waits here for work; waiters on their threads wait here for progress.
+    changed: Condvar,
+    progress: watch::Sender<Progress>,
+}
+
+pub type Flush = Box<dyn Fn() -> Result<(), StoreError> + Send>;
+
+pub struct GroupCommit {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
 }
 
 impl GroupCommit {
-    /// Call after a write has been applied: returns once a flush that started after it has completed.
-    pub fn durable<E>(&self, flush: impl Fn() -> Result<(), E>) -> Result<(), E> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+    /// Starts the flusher thread, which runs `flush` whenever tickets wait for one.
+    pub fn start(flush: Flush) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            progress: watch::Sender::new(Progress::default()),
+        });
+        let theirs = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("runtrust-sled-flush".into())
+            .spawn(move || run_flusher(&theirs, flush))
+            .map_err(|e| StoreError::Backend(format!("starting the flusher thread: {e}")))?;
+        Ok(Self { shared, flusher: Some(flusher) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A ticket for a write that has been applied; the flusher is told.
+    fn ticket(&self) -> u64 {
+        let mut s = self.lock();
         s.requested += 1;
         let ticket = s.requested;
+        drop(s);
+        self.shared.changed.notify_all();
+        ticket
+    }
+
+    /// Call after a write has been applied: returns once a flush that started after it has completed, or
+    /// at once inside [`crate::store::deferring`], which then hands the ticket to its caller.
+    pub fn durable(&self) -> Result<(), StoreError> {
+        let ticket = self.ticket();
+        if crate::store::defer(ticket) {
+            return Ok(());
+        }
+        self.wait(ticket)
+    }
+
+    /// Waits on this thread for `ticket`.
+    pub fn wait(&self, ticket: u64) -> Result<(), StoreError> {
+        let mut s = self.lock();
         loop {
-            if s.durable >= ticket {
-                return Ok(());
+            if let Some(outcome) = s.progress.outcome(ticket) {
+                return outcome.map_err(|_| failed(&s));
             }
-            if s.flushing {
-                s = self.done.wait(s).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            // Lead a flush covering every ticket issued so far.
-            s.flushing = true;
-            let covers = s.requested;
-            drop(s);
-            let result = flush();
-            s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            s.flushing = false;
-            s.flushes += 1;
-            if result.is_ok() {
-                s.durable = s.durable.max(covers);
-            }
-            self.done.notify_all();
-            result?;
+            s = self.shared.changed.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 
+    /// Resolves once `ticket` is durable (or its flush failed), without holding a thread.
+    pub fn flushed(&self, ticket: u64) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> {
+        let mut progress = self.shared.progress.subscribe();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let outcome = progress.wait_for(|p| p.outcome(ticket).is_some()).await.map(|p| p.outcome(ticket));
+            match outcome {
+                Ok(Some(Ok(()))) => Ok(()),
+                Ok(_) => Err(failed(&shared.state.lock().unwrap_or_else(|p| p.into_inner()))),
+                Err(_) => Err(StoreError::Backend("the store was closed before this write was flushed".into())),
+            }
+        })
+    }
+
     pub fn flushes(&self) -> u64 {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).flushes
+        self.lock().flushes
+    }
+}
+
+fn failed(s: &State) -> StoreError {
+    StoreError::Backend(s.error.clone().unwrap_or_else(|| "the flush that covered this write failed".into()))
+}
+
+/// The flusher: one flush at a time, each covering every ticket handed out before it started.
+fn run_flusher(shared: &Shared, flush: Flush) {
+    let mut s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let done = s.progress.durable.max(s.progress.failed);
+        if s.requested <= done {
+            if s.closing {
+                return;
+            }
+            s = shared.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        let covers = s.requested;
+        drop(s);
+        let result = flush();
+        s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.flushes += 1;
+        match result {
+            Ok(()) => s.progress.durable = covers,
+            Err(e) => {
+                s.error = Some(e.to_string());
+                s.progress.failed = covers;
+            }
+        }
+        shared.progress.send_replace(s.progress);
+        shared.changed.notify_all();
+    }
+}
+
+impl Drop for GroupCommit {
+    /// Flushes what is pending, then stops the flusher (it holds the database: sled's file lock goes with it).
+    fn drop(&mut self) {
+        self.lock().closing = true;
+        self.shared.changed.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::Duration;
+
+    fn counting(physical: Arc<AtomicU64>, fail: Arc<AtomicBool>) -> Flush {
+        Box::new(move || {
+            physical.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            if fail.load(Ordering::SeqCst) {
+                Err(StoreError::Backend("disk full".into()))
+            } else {
+                Ok(())
+            }
+        })
+    }
 
     #[test]
     fn concurrent_writers_share_flushes() {
-        let gc = Arc::new(GroupCommit::default());
         let physical = Arc::new(AtomicU64::new(0));
+        let gc = Arc::new(GroupCommit::start(counting(physical.clone(), Arc::default())).unwrap());
         let threads: Vec<_> = (0..32)
             .map(|_| {
-                let (gc, physical) = (gc.clone(), physical.clone());
-                std::thread::spawn(move || {
-                    gc.durable(|| {
-                        physical.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(20));
-                        Ok::<(), ()>(())
-                    })
-                    .unwrap()
-                })
+                let gc = gc.clone();
+                std::thread::spawn(move || gc.durable().unwrap())
             })
             .collect();
         for t in threads {
@@ -87,9 +213,41 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_flush_fails_its_writers() {
-        let gc = GroupCommit::default();
-        assert_eq!(gc.durable(|| Err("disk full")), Err("disk full"));
-        assert_eq!(gc.durable(|| Ok::<(), &str>(())), Ok(()));
+    fn a_failed_flush_fails_its_writers_and_the_next_write_is_flushed_again() {
+        let fail = Arc::new(AtomicBool::new(true));
+        let physical = Arc::new(AtomicU64::new(0));
+        let gc = GroupCommit::start(counting(physical.clone(), fail.clone())).unwrap();
+        let e = gc.durable().unwrap_err();
+        assert!(e.to_string().contains("disk full"), "{e}");
+        fail.store(false, Ordering::SeqCst);
+        gc.durable().unwrap();
+        assert_eq!(physical.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_deferred_write_is_awaited_without_a_thread() {
+        let fail = Arc::new(AtomicBool::new(false));
+        let physical = Arc::new(AtomicU64::new(0));
+        let gc = GroupCommit::start(counting(physical.clone(), fail.clone())).unwrap();
+        let (done, ticket) = crate::store::deferring(|| gc.durable());
+        done.unwrap();
+        let ticket = ticket.expect("the write's ticket");
+        gc.flushed(ticket).await.unwrap();
+        assert!(physical.load(Ordering::SeqCst) >= 1, "awaited before any flush ran");
+        // A failed flush reaches the deferred writer too.
+        fail.store(true, Ordering::SeqCst);
+        let (_, ticket) = crate::store::deferring(|| gc.durable());
+        let e = gc.flushed(ticket.unwrap()).await.unwrap_err();
+        assert!(e.to_string().contains("disk full"), "{e}");
+    }
+
+    #[test]
+    fn dropping_flushes_what_is_pending_and_stops_the_flusher() {
+        let physical = Arc::new(AtomicU64::new(0));
+        let gc = GroupCommit::start(counting(physical.clone(), Arc::default())).unwrap();
+        let (_, ticket) = crate::store::deferring(|| gc.durable());
+        assert!(ticket.is_some());
+        drop(gc);
+        assert_eq!(physical.load(Ordering::SeqCst), 1, "the pending write was flushed before the store closed");
     }
 }

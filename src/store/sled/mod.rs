@@ -30,7 +30,6 @@ pub(super) const REVOCATION_NEXT: &[u8] = b"revocation_next";
 pub(super) const POLICIES_VERSION: &[u8] = b"policies_version";
 
 pub struct SledStore {
-    db: sled::Db,
     principals: sled::Tree,
     principal_names: sled::Tree,
     hosts: sled::Tree,
@@ -64,13 +63,16 @@ pub struct SledStore {
     commit: GroupCommit,
     /// Serializes capped puts, so that a principal's count and its new item are one step.
     admission: std::sync::Mutex<()>,
-    watermark: durable::Watermark,
+    watermark: std::sync::Arc<durable::Watermark>,
 }
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`. sled recovers from a crash on open; damaged files are an error.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = durable::open_db(dir)?;
+        let meta = db.open_tree("meta")?;
+        let watermark = std::sync::Arc::new(durable::Watermark::default());
+        let commit = durable::group_commit(&db, &meta, &watermark)?;
         let store = Self {
             principals: db.open_tree("principals")?,
             principal_names: db.open_tree("principal_names")?,
@@ -92,11 +94,10 @@ impl SledStore {
             host_tokens: db.open_tree("host_tokens")?,
             policy_tokens: db.open_tree("policy_tokens")?,
             audit: db.open_tree("audit")?,
-            meta: db.open_tree("meta")?,
-            commit: GroupCommit::default(),
+            meta,
+            commit,
             admission: std::sync::Mutex::new(()),
-            watermark: durable::Watermark::default(),
-            db,
+            watermark,
         };
         store.init_watermark()?;
         store.index_tokens()?;
@@ -104,7 +105,7 @@ impl SledStore {
     }
 
     fn durable(&self) -> Result<(), StoreError> {
-        self.commit.durable(|| self.flush_now())
+        self.commit.durable()
     }
 }
 
@@ -493,6 +494,18 @@ impl Store for SledStore {
 
     fn flushes(&self) -> u64 {
         self.commit.flushes()
+    }
+
+    /// sled reads and transactions run in memory; only the flush waits on the disk, and it is deferred.
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
+    fn flushed(
+        &self,
+        ticket: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>> {
+        self.commit.flushed(ticket)
     }
 
     fn export(&self) -> Result<Dump, StoreError> {
