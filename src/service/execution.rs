@@ -12,7 +12,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::issue::valid_audience;
 use super::revocation::{chain_keys, revoked_via, why_revoked, RevocationError};
-use super::{quick, AppState, Body, Denial, Path};
+use super::{blocking, quick, AppState, Body, Denial, Path};
 use crate::api::{ExecEndRequest, ExecStartRequest, ExecStartResponse, ExecutionView};
 use crate::audit::AuditEntry;
 use crate::model::{ExecutionEnd, ExecutionRecord, Role};
@@ -156,7 +156,8 @@ pub async fn end(
         duration_ms: req.duration_ms,
         audit_index: 0,
     };
-    let record = quick(&state, move |s| {
+    // Not `quick`: a multi-use token's executions are a scan that grows with its use.
+    let record = blocking(&state, move |s| {
         let started = s.executions(&cti)?.into_iter().find(|e| e.id == id);
         let Some(started) = started else { return Ok(Err(Denial::not_found(format!("no execution {cti}/{id}")))) };
         if started.gateway != name {

@@ -420,3 +420,23 @@ async fn a_deferred_write_that_failed_to_flush_is_an_error_and_is_never_served()
     assert_eq!(after.last().map(|(i, e)| (*i, e.detail.as_str())), Some((index, "entry 4")));
     assert!(after.iter().all(|(i, e)| *i < 3 || e.detail != "entry 2"), "no entry appears twice");
 }
+
+/// A store call that panics on the async thread is an error answer (as through spawn_blocking), and the
+/// thread does not go on deferring durability afterwards.
+#[tokio::test]
+async fn a_panicking_quick_call_is_an_error_and_leaves_no_deferral_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+    let storage = Storage::new(sled.clone(), None);
+    let panicked = storage
+        .quick(|s| -> Result<(), StoreError> {
+            s.append_audit(&AuditEntry::new(T0, "test", "before the panic"))?;
+            panic!("a bug in store code")
+        })
+        .await;
+    assert!(matches!(panicked, Err(Fault::Task(_))), "{panicked:?}");
+    // On this same thread, a plain write waits for its flush again: the durable prefix covers it at once.
+    sled.append_audit(&AuditEntry::new(T0, "test", "after")).unwrap();
+    assert_eq!(sled.audit_len().unwrap(), 2);
+    assert!(storage.is_ready(), "a panic is not a store failure");
+}

@@ -90,7 +90,12 @@ impl Storage {
                 return self.run(f).await;
             }
         };
-        let (outcome, ticket) = crate::store::deferring(|| f(store.as_ref()));
+        // A panic in store code is an error answer, as it is through spawn_blocking in `run`.
+        let called =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::store::deferring(|| f(store.as_ref()))));
+        let Ok((outcome, ticket)) = called else {
+            return Err(Fault::Task("a store call panicked".into()));
+        };
         let outcome = match (outcome, ticket) {
             (Ok(v), Some(ticket)) => store.flushed(ticket).await.map(|()| v),
             (outcome, _) => outcome,
@@ -126,8 +131,12 @@ impl Storage {
         }
         let mut slot = self.slot.write().await;
         if let Some(config) = self.reopen.clone() {
-            // sled locks its files: the old handle must be gone before the new one opens.
-            *slot = None;
+            // sled locks its files: the old handle must be gone before the new one opens. Closing it joins
+            // its flusher and flushes: off the async threads.
+            let old = slot.take();
+            tokio::task::spawn_blocking(move || drop(old))
+                .await
+                .map_err(|e| StoreError::Backend(format!("closing the failed store: {e}")))?;
             let opened = tokio::task::spawn_blocking(move || crate::store::open(&config))
                 .await
                 .map_err(|e| StoreError::Backend(format!("reopening the store: {e}")))??;

@@ -32,9 +32,17 @@ thread_local! {
 /// [`Store::runs_inline`] is true) returns at once and leaves its ticket here instead. The caller must
 /// await [`Store::flushed`] for the returned ticket before it tells anyone the write happened.
 pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Option<u64>) {
-    let outer = DEFERRED.with(|d| d.replace(Some(None)));
+    /// Puts the outer state back even if `f` unwinds: a thread must not go on deferring outside a call.
+    struct Restore(Option<Option<u64>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEFERRED.with(|d| d.set(self.0));
+        }
+    }
+    let restore = Restore(DEFERRED.with(|d| d.replace(Some(None))));
     let out = f();
-    let ticket = DEFERRED.with(|d| d.replace(outer)).flatten();
+    let ticket = DEFERRED.with(|d| d.get()).flatten();
+    drop(restore);
     (out, ticket)
 }
 
@@ -359,7 +367,8 @@ pub trait Store: Send + Sync + 'static {
     /// How many revocations there are (the next seq); like [`Store::audit_len`], only durable ones count.
     fn revocations_len(&self) -> Result<u64, StoreError>;
 
-    /// Makes every write so far durable (before a checkpoint commits to them).
+    /// Makes every write so far durable (before a checkpoint commits to them); waits even inside
+    /// [`deferring`], as do [`Store::probe`] and [`Store::export`].
     fn flush(&self) -> Result<(), StoreError>;
 
     /// Writes and flushes a marker that no record reads (readiness, docs/design.md §16): Ok when the store
@@ -371,7 +380,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether a call on a handful of keys may run on an async thread: the backend never waits on the
     /// network or the disk except for durability, which it defers inside [`deferring`] (sled: reads and
-    /// transactions are in memory). False (the default): every call goes to a blocking thread.
+    /// transactions are in memory, but for cache misses). False (the default): every call goes to a blocking
+    /// thread. Calls whose work grows with the data (scans, exports) stay on blocking threads regardless.
     fn runs_inline(&self) -> bool {
         false
     }

@@ -45,7 +45,7 @@ impl SledStore {
     pub(super) fn dump(&self) -> Result<Dump, StoreError> {
         // Everything written so far durable, so that the audit read below (durable entries only) reaches the
         // counter.
-        self.durable()?;
+        self.commit.durable_now()?;
         let pairs = |tree: &sled::Tree| -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
             tree.iter().map(|kv| kv.map_err(StoreError::from)).collect()
         };

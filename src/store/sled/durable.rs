@@ -139,6 +139,6 @@ impl SledStore {
     /// The readiness probe: a small durable write outside every record.
     pub(super) fn write_probe(&self) -> Result<(), StoreError> {
         self.meta.insert(PROBE, &self.durable_audit_len().to_be_bytes())?;
-        self.durable()
+        self.commit.durable_now()
     }
 }

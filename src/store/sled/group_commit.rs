@@ -5,6 +5,10 @@
 //! A writer waits for its ticket either on this thread ([`GroupCommit::durable`]) or, inside
 //! [`crate::store::deferring`], not at all: the ticket goes to the caller, which awaits
 //! [`GroupCommit::flushed`] without holding a thread (the service's inline store calls).
+//!
+//! A failed flush breaks the group commit for good, as an I/O error breaks sled: every ticket it did not
+//! cover as durable fails, and so does every later one (the service reopens the store to recover). A
+//! broken one never flushes again, so no ticket is ever reported durable after its own flush failed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,17 +24,17 @@ use crate::store::StoreError;
 struct Progress {
     /// Every ticket ≤ this one is durable.
     durable: u64,
-    /// Every ticket ≤ this one (and > `durable` when it was set) belongs to a flush that failed.
-    failed: u64,
+    /// A flush failed: every ticket above `durable` fails, now and later.
+    broken: bool,
 }
 
 impl Progress {
     /// None while `ticket` waits for its flush.
-    fn outcome(self, ticket: u64) -> Option<Result<(), StoreError>> {
+    fn outcome(self, ticket: u64) -> Option<Result<(), ()>> {
         if self.durable >= ticket {
             Some(Ok(()))
-        } else if self.failed >= ticket {
-            Some(Err(StoreError::Backend("the flush that covered this write failed".into())))
+        } else if self.broken {
+            Some(Err(()))
         } else {
             None
         }
@@ -119,12 +123,20 @@ impl GroupCommit {
         let shared = self.shared.clone();
         Box::pin(async move {
             let outcome = progress.wait_for(|p| p.outcome(ticket).is_some()).await.map(|p| p.outcome(ticket));
+            drop(progress);
             match outcome {
                 Ok(Some(Ok(()))) => Ok(()),
                 Ok(_) => Err(failed(&shared.state.lock().unwrap_or_else(|p| p.into_inner()))),
                 Err(_) => Err(StoreError::Backend("the store was closed before this write was flushed".into())),
             }
         })
+    }
+
+    /// Like [`GroupCommit::durable`], but waits even inside [`crate::store::deferring`]: for the calls whose
+    /// point is durability (an explicit flush, the readiness probe, an export that reads the durable prefix).
+    pub fn durable_now(&self) -> Result<(), StoreError> {
+        let ticket = self.ticket();
+        self.wait(ticket)
     }
 
     pub fn flushes(&self) -> u64 {
@@ -136,12 +148,12 @@ fn failed(s: &State) -> StoreError {
     StoreError::Backend(s.error.clone().unwrap_or_else(|| "the flush that covered this write failed".into()))
 }
 
-/// The flusher: one flush at a time, each covering every ticket handed out before it started.
+/// The flusher: one flush at a time, each covering every ticket handed out before it started. A flush
+/// that fails (or panics) breaks the group commit; the flusher then only waits to be closed.
 fn run_flusher(shared: &Shared, flush: Flush) {
     let mut s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        let done = s.progress.durable.max(s.progress.failed);
-        if s.requested <= done {
+        if s.requested <= s.progress.durable || s.progress.broken {
             if s.closing {
                 return;
             }
@@ -150,14 +162,17 @@ fn run_flusher(shared: &Shared, flush: Flush) {
         }
         let covers = s.requested;
         drop(s);
-        let result = flush();
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&flush)) {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Backend("the flush panicked".into())),
+        };
         s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
         s.flushes += 1;
         match result {
             Ok(()) => s.progress.durable = covers,
             Err(e) => {
                 s.error = Some(e.to_string());
-                s.progress.failed = covers;
+                s.progress.broken = true;
             }
         }
         shared.progress.send_replace(s.progress);
@@ -213,15 +228,41 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_flush_fails_its_writers_and_the_next_write_is_flushed_again() {
-        let fail = Arc::new(AtomicBool::new(true));
+    fn a_failed_flush_fails_its_writers_and_every_later_one() {
+        let fail = Arc::new(AtomicBool::new(false));
         let physical = Arc::new(AtomicU64::new(0));
         let gc = GroupCommit::start(counting(physical.clone(), fail.clone())).unwrap();
+        gc.durable().unwrap();
+        fail.store(true, Ordering::SeqCst);
         let e = gc.durable().unwrap_err();
         assert!(e.to_string().contains("disk full"), "{e}");
+        // The disk is back, but this group commit stays broken: a later flush could otherwise report a
+        // write durable whose own flush failed. Recovery reopens the store instead.
         fail.store(false, Ordering::SeqCst);
-        gc.durable().unwrap();
-        assert_eq!(physical.load(Ordering::SeqCst), 2);
+        let e = gc.durable().unwrap_err();
+        assert!(e.to_string().contains("disk full"), "{e}");
+        assert_eq!(physical.load(Ordering::SeqCst), 2, "no flush runs once one failed");
+    }
+
+    #[test]
+    fn a_panicking_flush_fails_its_writers_instead_of_hanging_them() {
+        let gc = GroupCommit::start(Box::new(|| -> Result<(), StoreError> {
+            panic!("sled: tried to serialize Uninitialized")
+        }))
+        .unwrap();
+        let e = gc.durable().unwrap_err();
+        assert!(e.to_string().contains("panicked"), "{e}");
+        assert!(gc.durable_now().is_err());
+    }
+
+    #[test]
+    fn durable_now_waits_even_inside_deferring() {
+        let physical = Arc::new(AtomicU64::new(0));
+        let gc = GroupCommit::start(counting(physical.clone(), Arc::default())).unwrap();
+        let (done, ticket) = crate::store::deferring(|| gc.durable_now());
+        done.unwrap();
+        assert_eq!(ticket, None, "nothing was deferred");
+        assert_eq!(physical.load(Ordering::SeqCst), 1, "the flush ran before durable_now returned");
     }
 
     #[tokio::test]
@@ -234,11 +275,15 @@ mod tests {
         let ticket = ticket.expect("the write's ticket");
         gc.flushed(ticket).await.unwrap();
         assert!(physical.load(Ordering::SeqCst) >= 1, "awaited before any flush ran");
-        // A failed flush reaches the deferred writer too.
+        // A failed flush reaches the deferred writer too, and a ticket it covered never turns durable.
         fail.store(true, Ordering::SeqCst);
         let (_, ticket) = crate::store::deferring(|| gc.durable());
-        let e = gc.flushed(ticket.unwrap()).await.unwrap_err();
+        let ticket = ticket.unwrap();
+        let e = gc.flushed(ticket).await.unwrap_err();
         assert!(e.to_string().contains("disk full"), "{e}");
+        fail.store(false, Ordering::SeqCst);
+        assert!(gc.durable().is_err());
+        assert!(gc.flushed(ticket).await.is_err(), "still failed after the disk came back");
     }
 
     #[test]

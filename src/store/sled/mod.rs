@@ -485,7 +485,7 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.durable()
+        self.commit.durable_now()
     }
 
     fn probe(&self) -> Result<(), StoreError> {
