@@ -355,16 +355,26 @@ async fn readiness_follows_the_store() {
     assert_eq!(app.state.store.failures(), 1);
 }
 
+/// A sled store in a temporary directory, and a `Storage` that can reopen it from there.
+fn reopenable_sled() -> (tempfile::TempDir, Arc<SledStore>, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let sled = Arc::new(SledStore::open(&path).unwrap());
+    let storage = Storage::new(sled.clone(), Some(StoreConfig::Sled { path }));
+    (dir, sled, storage)
+}
+
+/// The `n`th test audit entry.
+fn entry(n: u64) -> AuditEntry {
+    AuditEntry::new(T0 + n, "test", format!("entry {n}"))
+}
+
 /// Finding 5 on sled itself: a write that sled applied in memory but could not flush is never served; the
 /// failed store is reopened from its files (dropping what it held only in memory) and takes writes again;
 /// an index that was served never changes its entry.
 #[tokio::test]
 async fn a_write_that_failed_to_flush_is_never_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let sled = Arc::new(SledStore::open(&path).unwrap());
-    let storage = Storage::new(sled.clone(), Some(StoreConfig::Sled { path }));
-    let entry = |n: u64| AuditEntry::new(T0 + n, "test", format!("entry {n}"));
+    let (_dir, sled, storage) = reopenable_sled();
     for n in 0..3 {
         storage.run(move |s| s.append_audit(&entry(n))).await.unwrap();
     }
@@ -393,11 +403,7 @@ async fn a_write_that_failed_to_flush_is_never_served() {
 /// (deferred): a failed flush is still an error that takes the store out of service, never an answer.
 #[tokio::test]
 async fn a_deferred_write_that_failed_to_flush_is_an_error_and_is_never_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let sled = Arc::new(SledStore::open(&path).unwrap());
-    let storage = Storage::new(sled.clone(), Some(StoreConfig::Sled { path }));
-    let entry = |n: u64| AuditEntry::new(T0 + n, "test", format!("entry {n}"));
+    let (_dir, sled, storage) = reopenable_sled();
     for n in 0..3 {
         assert_eq!(storage.quick(move |s| s.append_audit(&entry(n))).await.unwrap(), n);
     }
