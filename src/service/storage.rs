@@ -1,7 +1,8 @@
 //! The store as the service uses it (docs/design.md §12, §16): every request reaches it through
 //! [`Storage::run`], off the async threads, or [`Storage::quick`] for the per-request calls of the issuance
-//! and execution paths, which sled runs on the async thread with its flush awaited. A store that fails (a full disk: a flush that cannot complete) is
-//! taken out of service at once: until it recovers, every request that needs it is refused
+//! and execution paths, which sled runs on the async thread with its flush awaited. A store that fails (a
+//! full disk: a flush that cannot complete) is taken out of service at once: until it recovers, every
+//! request that needs it is refused
 //! (`verifier_unavailable`), `/readyz` answers 503, and nothing the failed store holds in memory is served.
 //! Recovery reopens the store from its files (sled keeps an I/O error for good, so the handle that saw it
 //! is dropped) and proves it takes a durable write again; the service then is ready without a restart.
@@ -51,9 +52,7 @@ impl Storage {
         &self,
         f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Fault> {
-        if !self.is_ready() {
-            self.recover().await.map_err(|e| Fault::StoreUnavailable(e.to_string()))?;
-        }
+        self.ready_or_recover().await?;
         let guard = self.slot.clone().read_owned().await;
         let outcome = tokio::task::spawn_blocking(move || match guard.as_ref() {
             Some(store) => f(store.as_ref()),
@@ -61,13 +60,7 @@ impl Storage {
         })
         .await;
         match outcome {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                if failing(&e) {
-                    self.failed(&e);
-                }
-                Err(Fault::Store(e))
-            }
+            Ok(outcome) => outcome.map_err(|e| self.fault(e)),
             Err(e) => Err(Fault::Task(e.to_string())),
         }
     }
@@ -79,9 +72,7 @@ impl Storage {
         &self,
         f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Fault> {
-        if !self.is_ready() {
-            self.recover().await.map_err(|e| Fault::StoreUnavailable(e.to_string()))?;
-        }
+        self.ready_or_recover().await?;
         let guard = self.slot.read().await;
         let store = match guard.as_ref() {
             Some(store) if store.runs_inline() => store.clone(),
@@ -101,12 +92,23 @@ impl Storage {
             (outcome, _) => outcome,
         };
         drop(guard);
-        outcome.map_err(|e| {
-            if failing(&e) {
-                self.failed(&e);
-            }
-            Fault::Store(e)
-        })
+        outcome.map_err(|e| self.fault(e))
+    }
+
+    /// A failed store is recovered first, or the answer is `StoreUnavailable`.
+    async fn ready_or_recover(&self) -> Result<(), Fault> {
+        if !self.is_ready() {
+            self.recover().await.map_err(|e| Fault::StoreUnavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The fault a store error answers with; a failure of the store itself takes it out of service.
+    fn fault(&self, e: StoreError) -> Fault {
+        if failing(&e) {
+            self.failed(&e);
+        }
+        Fault::Store(e)
     }
 
     fn failed(&self, e: &StoreError) {

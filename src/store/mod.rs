@@ -21,7 +21,7 @@ pub use crate::model::{
 
 pub use dump::{migrate, Counters, Dump, MigrateReport};
 pub use postgres::{PgStore, DEFAULT_POOL_SIZE};
-pub use sled::{GroupCommit, SledStore};
+pub use sled::SledStore;
 
 thread_local! {
     /// Inside [`deferring`]: the highest durability ticket a write handed over instead of waiting for it.

@@ -47,16 +47,25 @@ struct State {
     requested: u64,
     progress: Progress,
     flushes: u64,
-    /// The last failure, for the waiters of that flush.
+    /// The failure that broke it, for every waiter it fails.
     error: Option<String>,
     closing: bool,
 }
 
 struct Shared {
     state: Mutex<State>,
-    /// The flusher waits here for work; waiters on their threads wait here for progress.
-    changed: Condvar,
+    /// The flusher waits here for tickets (or closing).
+    work: Condvar,
+    /// Writers waiting on their own threads wait here for the flusher's progress.
+    done: Condvar,
+    /// The same progress for writers that await it.
     progress: watch::Sender<Progress>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 pub type Flush = Box<dyn Fn() -> Result<(), StoreError> + Send>;
@@ -71,7 +80,8 @@ impl GroupCommit {
     pub fn start(flush: Flush) -> Result<Self, StoreError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
-            changed: Condvar::new(),
+            work: Condvar::new(),
+            done: Condvar::new(),
             progress: watch::Sender::new(Progress::default()),
         });
         let theirs = shared.clone();
@@ -82,17 +92,13 @@ impl GroupCommit {
         Ok(Self { shared, flusher: Some(flusher) })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// A ticket for a write that has been applied; the flusher is told.
     fn ticket(&self) -> u64 {
-        let mut s = self.lock();
+        let mut s = self.shared.lock();
         s.requested += 1;
         let ticket = s.requested;
         drop(s);
-        self.shared.changed.notify_all();
+        self.shared.work.notify_one();
         ticket
     }
 
@@ -108,12 +114,12 @@ impl GroupCommit {
 
     /// Waits on this thread for `ticket`.
     pub fn wait(&self, ticket: u64) -> Result<(), StoreError> {
-        let mut s = self.lock();
+        let mut s = self.shared.lock();
         loop {
             if let Some(outcome) = s.progress.outcome(ticket) {
                 return outcome.map_err(|_| failed(&s));
             }
-            s = self.shared.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = self.shared.done.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -126,7 +132,7 @@ impl GroupCommit {
             drop(progress);
             match outcome {
                 Ok(Some(Ok(()))) => Ok(()),
-                Ok(_) => Err(failed(&shared.state.lock().unwrap_or_else(|p| p.into_inner()))),
+                Ok(_) => Err(failed(&shared.lock())),
                 Err(_) => Err(StoreError::Backend("the store was closed before this write was flushed".into())),
             }
         })
@@ -140,7 +146,7 @@ impl GroupCommit {
     }
 
     pub fn flushes(&self) -> u64 {
-        self.lock().flushes
+        self.shared.lock().flushes
     }
 }
 
@@ -151,13 +157,13 @@ fn failed(s: &State) -> StoreError {
 /// The flusher: one flush at a time, each covering every ticket handed out before it started. A flush
 /// that fails (or panics) breaks the group commit; the flusher then only waits to be closed.
 fn run_flusher(shared: &Shared, flush: Flush) {
-    let mut s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = shared.lock();
     loop {
         if s.requested <= s.progress.durable || s.progress.broken {
             if s.closing {
                 return;
             }
-            s = shared.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = shared.work.wait(s).unwrap_or_else(|p| p.into_inner());
             continue;
         }
         let covers = s.requested;
@@ -166,7 +172,7 @@ fn run_flusher(shared: &Shared, flush: Flush) {
             Ok(result) => result,
             Err(_) => Err(StoreError::Backend("the flush panicked".into())),
         };
-        s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        s = shared.lock();
         s.flushes += 1;
         match result {
             Ok(()) => s.progress.durable = covers,
@@ -176,15 +182,15 @@ fn run_flusher(shared: &Shared, flush: Flush) {
             }
         }
         shared.progress.send_replace(s.progress);
-        shared.changed.notify_all();
+        shared.done.notify_all();
     }
 }
 
 impl Drop for GroupCommit {
     /// Flushes what is pending, then stops the flusher (it holds the database: sled's file lock goes with it).
     fn drop(&mut self) {
-        self.lock().closing = true;
-        self.shared.changed.notify_all();
+        self.shared.lock().closing = true;
+        self.shared.work.notify_one();
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();
         }

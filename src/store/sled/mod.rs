@@ -14,7 +14,7 @@ mod hosts;
 mod transient;
 
 use codec::{abort, child_key, decode, encode, tx_append, tx_counter, tx_decode, tx_encode, tx_error};
-pub use group_commit::GroupCommit;
+use group_commit::GroupCommit;
 
 use super::{
     Admission, AttestedState, AuditEntry, Cap, Challenge, ConsoleLink, Dump, EnrollOutcome, ExecStart, ExecutionEnd,
